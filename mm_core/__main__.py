@@ -1,0 +1,5 @@
+"""``python -m mm_core`` = the ``mm`` command."""
+
+from mm_core.cli import main
+
+raise SystemExit(main())

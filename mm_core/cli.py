@@ -1,0 +1,67 @@
+"""The ``mm`` command: one entry point, one subcommand per job.
+
+Subcommand modules are imported only when used, so ``mm --help`` and light commands start fast and
+a missing optional dependency of one command cannot break the others. Each module exposes
+``register(subparsers)``, which adds its parser and sets ``func`` (``args -> exit code``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+# subcommand -> (module, one-line help). Order = order in `mm --help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("mm_core.demo", "offline end-to-end demo on the local exchange simulator"),
+    "collect": ("mm_core.capture.collector", "capture a live feed (BBO/L2/trades) into a run directory"),
+    "replay": ("mm_core.replay", "run a recorded capture through the adapter and book; summarize"),
+    "simexchange": ("mm_core.simexchange.server", "local Kraken-v2-speaking exchange simulator on 127.0.0.1"),
+    "qa": ("mm_core.quality", "data-quality checks of a capture file (PASS/WARN/FAIL)"),
+    "analyze": ("mm_core.latency", "feed-latency analysis of a capture file"),
+    "gate": ("mm_core.gate", "24-hour decision gate over a run directory (PROCEED / FIX-AND-RERUN)"),
+    "daily": ("mm_core.daily", "export per-day latency percentiles and QA status"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``only`` set, just that subcommand's module is imported."""
+    parser = argparse.ArgumentParser(
+        prog="mm",
+        description="mm_core: capture, verify, analyze and (soon) trade crypto market data.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text)
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if only is None and exc.name and exc.name.startswith("mm_core"):
+                sub.add_parser(name, help=f"{help_text} (not available: {exc.name} missing)")
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    only = argv[0] if argv and argv[0] in COMMANDS else None
+    parser = build_parser(only)
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
