@@ -141,11 +141,13 @@ def _check_values(cfg: RuntimeConfig, where: str) -> None:
         raise ConfigError(f"{where}: " + "; ".join(problems))
 
 
-def load_config(path: str | Path | None = None, *, symbol: str | None = None) -> RuntimeConfig:
+def load_config(
+    path: str | Path | None = None, *, symbol: str | None = None, depth: int | None = None
+) -> RuntimeConfig:
     """Load and validate a runtime config (default: the shipped Kraken BTC/EUR one).
 
-    ``symbol`` overrides the instrument symbol (the collector's ``--symbol``); it is validated by
-    the exchange adapter like the file's own symbol.
+    ``symbol`` and ``depth`` override the file (the collector's ``--symbol``/``--depth``); they are
+    validated by the exchange adapter like the file's own values.
     """
     p = Path(path) if path is not None else default_config_path()
     where = str(p)
@@ -157,6 +159,8 @@ def load_config(path: str | Path | None = None, *, symbol: str | None = None) ->
         raise ConfigError(f"{where}: not valid TOML: {exc}") from None
     if symbol is not None:
         raw.setdefault("instrument", {})["symbol"] = symbol
+    if depth is not None:
+        raw.setdefault("feed", {})["book_depth"] = depth
     raw["source"] = where
     try:
         cfg = msgspec.convert(raw, RuntimeConfig)

@@ -1,0 +1,608 @@
+"""The live collector: one WebSocket feed in, one run directory out.
+
+Why it is shaped this way:
+
+* ``ts_capture`` is taken the moment ``recv()`` hands us a frame, before any parsing, so that the
+  measured age (capture − exchange time) includes nothing of our own parsing cost.
+* All protocol knowledge lives in the adapter (sans-IO); this module only moves frames, keeps time,
+  reconnects and writes files. The same code captures Kraken or the local simulator.
+* Everything that can go wrong on a day-long run is an *event* in the log (connects, disconnects,
+  reconnect attempts with their delay, silences, checksum mismatches, resyncs, status changes, clock
+  estimates), so the gate can judge the run afterwards from the files alone.
+* Crash safety: CSV and raw archive are flushed every ``flush_interval_s``, Parquet parts are written
+  atomically, and the summary is replaced atomically; a hard kill loses at most the last interval.
+* Portability: no ``loop.add_signal_handler`` (absent on Windows); plain ``signal.signal`` handlers
+  hand over to the loop with ``call_soon_threadsafe``, and the loop never sleeps longer than a
+  second, so Ctrl+C is honoured promptly on every OS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from mm_core.adapters import FeedSpec, adapter_class
+from mm_core.capture.clock import clock_estimate
+from mm_core.capture.layout import (
+    EVENTS_NAME,
+    EXIT_FATAL,
+    EXIT_MAX_SECONDS,
+    EXIT_SIGNAL,
+    PARQUET_DIR,
+    RAW_DIR,
+    SUMMARY_NAME,
+)
+from mm_core.capture.run_summary import RunSummary
+from mm_core.config import ConfigError, RuntimeConfig, load_config
+from mm_core.events import (
+    ClockEstimate,
+    Connected,
+    Disconnected,
+    Event,
+    Reconnecting,
+    Silence,
+    TopOfBook,
+)
+from mm_core.store.event_log import EventLogWriter
+from mm_core.store.parquet_store import ParquetEventStore
+from mm_core.store.raw_archive import RawArchiveWriter
+from mm_core.store.sample_csv import SampleCsvWriter
+
+SUMMARY_EVERY_S = 5.0
+HEALTHY_AFTER_S = 30.0  # a connection that lived this long resets the backoff exponent
+AGE_BUCKETS_MS = (1, 2, 5, 10, 15, 20, 30, 50, 80, 100, 200, 400, 1000, 5000)
+
+# health events that go to the event log (heartbeats and pongs are counted, not logged)
+_LOGGED_KINDS = frozenset(
+    {"connected", "disconnected", "reconnecting", "silence", "subscription_error", "subscribed",
+     "exchange_status", "clock_estimate", "checksum_mismatch", "resync", "bad_message"}
+)
+
+
+class FatalCaptureError(RuntimeError):
+    """The run cannot continue (rejected subscription, reconnect budget exhausted, bad endpoint)."""
+
+
+class Collector:
+    """Runs one capture until max-seconds, a signal, or a fatal error; returns an exit code."""
+
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        out_csv: Path,
+        *,
+        url: str | None = None,
+        run_dir: Path | None = None,
+        max_seconds: float | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
+        status_every_s: float = 10.0,
+        quiet: bool = False,
+        parquet_flush_s: float = 60.0,
+        seed: int | None = None,
+    ) -> None:
+        self.config = config
+        self.url = url or config.exchange.endpoint
+        self.run_dir = run_dir if run_dir is not None else (out_csv.parent if str(out_csv.parent) else Path("."))
+        self.out_csv = out_csv if out_csv.is_absolute() else out_csv
+        self.max_seconds = max_seconds
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        self.status_every_s = status_every_s
+        self.quiet = quiet
+        self.parquet_flush_s = parquet_flush_s
+        self._rng = random.Random(seed)
+        feed = config.feed
+        self.spec = FeedSpec(
+            symbols=(config.symbol,),
+            channels=tuple(feed.channels),
+            book_depth=feed.book_depth,
+            instruments={config.symbol: config.make_instrument()},
+        )
+        self.adapter = adapter_class(config.exchange.adapter)(self.spec, exchange=config.exchange.name)
+        self.sample_source = "book" if "book" in feed.channels else "ticker"
+        self.summary = RunSummary(
+            exchange=config.exchange.name,
+            symbol=config.symbol,
+            url=self.url,
+            config=config.source,
+            csv=out_csv.name,
+        )
+        self._stop_reason: str | None = None
+        self._ws: ClientConnection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pings: dict[int, int] = {}
+        self._ping_id = 1000
+        self._recent_ages: list[float] = []
+        self._reconnect_times: collections.deque[float] = collections.deque()
+        self._metrics: dict[str, Any] | None = None
+        self._fatal: str | None = None
+
+    # ------------------------------------------------------------------ files
+
+    def _open_files(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if (self.run_dir / SUMMARY_NAME).exists():
+            raise FatalCaptureError(
+                f"run directory {self.run_dir.resolve()} already holds a run ({SUMMARY_NAME}); "
+                "give --out a new folder (or pass --run-dir) so two runs are never mixed"
+            )
+        csv_path = self.run_dir / self.out_csv.name
+        self.csv = SampleCsvWriter(csv_path, self.config.feed.flush_interval_s)
+        self.log = EventLogWriter(self.run_dir / EVENTS_NAME)
+        header = {
+            "exchange": self.config.exchange.name,
+            "adapter": self.config.exchange.adapter,
+            "url": self.url,
+            "symbols": list(self.spec.symbols),
+            "depth": self.spec.book_depth,
+            "channels": list(self.spec.channels),
+            "price_precision": self.config.instrument.price_precision,
+            "qty_precision": self.config.instrument.qty_precision,
+        }
+        self.raw = RawArchiveWriter(self.run_dir / RAW_DIR, header, self.config.feed.flush_interval_s)
+        self.parquet = ParquetEventStore(self.run_dir / PARQUET_DIR, self.parquet_flush_s)
+        self.summary.write(self.run_dir)
+
+    def _close_files(self) -> None:
+        for writer in ("csv", "raw", "parquet", "log"):
+            w = getattr(self, writer, None)
+            if w is not None:
+                try:
+                    w.close()
+                except Exception as exc:  # a failing writer must not stop the others closing
+                    self._say(f"error closing {writer}: {exc}")
+
+    # ------------------------------------------------------------------ events
+
+    def _emit(self, event: Event) -> None:
+        """A health event produced by the collector itself (not parsed from the feed)."""
+        self.log.write(event)
+        self.parquet.add(event)
+
+    def _header(self, ts: int | None = None) -> dict[str, Any]:
+        return {
+            "exchange": self.config.exchange.name,
+            "symbol": self.config.symbol,
+            "ts_exchange": None,
+            "ts_capture": ts if ts is not None else time.time_ns(),
+        }
+
+    def _handle_frame(self, frame: str | bytes, ts_capture: int, ws: ClientConnection) -> None:
+        self.raw.write(frame, ts_capture)
+        self.summary.messages += 1
+        if self._metrics:
+            self._metrics["messages"].inc()
+        for ev in self.adapter.on_message(frame, ts_capture):
+            kind = ev.KIND
+            if kind == "top_of_book":
+                self.parquet.add(ev)
+                if ev.ts_exchange is not None and ev.source == self.sample_source:  # type: ignore[attr-defined]
+                    self.csv.write(ev)  # type: ignore[arg-type]
+                    age = (ts_capture - ev.ts_exchange) / 1e6
+                    self._recent_ages.append(age)
+                    if self._metrics:
+                        self._metrics["age"].observe(age)
+            elif kind in ("book_update", "book_snapshot", "trade"):
+                self.parquet.add(ev)
+            elif kind == "heartbeat":
+                self.summary.heartbeats += 1
+            elif kind == "pong":
+                self._on_pong(ev, ts_capture)
+            else:
+                self.log.write(ev)
+                self.parquet.add(ev)
+                if kind == "resync":
+                    self._send_soon(ws, self.adapter.resync_messages(ev.symbol))
+                elif kind == "subscription_error":
+                    self.summary.subscription_errors += 1
+                    self._fatal = (
+                        f"subscription rejected by {self.url}: {getattr(ev, 'error', '')!s} "
+                        f"(channel {getattr(ev, 'channel', '?')}, symbol {ev.symbol})"
+                    )
+                    self._close_soon(ws)
+
+    def _on_pong(self, ev: Any, t1: int) -> None:
+        t0 = self._pings.pop(ev.req_id, None) if ev.req_id is not None else None
+        if t0 is None or ev.time_in is None or ev.time_out is None:
+            return
+        offset, rtt = clock_estimate(t0, t1, ev.time_in, ev.time_out)
+        est = ClockEstimate(**self._header(t1), offset_ns=offset, rtt_ns=rtt)
+        self.summary.clock_offsets_ms.append(offset / 1e6)
+        self.summary.rtts_ms.append(rtt / 1e6)
+        self._emit(est)
+
+    def _send_soon(self, ws: ClientConnection, messages: list[str]) -> None:
+        async def send() -> None:
+            try:
+                for m in messages:
+                    await ws.send(m)
+            except ConnectionClosed:
+                pass
+
+        asyncio.get_running_loop().create_task(send())
+
+    def _close_soon(self, ws: ClientConnection) -> None:
+        asyncio.get_running_loop().create_task(ws.close())
+
+    def _sync_stats(self) -> None:
+        s, a = self.summary, self.adapter.stats
+        s.book_updates = a.book_updates
+        s.checksums_ok = a.checksums_ok
+        s.checksums_failed = a.checksums_failed
+        s.unverified_updates = a.unverified_updates
+        s.resyncs = a.resyncs
+        s.bad_messages = a.bad_messages
+        s.trades = a.trades
+        s.samples = self.csv.rows
+
+    # ------------------------------------------------------------------ connection
+
+    async def _session(self, attempt: int, deadline: float | None) -> float:
+        """One connection: connect, subscribe, pump frames until it ends. Returns its lifetime (s)."""
+        feed = self.config.feed
+        started = time.monotonic()
+        ws = await connect(
+            self.url,
+            open_timeout=10,
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=2,
+            max_size=2**24,
+            max_queue=4096,
+        )
+        self._ws = ws
+        self.adapter.reset()
+        self.summary.connects += 1
+        self._emit(Connected(**self._header(), url=self.url, attempt=attempt))
+        pinger = asyncio.get_running_loop().create_task(self._pinger(ws, feed.ping_interval_s))
+        reason, code = "closed", None
+        try:
+            for m in self.adapter.subscribe_messages():
+                await ws.send(m)
+            last_frame = time.monotonic()
+            while True:
+                if self._stop_reason or self._fatal:
+                    reason = self._fatal or self._stop_reason or "stop"
+                    break
+                now = time.monotonic()
+                timeout = min(1.0, feed.watchdog_silence_s - (now - last_frame))
+                if deadline is not None:
+                    timeout = min(timeout, deadline - now)
+                    if timeout <= 0:
+                        self._stop_reason = EXIT_MAX_SECONDS
+                        reason = "max_seconds"
+                        break
+                if timeout <= 0:
+                    silent = now - last_frame
+                    self.summary.silences += 1
+                    self._emit(Silence(**self._header(), duration_s=round(silent, 3)))
+                    reason = f"silence {silent:.1f}s (watchdog)"
+                    break
+                try:
+                    async with asyncio.timeout(timeout):
+                        frame = await ws.recv()
+                except TimeoutError:
+                    self._housekeeping()
+                    continue
+                ts = time.time_ns()
+                mono = time.monotonic()
+                gap = mono - last_frame
+                if gap > self.summary.longest_gap_s:
+                    self.summary.longest_gap_s = round(gap, 3)
+                last_frame = mono
+                self._last_frame_mono = mono
+                self._handle_frame(frame, ts, ws)
+                self._housekeeping(mono)
+        except ConnectionClosed as exc:
+            rcvd = exc.rcvd
+            code = rcvd.code if rcvd is not None else 1006
+            reason = (rcvd.reason if rcvd is not None and rcvd.reason else None) or f"connection closed ({code})"
+        finally:
+            pinger.cancel()
+            self._ws = None
+            lifetime = time.monotonic() - started
+            self.summary.connected_s += lifetime
+            self.summary.disconnects += 1
+            self._emit(Disconnected(**self._header(), reason=str(reason)[:200], code=code))
+            await _close_quietly(ws)
+        return lifetime
+
+    async def _pinger(self, ws: ClientConnection, every_s: float) -> None:
+        try:
+            while True:
+                await asyncio.sleep(every_s if self._pings or self.summary.messages else 1.0)
+                self._ping_id += 1
+                self._pings[self._ping_id] = time.time_ns()
+                if len(self._pings) > 100:  # unanswered pings must not pile up forever
+                    self._pings.pop(next(iter(self._pings)))
+                await ws.send(self.adapter.ping_message(self._ping_id))
+        except (ConnectionClosed, asyncio.CancelledError):
+            return
+
+    def _backoff_delay(self, exponent: int) -> float:
+        """Jittered exponential backoff: uniform in [½, 1] × min(max, base·2ⁿ)."""
+        f = self.config.feed
+        cap = min(f.reconnect_max_s, f.reconnect_base_s * (2**min(exponent, 20)))
+        return cap * (0.5 + 0.5 * self._rng.random())
+
+    def _check_budget(self) -> None:
+        f = self.config.feed
+        now = time.monotonic()
+        self._reconnect_times.append(now)
+        while self._reconnect_times and now - self._reconnect_times[0] > f.reconnect_budget_window_s:
+            self._reconnect_times.popleft()
+        if len(self._reconnect_times) > f.reconnect_budget:
+            raise FatalCaptureError(
+                f"reconnect budget exhausted: {len(self._reconnect_times)} reconnects within "
+                f"{f.reconnect_budget_window_s:.0f} s (feed.reconnect_budget = {f.reconnect_budget})"
+            )
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def _housekeeping(self, mono: float | None = None) -> None:
+        mono = time.monotonic() if mono is None else mono
+        self.csv.maybe_flush(mono)
+        self.raw.maybe_flush(mono)
+        self.parquet.maybe_flush(mono)
+        if mono - self._last_summary >= SUMMARY_EVERY_S:
+            self._write_summary()
+        if self.status_every_s > 0 and mono - self._last_status >= self.status_every_s:
+            self._print_status(mono)
+
+    def _write_summary(self) -> None:
+        now = time.time_ns()
+        s = self.summary
+        self._sync_stats()
+        s.duration_s = round((now - s.started_ns) / 1e9, 3)
+        connected = s.connected_s + (time.monotonic() - self._session_started if self._ws else 0.0)
+        s.uptime_share = round(min(1.0, connected / s.duration_s), 6) if s.duration_s > 0 else 0.0
+        if self._ws is not None and hasattr(self, "_last_frame_mono"):
+            s.longest_gap_s = max(s.longest_gap_s, round(time.monotonic() - self._last_frame_mono, 3))
+        s.write(self.run_dir)
+        self._last_summary = time.monotonic()
+
+    def _print_status(self, mono: float) -> None:
+        self._last_status = mono
+        if self.quiet:
+            return
+        ages = sorted(self._recent_ages)
+        self._recent_ages = []
+        if ages:
+            p50 = ages[len(ages) // 2]
+            p99 = ages[min(len(ages) - 1, int(len(ages) * 0.99))]
+            lat = f"age p50 {p50:.1f} ms p99 {p99:.1f} ms"
+        else:
+            lat = "no samples"
+        s = self.summary
+        self._sync_stats()
+        elapsed = (time.time_ns() - s.started_ns) / 1e9
+        state = "connected" if self._ws is not None else "reconnecting"
+        self._say(
+            f"[{elapsed:8.0f}s] {state}: {s.messages} msgs, {s.samples} samples, {lat}, "
+            f"checksums {s.checksums_ok} ok / {s.checksums_failed} bad, {s.reconnects} reconnects"
+        )
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    # ------------------------------------------------------------------ signals & metrics
+
+    def request_stop(self, reason: str = EXIT_SIGNAL) -> None:
+        """Thread/signal-safe: ask the run to finish cleanly (flush and close everything)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        ws = self._ws
+        if ws is not None:
+            asyncio.get_running_loop().create_task(ws.close())
+        self._stop_event.set()
+
+    def _install_signals(self) -> Callable[[], None]:
+        previous: dict[int, Any] = {}
+
+        def handler(signum: int, frame: Any) -> None:
+            self.request_stop(EXIT_SIGNAL)
+
+        names = ["SIGINT", "SIGTERM", "SIGBREAK"]  # SIGBREAK: Ctrl+Break on Windows
+        for name in names:
+            sig = getattr(signal, name, None)
+            if sig is None:
+                continue
+            try:
+                previous[sig] = signal.signal(sig, handler)
+            except (ValueError, OSError):  # not the main thread, or unsupported here
+                pass
+
+        def restore() -> None:
+            for sig, h in previous.items():
+                try:
+                    signal.signal(sig, h)
+                except (ValueError, OSError):
+                    pass
+
+        return restore
+
+    def _start_metrics(self) -> None:
+        if self.metrics_port is None:
+            return
+        from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+        reg = CollectorRegistry()
+        self._metrics = {
+            "messages": Counter("mm_messages", "frames received", registry=reg),
+            "reconnects": Counter("mm_reconnects", "reconnect attempts", registry=reg),
+            "age": Histogram("mm_feed_age_ms", "feed age (capture - exchange time), ms",
+                             buckets=AGE_BUCKETS_MS, registry=reg),
+        }
+        start_http_server(self.metrics_port, addr=self.metrics_host, registry=reg)
+        self._say(f"metrics on http://{self.metrics_host}:{self.metrics_port}/metrics")
+
+    # ------------------------------------------------------------------ main loop
+
+    async def run_async(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        self._last_summary = self._last_status = time.monotonic()
+        self._session_started = time.monotonic()
+        self._open_files()
+        self._start_metrics()
+        restore_signals = self._install_signals()
+        deadline = time.monotonic() + self.max_seconds if self.max_seconds else None
+        self._say(f"collecting {self.config.symbol} from {self.url} into {self.run_dir.resolve()}")
+        exponent = 0
+        attempt = 0
+        try:
+            while True:
+                if self._stop_reason:
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    self._stop_reason = EXIT_MAX_SECONDS
+                    break
+                try:
+                    self._session_started = time.monotonic()
+                    lifetime = await self._session(attempt, deadline)
+                    if lifetime >= HEALTHY_AFTER_S:
+                        exponent = 0
+                except (OSError, InvalidHandshake, asyncio.TimeoutError, TimeoutError) as exc:
+                    self._emit(Disconnected(**self._header(), reason=f"connect failed: {exc}"[:200]))
+                    self.summary.disconnects += 1
+                except InvalidURI as exc:
+                    raise FatalCaptureError(f"bad endpoint URL {self.url!r}: {exc}") from None
+                if self._fatal:
+                    raise FatalCaptureError(self._fatal)
+                if self._stop_reason:
+                    break
+                # reconnect with jittered exponential backoff, within the budget
+                self._check_budget()
+                attempt += 1
+                delay = self._backoff_delay(exponent)
+                exponent += 1
+                self.summary.reconnects += 1
+                if self._metrics:
+                    self._metrics["reconnects"].inc()
+                self._emit(Reconnecting(**self._header(), attempt=attempt, delay_s=round(delay, 3)))
+                self._say(f"reconnecting in {delay:.1f} s (attempt {attempt})")
+                await self._sleep(delay, deadline)
+            self.summary.exit_reason = self._stop_reason or EXIT_MAX_SECONDS
+            return 0
+        except FatalCaptureError as exc:
+            self.summary.exit_reason = EXIT_FATAL
+            self.summary.fatal_error = str(exc)
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return 1
+        finally:
+            restore_signals()
+            self.summary.ended_ns = time.time_ns()
+            try:
+                self._write_summary()
+            finally:
+                self._close_files()
+            self._print_final()
+
+    async def _sleep(self, delay: float, deadline: float | None) -> None:
+        end = time.monotonic() + delay
+        if deadline is not None:
+            end = min(end, deadline)
+        while not self._stop_reason:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                async with asyncio.timeout(min(1.0, left)):
+                    await self._stop_event.wait()
+            except TimeoutError:
+                self._housekeeping()
+
+    def _print_final(self) -> None:
+        s = self.summary
+        self._say(
+            f"done ({s.exit_reason}{': ' + s.fatal_error if s.fatal_error else ''}): "
+            f"{s.duration_s:.1f} s, {s.messages} msgs, {s.samples} samples, "
+            f"{s.checksums_ok} checksums ok, {s.checksums_failed} failed, {s.reconnects} reconnects; "
+            f"files in {self.run_dir.resolve()}"
+        )
+
+    def run(self) -> int:
+        """Blocking entry point (a fresh event loop; the default loop on every OS)."""
+        return asyncio.run(self.run_async())
+
+
+async def _close_quietly(ws: ClientConnection) -> None:
+    try:
+        await asyncio.wait_for(ws.close(), 3)
+    except Exception:
+        pass
+
+
+# ---------------------------------------------------------------------- CLI
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--symbol", help="pair to capture, e.g. BTC/EUR (default: the config's)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="sample CSV to write; its folder becomes the run directory")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--url", help="WebSocket endpoint (default: the config's, e.g. wss://ws.kraken.com/v2)")
+    p.add_argument("--config", type=Path, help="runtime config TOML (default: config/kraken-btc-eur.toml)")
+    p.add_argument("--run-dir", type=Path, help="run directory (default: the folder of --out)")
+    p.add_argument("--depth", type=int, help="book depth override (10, 25, 100, 500, 1000)")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (opt-in)")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="metrics bind address (default 127.0.0.1)")
+    p.add_argument("--status-every", type=float, default=10.0, help="status line period in seconds")
+    p.add_argument("--parquet-flush-s", type=float, default=60.0, help="Parquet part period in seconds")
+    p.add_argument("--quiet", action="store_true", help="no status lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config, symbol=args.symbol, depth=args.depth)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    collector = Collector(
+        cfg,
+        args.out,
+        url=args.url,
+        run_dir=args.run_dir,
+        max_seconds=args.max_seconds,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        status_every_s=args.status_every,
+        quiet=args.quiet,
+        parquet_flush_s=args.parquet_flush_s,
+    )
+    try:
+        return collector.run()
+    except FatalCaptureError as exc:  # raised before the loop started (e.g. run dir in use)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("collect", help="capture a live feed (BBO/L2/trades) into a run directory",
+                       description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="collector.py", description="mm_core live collector")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
