@@ -1,0 +1,1013 @@
+"""``mm simexchange``: a local WebSocket server that speaks Kraken WS v2 (public channels).
+
+One :class:`~mm_core.simexchange.market.MarketModel` drives every connection (the exchange has one
+book); each connection has its own subscriptions, depth view, latency path and fault dice.
+
+Time: the model runs on the wall clock; a message's exchange timestamp is the moment it is created
+here; it leaves after a sampled delay (:mod:`.latency`), in order. Requests are held for an inbound
+delay from the same path before they are answered, so ``time_in``/``time_out`` sit in the middle
+of the round trip as they would on a real link (a client's clock-offset estimate stays unbiased).
+
+Use it three ways:
+
+- CLI: ``mm simexchange --port 0 --seed 1 --faults disconnect:every=20s --log sim.jsonl``
+  prints ``listening on ws://127.0.0.1:PORT`` (flushed) and serves until SIGINT/SIGTERM or
+  ``--max-seconds``;
+- asyncio: ``async with SimExchange(port=0, seed=1) as sim: ... sim.url ...``;
+- threads (sync tests, the demo): ``with run_in_background(seed=1) as sim: ... sim.url ...``;
+  or a child process: ``proc = spawn_process(["--seed", "1"])``.
+
+The ``--log`` JSONL records (one object per line, every one with ``kind`` and ``t_ns``) are listed
+in :class:`SimLog`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from mm_core.simexchange import protocol
+from mm_core.simexchange.faults import FaultDice, FaultPlan, FaultRule, FaultSpecError
+from mm_core.simexchange.latency import DelayStats, InOrderDelivery, LatencyConfig, make_latency
+from mm_core.simexchange.market import (
+    BookChange,
+    DepthView,
+    LevelBook,
+    MarketModel,
+    MarketParams,
+    TickerStats,
+    TradePrint,
+)
+
+DEFAULT_SYMBOL = "BTC/EUR"
+LISTENING_PREFIX = "listening on "
+
+# queue item fields (a tuple: cheapest thing to build per message)
+_DELIVER, _CREATED, _DELAY, _REGIME, _PAYLOAD, _CHANNEL, _TYPE, _STAMPED, _FAULT = range(9)
+
+
+class SimLog:
+    """The ``--log`` JSONL file. Records (exact keys):
+
+    - ``start``: t_ns, url, seed, symbol, predictive, latency (config dict or null), faults (SPEC),
+      updates_per_second, trades_per_second, heartbeat_interval_s
+    - ``connect``: t_ns, conn (index from 1), connection_id, peer
+    - ``msg`` (one per frame sent; off with ``log_messages=False``): t_ns (= sent_ns), conn, seq
+      (1.. per connection), channel (book|ticker|trade|heartbeat|status|subscribe|unsubscribe|
+      pong|error), type (snapshot|update|malformed|ack|null), ts_exchange (creation time, ns; equals
+      the wire ``timestamp``/``time_out`` when ``stamped``), stamped (the wire carries ts_exchange),
+      delay_ns (sampled), intended_ns (in-order delivery time = max(prev, ts_exchange + delay)),
+      sent_ns (actual send time), regime (normal|degraded|unsafe)
+    - ``request``: t_ns (= time_in), conn, method, req_id, recv_ns, delay_ns (inbound)
+    - ``fault``: t_ns, fault (disconnect|stall|malformed|bad_checksum|maintenance), conn (null =
+      whole exchange) and per kind: disconnect -> mode; stall -> phase (start|end), duration_s,
+      then, dropped (end); malformed -> seq, channel, ts_exchange, variant; bad_checksum -> seq,
+      channel, ts_exchange, checksum_sent, checksum_true; maintenance -> phase, duration_s,
+      connections. Frame faults are logged when the frame is actually sent.
+    - ``disconnect``: t_ns, conn, code, reason, messages
+    - ``latency_summary``: t_ns, conn (null = all connections), count, delay_ms and lag_ms
+      (p50, p90, p95, p99, max, mean; lag = sent - ts_exchange), regime_share
+    - ``stop``: t_ns, uptime_s, connections, messages, faults (counts by kind), model (counts)
+    """
+
+    def __init__(self, path: Optional[Union[str, os.PathLike[str]]], messages: bool = True) -> None:
+        self.path = Path(path) if path is not None else None
+        self._want_messages = messages
+        self._fh: Optional[Any] = None
+        self.messages = False
+
+    def open(self) -> None:
+        """Create (truncate) the file; until then, and without a path, writes are no-ops."""
+        if self.path is not None and self._fh is None:
+            self._fh = open(self.path, "wb")
+            self.messages = self._want_messages
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._fh is not None:
+            self._fh.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+            self.messages = False
+
+
+class _Conn:
+    """Per-connection state: subscriptions, outgoing queue, latency path, fault state."""
+
+    def __init__(self, index: int, ws: ServerConnection, connection_id: int, sim: "SimExchange") -> None:
+        self.index = index
+        self.ws = ws
+        self.connection_id = connection_id
+        self.latency = make_latency(sim.latency, (sim.seed, index, 0x1A7))
+        self.delivery = InOrderDelivery(self.latency)
+        self.inbound = InOrderDelivery(self.latency)
+        self.dice = FaultDice(sim.faults, sim.seed, index)
+        self.queue: deque[tuple[Any, ...]] = deque()
+        self.wake = asyncio.Event()
+        self.inbox: asyncio.Queue[tuple[int, Union[str, bytes]]] = asyncio.Queue()
+        self.book_depth: Optional[int] = None
+        self.ticker: Optional[str] = None  # event_trigger when subscribed
+        self.trade = False
+        self.stall_until_ns = 0
+        self.stall_then = "flush"
+        self.dropped = 0
+        self.pending_malformed: Optional[str] = None
+        self.pending_bad_checksum = False
+        self.last_enqueued_ns = time.time_ns()
+        self.seq = 0
+        self.stats = DelayStats()
+        self.closed = False
+
+    @property
+    def subscribed(self) -> bool:
+        return self.book_depth is not None or self.ticker is not None or self.trade
+
+
+class SimExchange:
+    """The simulator as an object: ``await start()`` / ``await stop()`` or ``async with``.
+
+    ``latency=None`` means no delay at all; ``faults`` is a :class:`FaultPlan` or a SPEC string.
+    ``updates_per_second``/``trades_per_second`` override ``market``'s rates.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        seed: int = 0,
+        symbol: str = DEFAULT_SYMBOL,
+        predictive: bool = True,
+        latency: Optional[LatencyConfig] = LatencyConfig(),
+        faults: Union[FaultPlan, str, None] = None,
+        log_path: Optional[Union[str, os.PathLike[str]]] = None,
+        log_messages: bool = True,
+        updates_per_second: Optional[float] = None,
+        trades_per_second: Optional[float] = None,
+        heartbeat_interval_s: float = 1.0,
+        market: Optional[MarketParams] = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.seed = seed
+        self.symbol = symbol
+        self.predictive = predictive
+        self.latency = latency
+        self.faults = faults if isinstance(faults, FaultPlan) else FaultPlan.parse(faults)
+        self.market_params = market or MarketParams()
+        self._rates = (updates_per_second, trades_per_second)
+        self.heartbeat_ns = int(heartbeat_interval_s * 1e9)
+        self.log = SimLog(log_path, log_messages)
+        self.url = ""
+        self.started_ns = 0
+        self.model: Optional[MarketModel] = None
+        self.book = LevelBook()
+        self.ticker_stats = TickerStats(0)
+        self.stats_all = DelayStats()
+        self.messages_sent = 0
+        self.fault_counts: dict[str, int] = {}
+        self._conns: dict[int, _Conn] = {}
+        self._conn_counter = itertools.count(1)
+        self._conn_total = 0
+        self._views: dict[int, DepthView] = {}
+        self._book_subs: dict[int, dict[int, _Conn]] = {}
+        self._ticker_subs: dict[str, dict[int, _Conn]] = {t: {} for t in protocol.EVENT_TRIGGERS}
+        self._trade_subs: dict[int, _Conn] = {}
+        self._recent_trades: deque[TradePrint] = deque(maxlen=protocol.TRADE_SNAPSHOT_SIZE)
+        self._last_bbo: Optional[tuple[int, int, int, int]] = None
+        self._system = "online"
+        self._shift_ns = 0  # model time -> wall time (grows by each maintenance pause)
+        self._last_ts_ns = 0
+        self._maintenance_start_ns = 0
+        self._resumed = asyncio.Event()
+        self._server: Optional[Server] = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> "SimExchange":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> str:
+        """Bind, start the market, return the URL (``ws://host:port``)."""
+        self.started_ns = time.time_ns() // 1000 * 1000
+        ups, tps = self._rates
+        self.model = MarketModel(
+            self.seed,
+            self.predictive,
+            start_ns=self.started_ns,
+            params=self.market_params,
+            updates_per_second=ups,
+            trades_per_second=tps,
+        )
+        self.book = self.model.book.copy()
+        self._last_bbo = self.book.bbo()
+        self.ticker_stats = TickerStats(self.model.open_ticks)
+        self._resumed.set()
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            compression=None,
+            ping_interval=None,  # no protocol pings from us: a stall must be total silence
+            close_timeout=2,
+            max_size=1 << 20,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.url = f"ws://{self.host}:{self.port}"
+        self.log.open()
+        self.log.write(self._start_record())
+        self.log.flush()
+        self._tasks = [
+            asyncio.create_task(self._pump()),
+            asyncio.create_task(self._heartbeats()),
+            asyncio.create_task(self._flusher()),
+        ]
+        if any(rule.timed for rule in self.faults.rules):
+            self._tasks.append(asyncio.create_task(self._fault_schedule()))
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop the market, close every connection (1001), write summaries, close the log."""
+        if self._stopped or self._server is None:
+            return
+        self._stopped = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), 5.0)
+        now = time.time_ns()
+        self.log.write({"kind": "latency_summary", "t_ns": now, "conn": None, **self.stats_all.summary()})
+        self.log.write(self._stop_record(now))
+        self.log.close()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for humans and tests."""
+        return {
+            "url": self.url,
+            "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 3) if self.started_ns else 0.0,
+            "connections": self._conn_total,
+            "open_connections": len(self._conns),
+            "messages": self.messages_sent,
+            "faults": dict(self.fault_counts),
+            "model": dict(self.model.counts) if self.model else {},
+        }
+
+    def _start_record(self) -> dict[str, Any]:
+        ups, tps = self._rates
+        return {
+            "kind": "start",
+            "t_ns": self.started_ns,
+            "url": self.url,
+            "seed": self.seed,
+            "symbol": self.symbol,
+            "predictive": self.predictive,
+            "latency": self.latency.to_dict() if self.latency else None,
+            "faults": self.faults.spec,
+            "updates_per_second": ups if ups is not None else self.market_params.updates_per_second,
+            "trades_per_second": tps if tps is not None else self.market_params.trades_per_second,
+            "heartbeat_interval_s": self.heartbeat_ns / 1e9,
+        }
+
+    def _stop_record(self, now: int) -> dict[str, Any]:
+        stats = self.stats()
+        return {
+            "kind": "stop",
+            "t_ns": now,
+            "uptime_s": stats["uptime_s"],
+            "connections": stats["connections"],
+            "messages": self.messages_sent,
+            "faults": dict(self.fault_counts),
+            "model": stats["model"],
+        }
+
+    async def _flusher(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            self.log.flush()
+
+    # ------------------------------------------------------------------ connections
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        index = next(self._conn_counter)
+        self._conn_total = index
+        conn_id = int(np.random.default_rng((self.seed, index, 0xC0)).integers(1, 2**63 - 1))
+        conn = _Conn(index, ws, conn_id, self)
+        self._conns[index] = conn
+        peer = ws.remote_address
+        self.log.write({"kind": "connect", "t_ns": time.time_ns(), "conn": index, "connection_id": conn_id, "peer": str(peer)})
+        self._enqueue(conn, protocol.status(self._system, conn_id), time.time_ns(), "status", "update", False)
+        writer = asyncio.create_task(self._writer(conn))
+        processor = asyncio.create_task(self._processor(conn))
+        try:
+            async for raw in ws:
+                conn.inbox.put_nowait((time.time_ns(), raw))
+        except ConnectionClosed:
+            pass
+        finally:
+            self._close_conn(conn)
+            for task in (writer, processor):
+                task.cancel()
+            for task in (writer, processor):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def _close_conn(self, conn: _Conn) -> None:
+        conn.closed = True
+        self._conns.pop(conn.index, None)
+        self._drop_book(conn)
+        for subs in self._ticker_subs.values():
+            subs.pop(conn.index, None)
+        self._trade_subs.pop(conn.index, None)
+        self.stats_all.merge(conn.stats)
+        now = time.time_ns()
+        ws = conn.ws
+        self.log.write(
+            {"kind": "disconnect", "t_ns": now, "conn": conn.index, "code": ws.close_code, "reason": ws.close_reason, "messages": conn.seq}
+        )
+        self.log.write({"kind": "latency_summary", "t_ns": now, "conn": conn.index, **conn.stats.summary()})
+
+    def _enqueue(
+        self,
+        conn: _Conn,
+        payload: bytes,
+        created_ns: int,
+        channel: str,
+        mtype: Optional[str],
+        stamped: bool,
+        fault: Optional[dict[str, Any]] = None,
+    ) -> None:
+        """Schedule one frame on a connection: in-order delivery after a sampled delay."""
+        if conn.closed:
+            return
+        if conn.stall_until_ns and conn.stall_then == "drop" and created_ns < conn.stall_until_ns:
+            conn.dropped += 1
+            return
+        deliver, delay = conn.delivery.schedule(created_ns)
+        conn.queue.append((deliver, created_ns, delay, conn.latency.regime, payload, channel, mtype, stamped, fault))
+        conn.last_enqueued_ns = created_ns
+        conn.wake.set()
+
+    async def _writer(self, conn: _Conn) -> None:
+        """Send each frame at its delivery time; nothing at all while stalled."""
+        queue, ws = conn.queue, conn.ws
+        try:
+            while True:
+                if not queue:
+                    conn.wake.clear()
+                    await conn.wake.wait()
+                    continue
+                now = time.time_ns()
+                wait_ns = max(conn.stall_until_ns, queue[0][_DELIVER]) - now
+                if wait_ns > 0:
+                    await asyncio.sleep(wait_ns / 1e9)
+                    continue
+                while queue and queue[0][_DELIVER] <= now and now >= conn.stall_until_ns:
+                    item = queue.popleft()
+                    await ws.send(item[_PAYLOAD], text=True)
+                    self._on_sent(conn, item, time.time_ns())
+        except ConnectionClosed:
+            pass
+
+    def _on_sent(self, conn: _Conn, item: tuple[Any, ...], sent_ns: int) -> None:
+        conn.seq += 1
+        self.messages_sent += 1
+        created, delay = item[_CREATED], item[_DELAY]
+        conn.stats.add(delay, sent_ns - created, item[_REGIME])
+        log = self.log
+        if log.messages:
+            log.write(
+                {
+                    "kind": "msg",
+                    "t_ns": sent_ns,
+                    "conn": conn.index,
+                    "seq": conn.seq,
+                    "channel": item[_CHANNEL],
+                    "type": item[_TYPE],
+                    "ts_exchange": created,
+                    "stamped": item[_STAMPED],
+                    "delay_ns": delay,
+                    "intended_ns": item[_DELIVER],
+                    "sent_ns": sent_ns,
+                    "regime": item[_REGIME],
+                }
+            )
+        fault = item[_FAULT]
+        if fault is not None:
+            self._fault_record(
+                {"conn": conn.index, "seq": conn.seq, "channel": item[_CHANNEL], "ts_exchange": created, **fault},
+                sent_ns,
+            )
+
+    async def _heartbeats(self) -> None:
+        """``{"channel":"heartbeat"}`` after ~1 s without any other frame, once subscribed."""
+        hb = self.heartbeat_ns
+        while True:
+            await asyncio.sleep(min(0.1, hb / 10e9))
+            now = time.time_ns()
+            for conn in list(self._conns.values()):
+                if conn.subscribed and now >= conn.stall_until_ns and now - conn.last_enqueued_ns >= hb:
+                    self._enqueue(conn, protocol.HEARTBEAT, now, "heartbeat", None, False)
+
+    # ------------------------------------------------------------------ requests
+
+    async def _processor(self, conn: _Conn) -> None:
+        """Answer requests in order, each after its inbound delay."""
+        while True:
+            recv_ns, raw = await conn.inbox.get()
+            at, delay = conn.inbound.schedule(recv_ns)
+            now = time.time_ns()
+            if at > now:
+                await asyncio.sleep((at - now) / 1e9)
+            time_in = time.time_ns()
+            req = protocol.parse_request(raw)
+            if self.log.messages:
+                self.log.write(
+                    {"kind": "request", "t_ns": time_in, "conn": conn.index, "method": req.method, "req_id": req.req_id, "recv_ns": recv_ns, "delay_ns": delay}
+                )
+            self._dispatch(conn, req, time_in)
+
+    def _dispatch(self, conn: _Conn, req: protocol.Request, time_in: int) -> None:
+        if req.error is not None:
+            self._error(conn, req.method, req.error, time_in, req.req_id)
+        elif req.method == "ping":
+            t_out = time.time_ns()
+            self._enqueue(conn, protocol.pong(req.req_id, time_in, t_out), t_out, "pong", None, True)
+        elif req.method in ("subscribe", "unsubscribe"):
+            sub = protocol.parse_subscription(req.method, req.params)
+            if isinstance(sub, str):
+                self._error(conn, req.method, sub, time_in, req.req_id)
+                return
+            for symbol in sub.symbols:
+                if symbol != self.symbol:
+                    self._error(conn, req.method, f"Currency pair not supported {symbol}", time_in, req.req_id, symbol)
+                elif req.method == "subscribe":
+                    self._subscribe(conn, sub, symbol, time_in, req.req_id)
+                else:
+                    self._unsubscribe(conn, sub, symbol, time_in, req.req_id)
+        else:
+            self._error(conn, req.method, "Method not supported", time_in, req.req_id)
+
+    def _error(self, conn: _Conn, method: Optional[str], text: str, time_in: int, req_id: Any, symbol: Optional[str] = None) -> None:
+        t_out = time.time_ns()
+        self._enqueue(conn, protocol.error(method, text, time_in, t_out, req_id, symbol), t_out, "error", None, True)
+
+    def _ack(self, conn: _Conn, method: str, result: dict[str, Any], time_in: int, req_id: Any) -> int:
+        t_out = time.time_ns()
+        self._enqueue(conn, protocol.ack(method, result, time_in, t_out, req_id), t_out, method, "ack", True)
+        return t_out
+
+    def _subscribe(self, conn: _Conn, sub: protocol.Subscription, symbol: str, time_in: int, req_id: Any) -> None:
+        channel = sub.channel
+        already = {"book": conn.book_depth is not None, "ticker": conn.ticker is not None, "trade": conn.trade}
+        if already[channel]:
+            self._error(conn, "subscribe", "Already subscribed", time_in, req_id, symbol)
+            return
+        if channel == "book":
+            self._add_book(conn, sub.depth)
+        elif channel == "ticker":
+            conn.ticker = sub.event_trigger
+            self._ticker_subs[sub.event_trigger][conn.index] = conn
+        else:
+            conn.trade = True
+            self._trade_subs[conn.index] = conn
+        t_out = self._ack(conn, "subscribe", sub.result(symbol, "subscribe"), time_in, req_id)
+        if sub.snapshot:
+            self._send_snapshot(conn, channel, sub.depth, t_out)
+
+    def _send_snapshot(self, conn: _Conn, channel: str, depth: int, now: int) -> None:
+        if channel == "book":
+            bids, asks = self.book.top(depth)
+            payload = protocol.book_snapshot(self.symbol, bids, asks, protocol.book_checksum(self.book))
+        elif channel == "ticker":
+            payload = protocol.ticker(self.symbol, self.book, self.ticker_stats, now, "snapshot")
+        else:
+            payload = protocol.trades(self.symbol, list(self._recent_trades), "snapshot")
+        self._send_data(conn, payload, now, channel, "snapshot", stamped=False)
+
+    def _unsubscribe(self, conn: _Conn, sub: protocol.Subscription, symbol: str, time_in: int, req_id: Any) -> None:
+        channel = sub.channel
+        if channel == "book" and conn.book_depth == sub.depth:
+            self._drop_book(conn)
+        elif channel == "ticker" and conn.ticker is not None:
+            self._ticker_subs[conn.ticker].pop(conn.index, None)
+            sub = dataclasses.replace(sub, event_trigger=conn.ticker)  # echo what was subscribed
+            conn.ticker = None
+        elif channel == "trade" and conn.trade:
+            self._trade_subs.pop(conn.index, None)
+            conn.trade = False
+        else:
+            self._error(conn, "unsubscribe", "Subscription Not Found", time_in, req_id, symbol)
+            return
+        self._ack(conn, "unsubscribe", sub.result(symbol, "unsubscribe"), time_in, req_id)
+
+    def _add_book(self, conn: _Conn, depth: int) -> None:
+        if depth not in self._views:
+            view = DepthView(depth)
+            view.snapshot(self.book)
+            self._views[depth] = view
+            self._book_subs[depth] = {}
+        self._book_subs[depth][conn.index] = conn
+        conn.book_depth = depth
+
+    def _drop_book(self, conn: _Conn) -> None:
+        depth = conn.book_depth
+        if depth is None:
+            return
+        conn.book_depth = None
+        subs = self._book_subs.get(depth, {})
+        subs.pop(conn.index, None)
+        if not subs:  # nobody holds this depth any more: its view would go stale
+            self._views.pop(depth, None)
+            self._book_subs.pop(depth, None)
+
+    # ------------------------------------------------------------------ market
+
+    async def _pump(self) -> None:
+        """Publish model events when due (batched when several are due).
+
+        The wire timestamp is the publish time (µs), not the model's due time: the event loop
+        wakes up to ~1 ms late, and that lateness must not show up as injected delay.
+        """
+        assert self.model is not None
+        events = self.model.events()
+        ev = next(events)
+        trades: list[TradePrint] = []
+        while True:
+            if self._maintenance_start_ns:
+                await self._resumed.wait()
+                continue
+            now = time.time_ns()
+            due = ev.ts_ns + self._shift_ns
+            if due > now:
+                await asyncio.sleep((due - now) / 1e9)
+                continue
+            # stamped when actually published (a late wake-up must not count as network delay)
+            ts = max(now // 1000 * 1000, self._last_ts_ns)
+            self._last_ts_ns = ts
+            while due <= now and not self._maintenance_start_ns:
+                if type(ev) is TradePrint:
+                    trades.append(ev._replace(ts_ns=ts))
+                else:
+                    if trades:
+                        self._publish_trades(trades)
+                        trades = []
+                    self._publish_book(ev, ts)
+                ev = next(events)
+                due = ev.ts_ns + self._shift_ns
+            if trades:
+                self._publish_trades(trades)
+                trades = []
+
+    def _publish_book(self, change: BookChange, ts: int) -> None:
+        book = self.book
+        book.apply(change)
+        checksum: Optional[int] = None
+        for depth, view in self._views.items():
+            bids, asks = view.update(book, change)
+            if not bids and not asks:
+                continue
+            if checksum is None:
+                checksum = protocol.book_checksum(book)
+            payload = protocol.book_update(self.symbol, bids, asks, checksum, ts)
+            for conn in list(self._book_subs[depth].values()):
+                if conn.pending_bad_checksum or (conn.dice.active and conn.dice.bad_checksum()):
+                    conn.pending_bad_checksum = False
+                    wrong = conn.dice.wrong_checksum(checksum)
+                    bad = protocol.book_update(self.symbol, bids, asks, wrong, ts)
+                    fault = {"fault": "bad_checksum", "checksum_sent": wrong, "checksum_true": checksum}
+                    self._send_data(conn, bad, ts, "book", "update", fault=fault)
+                else:
+                    self._send_data(conn, payload, ts, "book", "update")
+        bbo = book.bbo()
+        if bbo != self._last_bbo:
+            self._last_bbo = bbo
+            subs = self._ticker_subs["bbo"]
+            if subs:
+                payload = protocol.ticker(self.symbol, book, self.ticker_stats, ts)
+                for conn in list(subs.values()):
+                    self._send_data(conn, payload, ts, "ticker", "update")
+
+    def _publish_trades(self, prints: list[TradePrint]) -> None:
+        for p in prints:
+            self.ticker_stats.on_trade(p)
+            self._recent_trades.append(p)
+        ts = prints[-1].ts_ns
+        if self._trade_subs:
+            payload = protocol.trades(self.symbol, prints)
+            for conn in list(self._trade_subs.values()):
+                self._send_data(conn, payload, ts, "trade", "update")
+        subs = self._ticker_subs["trades"]
+        if subs:
+            payload = protocol.ticker(self.symbol, self.book, self.ticker_stats, ts)
+            for conn in list(subs.values()):
+                self._send_data(conn, payload, ts, "ticker", "update")
+
+    def _send_data(
+        self,
+        conn: _Conn,
+        payload: bytes,
+        ts: int,
+        channel: str,
+        mtype: str,
+        *,
+        stamped: bool = True,
+        fault: Optional[dict[str, Any]] = None,
+    ) -> None:
+        """A data frame, preceded by a malformed one when a fault says so."""
+        variant = conn.pending_malformed
+        if variant is None and conn.dice.active:
+            variant = conn.dice.malformed()
+        if variant is not None:
+            conn.pending_malformed = None
+            bad = protocol.malformed(variant, payload, channel, self.symbol)
+            self._enqueue(conn, bad, ts, channel, "malformed", False, {"fault": "malformed", "variant": variant})
+        self._enqueue(conn, payload, ts, channel, mtype, stamped, fault)
+
+    # ------------------------------------------------------------------ faults
+
+    def inject(self, kind: str, conn: Optional[int] = None, **params: Any) -> None:
+        """Fire one fault now (tests, demo), e.g. ``inject("stall", duration=3, then="drop")``.
+
+        Parameters are those of the SPEC grammar (:mod:`.faults`); ``conn`` limits it to one
+        connection index. Call from the server's event loop (see :meth:`BackgroundSim.inject`).
+        """
+        text = ":".join([kind, "at=0"] + [f"{k}={v}" for k, v in params.items()])
+        self._apply_fault(FaultPlan.parse(text).rules[0], conn)
+
+    async def _fault_schedule(self) -> None:
+        for fault in self.faults.timeline(self.seed):
+            due = self.started_ns + int(fault.t_s * 1e9)
+            now = time.time_ns()
+            if due > now:
+                await asyncio.sleep((due - now) / 1e9)
+            self._apply_fault(fault.rule)
+
+    def _apply_fault(self, rule: FaultRule, only: Optional[int] = None) -> None:
+        if rule.kind == "maintenance":
+            self._begin_maintenance(rule)
+            return
+        conns = [c for c in self._conns.values() if only is None or c.index == only]
+        if not conns:
+            self._fault_record({"fault": rule.kind, "conn": None, "note": "no open connection"})
+        for conn in conns:
+            if rule.kind == "disconnect":
+                self._fault_record({"fault": "disconnect", "conn": conn.index, "mode": rule.mode})
+                self._disconnect(conn, rule.mode)
+            elif rule.kind == "stall":
+                self._begin_stall(conn, rule)
+            elif rule.kind == "malformed":
+                conn.pending_malformed = conn.dice.pick_variant(rule.variant)
+            elif rule.kind == "bad_checksum":
+                conn.pending_bad_checksum = True
+
+    def _fault_record(self, record: dict[str, Any], t_ns: Optional[int] = None) -> None:
+        kind = record["fault"]
+        self.fault_counts[kind] = self.fault_counts.get(kind, 0) + 1
+        self.log.write({"kind": "fault", "t_ns": t_ns or time.time_ns(), **record})
+        self.log.flush()
+
+    def _disconnect(self, conn: _Conn, mode: str) -> None:
+        if mode == "abort":  # no close frame: the client sees 1006
+            conn.ws.transport.abort()
+        else:
+            asyncio.ensure_future(conn.ws.close(1001, "simulated disconnect"))
+
+    def _begin_stall(self, conn: _Conn, rule: FaultRule) -> None:
+        now = time.time_ns()
+        conn.stall_until_ns = max(conn.stall_until_ns, now + int(rule.duration_s * 1e9))
+        conn.stall_then = rule.then
+        if rule.then == "drop":
+            conn.dropped = len(conn.queue)
+            conn.queue.clear()
+        self._fault_record(
+            {"fault": "stall", "phase": "start", "conn": conn.index, "duration_s": rule.duration_s, "then": rule.then}, now
+        )
+        asyncio.get_running_loop().call_later(rule.duration_s, self._end_stall, conn, rule)
+
+    def _end_stall(self, conn: _Conn, rule: FaultRule) -> None:
+        if conn.closed or time.time_ns() < conn.stall_until_ns - 1_000_000:
+            return  # gone, or a later stall extended this one
+        self.log.write(
+            {"kind": "fault", "t_ns": time.time_ns(), "fault": "stall", "phase": "end", "conn": conn.index, "duration_s": rule.duration_s, "then": rule.then, "dropped": conn.dropped}
+        )
+        conn.stall_until_ns = 0
+        conn.dropped = 0
+        conn.wake.set()
+        if rule.then == "close":
+            self._disconnect(conn, "abort")
+
+    def _begin_maintenance(self, rule: FaultRule) -> None:
+        if self._maintenance_start_ns:
+            return  # already in maintenance
+        now = time.time_ns()
+        self._maintenance_start_ns = now
+        self._resumed.clear()
+        self._broadcast_status("maintenance", now)
+        self._fault_record(
+            {"fault": "maintenance", "phase": "start", "conn": None, "duration_s": rule.duration_s, "connections": sorted(self._conns)}, now
+        )
+        asyncio.get_running_loop().call_later(rule.duration_s, self._end_maintenance, rule)
+
+    def _end_maintenance(self, rule: FaultRule) -> None:
+        now = time.time_ns()
+        self._shift_ns += (now - self._maintenance_start_ns) // 1000 * 1000
+        self._maintenance_start_ns = 0
+        self._broadcast_status("online", now)
+        self.log.write(
+            {"kind": "fault", "t_ns": now, "fault": "maintenance", "phase": "end", "conn": None, "duration_s": rule.duration_s, "connections": sorted(self._conns)}
+        )
+        self._resumed.set()
+
+    def _broadcast_status(self, system: str, now: int) -> None:
+        self._system = system
+        for conn in list(self._conns.values()):
+            self._enqueue(conn, protocol.status(system, conn.connection_id), now, "status", "update", False)
+
+
+# --------------------------------------------------------------------------- runners
+
+
+class BackgroundSim:
+    """A :class:`SimExchange` on its own event loop in a daemon thread, for synchronous callers.
+
+    ``url`` is set once it listens; ``stop()`` is idempotent; ``inject()`` is thread-safe.
+    """
+
+    def __init__(self, **sim_kwargs: Any) -> None:
+        self._kwargs = sim_kwargs
+        self._ready = threading.Event()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._stop: Optional[asyncio.Event] = None
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, name="simexchange", daemon=True)
+        self.sim: Optional[SimExchange] = None
+        self.url = ""
+        self.port = 0
+
+    def start(self, timeout_s: float = 10.0) -> "BackgroundSim":
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise TimeoutError("simulator did not start listening in time")
+        if self._error is not None:
+            raise RuntimeError(f"simulator failed to start: {self._error}") from self._error
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout_s)
+
+    def inject(self, kind: str, conn: Optional[int] = None, **params: Any) -> None:
+        """Fire a fault now (see :meth:`SimExchange.inject`); waits until it is applied."""
+        assert self._loop is not None and self.sim is not None
+        sim = self.sim
+
+        async def _do() -> None:
+            sim.inject(kind, conn, **params)
+
+        asyncio.run_coroutine_threadsafe(_do(), self._loop).result(5.0)
+
+    def stats(self) -> dict[str, Any]:
+        assert self._loop is not None and self.sim is not None
+        sim = self.sim
+
+        async def _do() -> dict[str, Any]:
+            return sim.stats()
+
+        return asyncio.run_coroutine_threadsafe(_do(), self._loop).result(5.0)
+
+    def __enter__(self) -> "BackgroundSim":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # surfaced by start()
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        sim = SimExchange(**self._kwargs)
+        self.sim = sim
+        try:
+            self.url = await sim.start()
+            self.port = sim.port
+            self._ready.set()
+            await self._stop.wait()
+        finally:
+            await sim.stop()
+
+
+def run_in_background(**sim_kwargs: Any) -> BackgroundSim:
+    """Start a simulator in a background thread; returns it listening (``.url``, ``.stop()``).
+
+    Accepts the keyword arguments of :class:`SimExchange`. Use as a context manager to stop it.
+    """
+    return BackgroundSim(**sim_kwargs).start()
+
+
+class SimProcess:
+    """A simulator in a child process (``mm simexchange``), e.g. for end-to-end CLI tests."""
+
+    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+        self.proc = proc
+        self.url = url
+
+    def stop(self, timeout_s: float = 10.0) -> int:
+        """SIGINT (CTRL_BREAK on Windows), then kill if it does not exit; returns the exit code."""
+        if self.proc.poll() is None:
+            if os.name == "nt":
+                self.proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
+            else:
+                self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout_s)
+        return self.proc.returncode
+
+    def __enter__(self) -> "SimProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def spawn_process(args: Sequence[str] = (), timeout_s: float = 20.0) -> SimProcess:
+    """Run ``python -m mm_core simexchange --port 0 ARGS...`` and wait for its listening line."""
+    cmd = [sys.executable, "-m", "mm_core", "simexchange", "--port", "0", *args]
+    flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, creationflags=flags)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(max(0.0, deadline - time.monotonic()))
+    line = result[0] if result else ""
+    if not line.startswith(LISTENING_PREFIX):
+        proc.kill()
+        raise RuntimeError(f"simexchange did not start (first line: {line!r}, exit code {proc.poll()})")
+    return SimProcess(proc, line[len(LISTENING_PREFIX) :].strip())
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "simexchange",
+        help="local Kraken-v2-speaking exchange simulator on 127.0.0.1",
+        description=(
+            "Serve a simulated BTC/EUR market over WebSocket, speaking Kraken WS v2 (book, ticker, "
+            "trade, heartbeat, ping, status), with a latency model and fault injection. Prints "
+            "'listening on ws://HOST:PORT' when ready; stops on Ctrl+C, SIGTERM or --max-seconds."
+        ),
+        epilog=(
+            "Fault SPEC: comma-separated rules KIND[:name=value]..., kinds disconnect, stall, "
+            "malformed, bad_checksum, maintenance; timing every=20s | at=60s | rate=0.01; e.g. "
+            "'disconnect:every=20s:mode=close,stall:every=30s:duration=12s,malformed:rate=0.01,"
+            "bad_checksum:rate=0.005,maintenance:at=60s:duration=10s' (see mm_core/simexchange/faults.py)."
+        ),
+    )
+    p.add_argument("--port", type=int, default=0, help="TCP port (0 = pick a free one and print it)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the market, latency and faults (default 0)")
+    p.add_argument("--symbol", default=DEFAULT_SYMBOL, help="the one supported pair (default BTC/EUR)")
+    p.add_argument("--latency-median-ms", type=float, default=8.0, help="median one-way delay (default 8)")
+    p.add_argument("--latency-sigma", type=float, default=0.35, help="lognormal shape of the delay (default 0.35)")
+    p.add_argument("--no-latency-spells", action="store_true", help="no degraded/unsafe spells (exact tests)")
+    p.add_argument("--faults", default="", metavar="SPEC", help="fault injection rules (see below)")
+    p.add_argument("--log", type=Path, metavar="FILE", help="JSONL log of every frame, fault and latency summary")
+    p.add_argument("--no-log-messages", action="store_true", help="log faults and summaries only, not every frame")
+    p.add_argument("--no-predictive", action="store_true", help="book imbalance carries no information")
+    p.add_argument("--updates-per-second", type=float, default=10.0, help="book messages per second (default 10)")
+    p.add_argument("--trades-per-second", type=float, default=1.0, help="trades per second (default 1)")
+    p.add_argument("--rate-multiplier", type=float, default=1.0, help="multiply both rates (benchmarks)")
+    p.add_argument("--heartbeat-s", type=float, default=1.0, help="idle time before a heartbeat (default 1)")
+    p.add_argument("--max-seconds", type=float, help="stop by itself after this many seconds")
+    p.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    p.set_defaults(func=run)
+
+
+def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """SimExchange keyword arguments from the CLI; raises ValueError/FaultSpecError with a reason."""
+    if args.rate_multiplier <= 0:
+        raise ValueError("--rate-multiplier must be > 0")
+    latency = LatencyConfig(median_ms=args.latency_median_ms, sigma=args.latency_sigma, spells=not args.no_latency_spells)
+    market = MarketParams(
+        updates_per_second=args.updates_per_second * args.rate_multiplier,
+        trades_per_second=args.trades_per_second * args.rate_multiplier,
+    )
+    if args.heartbeat_s <= 0:
+        raise ValueError("--heartbeat-s must be > 0")
+    return {
+        "host": args.host,
+        "port": args.port,
+        "seed": args.seed,
+        "symbol": args.symbol,
+        "predictive": not args.no_predictive,
+        "latency": latency,
+        "faults": FaultPlan.parse(args.faults),
+        "log_path": args.log,
+        "log_messages": not args.no_log_messages,
+        "heartbeat_interval_s": args.heartbeat_s,
+        "market": market,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """``mm simexchange``: serve until a signal or ``--max-seconds``; 0 on a clean stop."""
+    try:
+        kwargs = _config_from_args(args)
+    except (ValueError, FaultSpecError) as exc:
+        print(f"mm simexchange: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = asyncio.run(_serve(kwargs, args.max_seconds))
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        print(f"mm simexchange: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(orjson.dumps(summary).decode(), flush=True)
+    else:
+        faults = ", ".join(f"{k} {v}" for k, v in sorted(summary["faults"].items())) or "none"
+        print(
+            f"stopped after {summary['uptime_s']:.1f} s: {summary['connections']} connection(s), "
+            f"{summary['messages']} messages sent, faults: {faults}",
+            flush=True,
+        )
+    return 0
+
+
+async def _serve(kwargs: dict[str, Any], max_seconds: Optional[float]) -> dict[str, Any]:
+    sim = SimExchange(**kwargs)
+    await sim.start()
+    print(f"{LISTENING_PREFIX}{sim.url}", flush=True)
+    stop = asyncio.Event()
+    _install_stop_signals(stop)
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max_seconds)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        summary = sim.stats()
+        await sim.stop()
+    return summary
+
+
+def _install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGINT/SIGTERM (and CTRL_BREAK on Windows) set ``stop``; works where the loop cannot
+    install handlers itself (Windows) by falling back to :func:`signal.signal`."""
+    loop = asyncio.get_running_loop()
+    names = ("SIGINT", "SIGTERM", "SIGBREAK")
+    for name in names:
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
