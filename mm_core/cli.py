@@ -22,6 +22,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("mm_core.latency", "feed-latency analysis of a capture file"),
     "gate": ("mm_core.gate", "24-hour decision gate over a run directory (PROCEED / FIX-AND-RERUN)"),
     "daily": ("mm_core.daily", "export per-day latency percentiles and QA status"),
+    "research": ("mm_core.research.command", "features, fair-mid models scored out of sample, HTML report"),
+    "backtest": ("mm_core.backtest.command", "event-driven market-making backtest of one configuration"),
+    "sweep": ("mm_core.backtest.sweep", "parameter/stress grid of backtests in parallel processes"),
 }
 
 

@@ -128,6 +128,7 @@ class Collector:
         self._reconnect_times: collections.deque[float] = collections.deque()
         self._metrics: dict[str, Any] | None = None
         self._fatal: str | None = None
+        self._tops: dict[str, TopOfBook] = {}  # latest verified top of book per symbol
 
     # ------------------------------------------------------------------ files
 
@@ -179,22 +180,33 @@ class Collector:
             "ts_capture": ts if ts is not None else time.time_ns(),
         }
 
-    def _handle_frame(self, frame: str | bytes, ts_capture: int, ws: ClientConnection) -> None:
+    def _handle_frame(self, frame: str | bytes, ts_capture: int, ws: ClientConnection) -> bool:
+        """Archive, parse and route one frame; False when it was only a pong.
+
+        Pongs prove the socket is alive, not that the subscription still delivers: the watchdog
+        and the gap statistics count only feed frames (data, heartbeats, status, acks).
+        """
+        feed_frame = False
         self.raw.write(frame, ts_capture)
         self.summary.messages += 1
         if self._metrics:
             self._metrics["messages"].inc()
+        sampled_update: Event | None = None
         for ev in self.adapter.on_message(frame, ts_capture):
             kind = ev.KIND
+            if kind != "pong":
+                feed_frame = True
             if kind == "top_of_book":
                 self.parquet.add(ev)
-                if ev.ts_exchange is not None and ev.source == self.sample_source:  # type: ignore[attr-defined]
-                    self.csv.write(ev)  # type: ignore[arg-type]
-                    age = (ts_capture - ev.ts_exchange) / 1e6
-                    self._recent_ages.append(age)
-                    if self._metrics:
-                        self._metrics["age"].observe(age)
-            elif kind in ("book_update", "book_snapshot", "trade"):
+                if ev.source == self.sample_source:  # type: ignore[attr-defined]
+                    self._tops[ev.symbol] = ev  # type: ignore[assignment]
+                    if self.sample_source == "ticker" and ev.ts_exchange is not None:
+                        self._sample(ev, ev.ts_exchange, ts_capture)  # type: ignore[arg-type]
+            elif kind == "book_update":
+                self.parquet.add(ev)
+                if ev.verified and ev.ts_exchange is not None:  # type: ignore[attr-defined]
+                    sampled_update = ev
+            elif kind in ("book_snapshot", "trade"):
                 self.parquet.add(ev)
             elif kind == "heartbeat":
                 self.summary.heartbeats += 1
@@ -212,6 +224,19 @@ class Collector:
                         f"(channel {getattr(ev, 'channel', '?')}, symbol {ev.symbol})"
                     )
                     self._close_soon(ws)
+        if sampled_update is not None and self.sample_source == "book":
+            # one latency sample per verified book update (the top after it, its exchange time)
+            top = self._tops.get(sampled_update.symbol)
+            if top is not None:
+                self._sample(top, sampled_update.ts_exchange, ts_capture)  # type: ignore[arg-type]
+        return feed_frame
+
+    def _sample(self, top: TopOfBook, ts_exchange: int, ts_capture: int) -> None:
+        self.csv.write_sample(top, ts_exchange, ts_capture)
+        age = (ts_capture - ts_exchange) / 1e6
+        self._recent_ages.append(age)
+        if self._metrics:
+            self._metrics["age"].observe(age)
 
     def _on_pong(self, ev: Any, t1: int) -> None:
         t0 = self._pings.pop(ev.req_id, None) if ev.req_id is not None else None
@@ -264,6 +289,7 @@ class Collector:
         )
         self._ws = ws
         self.adapter.reset()
+        self._tops.clear()  # no sample may carry a top of book from the previous connection
         self.summary.connects += 1
         self._emit(Connected(**self._header(), url=self.url, attempt=attempt))
         pinger = asyncio.get_running_loop().create_task(self._pinger(ws, feed.ping_interval_s))
@@ -277,19 +303,19 @@ class Collector:
                     reason = self._fatal or self._stop_reason or "stop"
                     break
                 now = time.monotonic()
-                timeout = min(1.0, feed.watchdog_silence_s - (now - last_frame))
-                if deadline is not None:
-                    timeout = min(timeout, deadline - now)
-                    if timeout <= 0:
-                        self._stop_reason = EXIT_MAX_SECONDS
-                        reason = "max_seconds"
-                        break
-                if timeout <= 0:
-                    silent = now - last_frame
+                if deadline is not None and now >= deadline:
+                    self._stop_reason = EXIT_MAX_SECONDS
+                    reason = "max_seconds"
+                    break
+                silent = now - last_frame
+                if silent >= feed.watchdog_silence_s:
                     self.summary.silences += 1
                     self._emit(Silence(**self._header(), duration_s=round(silent, 3)))
                     reason = f"silence {silent:.1f}s (watchdog)"
                     break
+                timeout = min(1.0, feed.watchdog_silence_s - silent)
+                if deadline is not None:
+                    timeout = min(timeout, deadline - now)
                 try:
                     async with asyncio.timeout(timeout):
                         frame = await ws.recv()
@@ -298,12 +324,11 @@ class Collector:
                     continue
                 ts = time.time_ns()
                 mono = time.monotonic()
-                gap = mono - last_frame
-                if gap > self.summary.longest_gap_s:
-                    self.summary.longest_gap_s = round(gap, 3)
-                last_frame = mono
-                self._last_frame_mono = mono
-                self._handle_frame(frame, ts, ws)
+                if self._handle_frame(frame, ts, ws):
+                    gap = mono - self._last_frame_mono
+                    if gap > self.summary.longest_gap_s:
+                        self.summary.longest_gap_s = round(gap, 3)
+                    last_frame = self._last_frame_mono = mono
                 self._housekeeping(mono)
         except ConnectionClosed as exc:
             rcvd = exc.rcvd
@@ -368,7 +393,7 @@ class Collector:
         s.duration_s = round((now - s.started_ns) / 1e9, 3)
         connected = s.connected_s + (time.monotonic() - self._session_started if self._ws else 0.0)
         s.uptime_share = round(min(1.0, connected / s.duration_s), 6) if s.duration_s > 0 else 0.0
-        if self._ws is not None and hasattr(self, "_last_frame_mono"):
+        if s.messages:  # an ongoing gap (even while disconnected) is already a gap
             s.longest_gap_s = max(s.longest_gap_s, round(time.monotonic() - self._last_frame_mono, 3))
         s.write(self.run_dir)
         self._last_summary = time.monotonic()
@@ -460,7 +485,7 @@ class Collector:
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         self._last_summary = self._last_status = time.monotonic()
-        self._session_started = time.monotonic()
+        self._session_started = self._last_frame_mono = time.monotonic()
         self._open_files()
         self._start_metrics()
         restore_signals = self._install_signals()

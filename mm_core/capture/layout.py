@@ -4,7 +4,8 @@
 the collector (writer) and QA / latency / gate / daily (readers)::
 
     RUN_DIR/
-      <name>.csv            samples, one row per top-of-book with an exchange time (CSV_COLUMNS)
+      <name>.csv            samples: one row per verified book update with an exchange time,
+                            with the top of book after it (CSV_COLUMNS)
       summary.json          run summary, rewritten atomically every few seconds and at exit
       events.jsonl          event log: one JSON object per feed-health event (kind, ts_capture, ...)
       raw/raw-<YYYYmmddTHH>.jsonl.gz

@@ -396,8 +396,9 @@ class SimExchange:
                     continue
                 while queue and queue[0][_DELIVER] <= now and now >= conn.stall_until_ns:
                     item = queue.popleft()
+                    sent_ns = time.time_ns()  # stamped as the frame is handed to the socket
                     await ws.send(item[_PAYLOAD], text=True)
-                    self._on_sent(conn, item, time.time_ns())
+                    self._on_sent(conn, item, sent_ns)
         except ConnectionClosed:
             pass
 

@@ -1,4 +1,4 @@
-"""The seed's sample CSV: one row per top-of-book that has an exchange timestamp.
+"""The seed's sample CSV: one row per latency sample (a verified book update with an exchange time).
 
 Columns (``layout.CSV_COLUMNS``): exchange, symbol, ts_exchange, ts_capture, age_ms, bid, bid_qty,
 ask, ask_qty. Rows are appended and flushed every ``flush_interval_s``; a hard kill leaves every
@@ -41,10 +41,8 @@ class SampleCsvWriter:
             if fh.read(1) != b"\n":
                 self._fh.write("\n")
 
-    def write(self, top: TopOfBook) -> None:
-        """One sample; ``top.ts_exchange`` must be set (age = capture time − exchange time)."""
-        te = top.ts_exchange
-        tc = top.ts_capture
+    def write_sample(self, top: TopOfBook, te: int, tc: int) -> None:
+        """One latency sample: the book message's exchange/capture times and the top after it."""
         self._fh.write(
             f"{top.exchange},{top.symbol},{te},{tc},{(tc - te) / 1e6:.3f},"
             f"{top.bid!r},{top.bid_qty!r},{top.ask!r},{top.ask_qty!r}\n"
