@@ -15,14 +15,30 @@ Tokens are computed once per level and cached by the book, so a checksum costs o
 from __future__ import annotations
 
 import zlib
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Iterable
 
 CHECKSUM_LEVELS = 10
 
 
 def token_from_number(x: float, precision: int) -> str:
-    """Checksum token of a float rendered at ``precision`` decimals (v2 rule)."""
-    return str(round(x * _POW10[precision]))
+    """Checksum token of a float rendered at ``precision`` decimals (v2 rule).
+
+    ``round(x * 10**p)`` is exact while the scaled value stays below ~2.25e15 (the two float
+    roundings then err by < 0.5); beyond that -- far outside any real price or size -- the float's
+    shortest decimal text is quantized with :mod:`decimal` instead, so the token can never be off
+    by one or use exponent notation.
+    """
+    scaled = x * _POW10[precision]
+    if -_EXACT_LIMIT < scaled < _EXACT_LIMIT:
+        return str(round(scaled))
+    return _token_via_decimal(x, precision)
+
+
+def _token_via_decimal(x: float, precision: int) -> str:
+    text = format(Decimal(repr(float(x))).quantize(Decimal(1).scaleb(-precision), ROUND_HALF_EVEN), "f")
+    sign = "-" if text.startswith("-") else ""
+    return sign + text.lstrip("-").replace(".", "").lstrip("0")
 
 
 def token_from_text(text: str) -> str:
@@ -56,3 +72,4 @@ def checksum_of_levels(
 
 
 _POW10 = [10**i for i in range(19)]
+_EXACT_LIMIT = 1e15

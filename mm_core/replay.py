@@ -1,0 +1,258 @@
+"""``mm replay FILE``: run a recorded feed through the adapter and its books, and say what happened.
+
+Why: a recording is only worth keeping if it re-parses into a *verified* book. Replay answers
+"does every checksum still match?", "how many frames were bad?", "what did the book look like at
+the end?" for the project's own raw archives and for third-party captures (cryptofeed lines,
+python-kraken-sdk fixtures) -- see :mod:`mm_core.recordings` for the formats.
+
+Instrument precision (WS v2 checksums are computed from numbers, so the pair's price/qty
+precision matters), first hit wins:
+
+1. the archive header's ``price_precision``/``qty_precision`` (for the header's symbols),
+2. the adapter's table of known instruments (BTC/EUR, BTC/USD: 1 and 8),
+3. ``--price-precision``/``--qty-precision``,
+4. inference from the first snapshot (the smallest precisions that reproduce its checksum).
+
+The summary names the source used per symbol. Exit status: 0 when no checksum failed, 1 when
+some did, 2 when the file could not be read (the message names the file and line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import orjson
+
+from mm_core.adapters.base import FeedSpec
+from mm_core.adapters.kraken.instruments import instrument_with_precision
+from mm_core.adapters.kraken.v1 import KrakenV1Adapter
+from mm_core.adapters.kraken.v2 import KrakenV2Adapter
+from mm_core.adapters.kraken.wire import V2_DEPTHS, format_ns_iso
+from mm_core.events import BadMessage, TopOfBook
+from mm_core.recordings import Recording, RecordingError, open_recording
+
+ADAPTER_NAMES = ("kraken_v2", "kraken_v1")
+_BAD_EXAMPLES = 5
+
+
+class ReplayError(ValueError):
+    """The recording cannot be replayed (unreadable, or its header names something invalid)."""
+
+
+def replay_file(
+    path: str | Path,
+    *,
+    adapter: Optional[str] = None,
+    price_precision: Optional[int] = None,
+    qty_precision: Optional[int] = None,
+    progress: Optional[Callable[[Recording, int], None]] = None,
+) -> dict[str, Any]:
+    """Replay one recording; return the summary (the same dict ``--json`` prints).
+
+    Raises :class:`ReplayError` (a ValueError; RecordingError is one too) naming the file and the
+    line when the file cannot be read.
+    """
+    if (price_precision is None) != (qty_precision is None):
+        raise ReplayError("give both --price-precision and --qty-precision, or neither")
+    rec = open_recording(path)
+    name = adapter or _header_adapter(rec) or rec.protocol or "kraken_v2"
+    if name not in ADAPTER_NAMES:
+        raise ReplayError(f"{rec.path}: unknown adapter {name!r}; known: {', '.join(ADAPTER_NAMES)}")
+    feed = _make_adapter(rec, name, price_precision, qty_precision)
+
+    first_ts: Optional[int] = None
+    last_ts: Optional[int] = None
+    tops: dict[str, TopOfBook] = {}
+    bad_examples: list[dict[str, Any]] = []
+    on_message = feed.on_message
+    frames = 0
+    for ts_capture, text in rec.frames():
+        frames += 1
+        for ev in on_message(text, ts_capture):
+            ts = ev.ts_exchange
+            if ts is not None:
+                if first_ts is None or ts < first_ts:
+                    first_ts = ts
+                if last_ts is None or ts > last_ts:
+                    last_ts = ts
+            if ev.__class__ is TopOfBook:
+                prev = tops.get(ev.symbol)
+                if prev is None or ev.source == "book" or prev.source != "book":  # type: ignore[attr-defined]
+                    tops[ev.symbol] = ev  # type: ignore[assignment]
+            elif ev.__class__ is BadMessage and len(bad_examples) < _BAD_EXAMPLES:
+                bad_examples.append({"reason": ev.reason, "text": ev.text})  # type: ignore[attr-defined]
+        if progress is not None and frames % 4096 == 0:
+            progress(rec, frames)
+    return _summary(rec, name, feed, first_ts, last_ts, tops, bad_examples)
+
+
+def _header_adapter(rec: Recording) -> Optional[str]:
+    adapter = rec.header.get("adapter")
+    return adapter if isinstance(adapter, str) else None
+
+
+def _make_adapter(rec: Recording, name: str, price_precision: Optional[int],
+                  qty_precision: Optional[int]) -> KrakenV1Adapter | KrakenV2Adapter:
+    header = rec.header
+    symbols = header.get("symbols") or []
+    if isinstance(symbols, str):
+        symbols = [symbols]
+    if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
+        raise ReplayError(f"{rec.path}:1: archive header 'symbols' is not a list of strings")
+    depth = header.get("depth")
+    if name == "kraken_v1":
+        return KrakenV1Adapter(FeedSpec(symbols=()))
+    instruments = {}
+    hp, hq = header.get("price_precision"), header.get("qty_precision")
+    if isinstance(hp, int) and isinstance(hq, int):
+        instruments = {s: instrument_with_precision(s, hp, hq) for s in symbols}
+    try:
+        spec = FeedSpec(
+            symbols=tuple(symbols),
+            book_depth=depth if isinstance(depth, int) and depth in V2_DEPTHS else 10,
+            instruments=instruments,
+        )
+        fallback = (price_precision, qty_precision) if price_precision is not None else None
+        return KrakenV2Adapter(spec, infer_depth=not isinstance(depth, int), fallback_precision=fallback)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ReplayError(f"{rec.path}:1: archive header: {exc}") from None
+
+
+def _summary(rec: Recording, name: str, feed: Any, first_ts: Optional[int], last_ts: Optional[int],
+             tops: dict[str, TopOfBook], bad_examples: list[dict[str, Any]]) -> dict[str, Any]:
+    s = feed.stats
+    precision: dict[str, Any] = {}
+    if isinstance(feed, KrakenV2Adapter):
+        for symbol in feed.symbols():
+            p = feed.precision(symbol)
+            if p is not None:
+                precision[symbol] = {"price": p[0], "qty": p[1], "source": p[2]}
+    checks = s.checksums_ok + s.checksums_failed
+    return {
+        "file": str(rec.path),
+        "format": rec.format,
+        "adapter": name,
+        "compressed": rec.compressed,
+        "messages": s.messages,
+        "events_by_kind": dict(sorted(s.events_by_kind.items())),
+        "book_snapshots": s.book_snapshots,
+        "book_updates": s.book_updates,
+        "checksums_ok": s.checksums_ok,
+        "checksums_failed": s.checksums_failed,
+        "checksums_verified_share": (s.checksums_ok / checks) if checks else None,
+        "unverified_updates": s.unverified_updates,
+        "resyncs": s.resyncs,
+        "bad_messages": s.bad_messages,
+        "bad_message_examples": bad_examples,
+        "trades": s.trades,
+        "tops": s.tops,
+        "heartbeats": s.heartbeats,
+        "first_ts_exchange": format_ns_iso(first_ts) if first_ts is not None else None,
+        "last_ts_exchange": format_ns_iso(last_ts) if last_ts is not None else None,
+        "final_top": {
+            sym: {"bid": ev.bid, "bid_qty": ev.bid_qty, "ask": ev.ask, "ask_qty": ev.ask_qty,
+                  "source": ev.source,
+                  "ts_exchange": format_ns_iso(ev.ts_exchange) if ev.ts_exchange is not None else None}
+            for sym, ev in sorted(tops.items())
+        },
+        "precision": precision,
+        "unreadable_lines": rec.unreadable_lines,
+        "first_unreadable_line": rec.first_unreadable_line,
+        "damaged_gzip_members": rec.damaged_members,
+        "header": rec.header,
+    }
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``mm replay`` to the ``mm`` command."""
+    p = subparsers.add_parser(
+        "replay",
+        help="run a recorded capture through the adapter and book; summarize",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    p.add_argument("file", type=Path, help="raw archive (.jsonl[.gz]), cryptofeed capture or SDK fixture")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--adapter", choices=ADAPTER_NAMES, help="protocol (default: from the file)")
+    p.add_argument("--price-precision", type=int, metavar="N",
+                   help="price decimals for v2 checksums of pairs not in the header/known table")
+    p.add_argument("--qty-precision", type=int, metavar="N", help="quantity decimals (with --price-precision)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``mm replay``: 0 = every checksum verified, 1 = some failed, 2 = file unreadable."""
+    show = _progress_printer() if sys.stderr.isatty() else None
+    try:
+        summary = replay_file(args.file, adapter=args.adapter, price_precision=args.price_precision,
+                              qty_precision=args.qty_precision, progress=show)
+    except (RecordingError, ReplayError) as exc:
+        if show is not None:
+            sys.stderr.write("\n")
+        print(f"mm replay: {exc}", file=sys.stderr)
+        return 2
+    if show is not None:
+        sys.stderr.write("\r" + " " * 60 + "\r")
+    if args.json:
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    else:
+        sys.stdout.write(format_summary(summary))
+    return 0 if summary["checksums_failed"] == 0 else 1
+
+
+def _progress_printer() -> Callable[[Recording, int], None]:
+    last = [0.0]
+
+    def show(rec: Recording, frames: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.5:
+            last[0] = now
+            sys.stderr.write(f"\r{rec.path.name}: {rec.progress():6.1%}  {frames:,} frames")
+            sys.stderr.flush()
+
+    return show
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The human-readable report of :func:`replay_file`'s summary."""
+    lines = [
+        f"{s['file']}  ({s['format']}, {s['adapter']}{', gzip' if s['compressed'] else ''})",
+        f"  messages            {s['messages']:,}",
+        f"  book snapshots      {s['book_snapshots']:,}",
+        f"  book updates        {s['book_updates']:,}",
+        f"  checksums verified  {s['checksums_ok']:,}",
+        f"  checksum failures   {s['checksums_failed']:,}",
+        f"  unverified updates  {s['unverified_updates']:,}",
+        f"  resyncs             {s['resyncs']:,}",
+        f"  bad messages        {s['bad_messages']:,}",
+        f"  first exchange ts   {s['first_ts_exchange'] or '-'}",
+        f"  last exchange ts    {s['last_ts_exchange'] or '-'}",
+    ]
+    if s["unreadable_lines"] or s["damaged_gzip_members"]:
+        lines.append(f"  unreadable lines    {s['unreadable_lines']:,} (first at line {s['first_unreadable_line']}), "
+                     f"damaged gzip members {s['damaged_gzip_members']}")
+    lines.append("  events by type:")
+    lines += [f"    {k:20s}{v:,}" for k, v in s["events_by_kind"].items()]
+    for ex in s["bad_message_examples"]:
+        lines.append(f"  bad: {ex['reason']}  <- {ex['text'][:80]}")
+    if s["final_top"]:
+        lines.append("  final top of book:")
+        for sym, t in s["final_top"].items():
+            prec = s["precision"].get(sym)
+            note = f"  [precision {prec['price']}/{prec['qty']} from {prec['source']}]" if prec else ""
+            lines.append(f"    {sym:12s} {t['bid_qty']!r} @ {t['bid']!r}  |  {t['ask']!r} x {t['ask_qty']!r}"
+                         f"  ({t['source']}, {t['ts_exchange'] or 'no exchange ts'}){note}")
+    if s["checksums_failed"]:
+        verdict = f"FAIL: {s['checksums_failed']:,} checksum mismatch(es)"
+    elif s["checksums_ok"]:
+        verdict = f"OK: all {s['checksums_ok']:,} checksums verified"
+    else:
+        verdict = "OK: no checksummed book messages in this file"
+    lines.append(f"  {verdict}")
+    return "\n".join(lines) + "\n"
