@@ -219,6 +219,8 @@ class Collector:
                     self._send_soon(ws, self.adapter.resync_messages(ev.symbol))
                 elif kind == "subscription_error":
                     self.summary.subscription_errors += 1
+                    if "already subscribed" in str(getattr(ev, "error", "")).lower():
+                        continue  # a resync's re-subscribe racing the old one: harmless, logged
                     self._fatal = (
                         f"subscription rejected by {self.url}: {getattr(ev, 'error', '')!s} "
                         f"(channel {getattr(ev, 'channel', '?')}, symbol {ev.symbol})"
