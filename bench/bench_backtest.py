@@ -1,0 +1,301 @@
+"""Backtest benchmark: our engine vs hftbacktest 2.4.4 on the same simulated day, in the same run.
+
+What is compared (both sides get exactly the same rows, converted once by
+:func:`mm_core.backtest.event_arrays.to_hftbacktest`):
+
+- the same baseline quoting decision (the same jitted ``baseline_quote`` kernel is called from our
+  engine and from the hftbacktest strategy loop), requote every 100 ms, post-only limit orders,
+  cancel-and-replace when the target price changes, at most 4 open orders per side;
+- constant latency (feed = entry = response), risk-averse queue, partial fills, Kraken retail
+  fees (0.25 % maker / 0.40 % taker), no rate limit (hftbacktest has none);
+- whole-process time per simulated day, each side in a fresh subprocess so imports, data loading
+  and JIT compilation count: **cold** (empty numba cache dir) and **warm** (the same cache dir
+  again); steady-state events/s from a second run inside the child (JIT done); fills and PnL.
+
+The simulated day (~1 M book messages, ~90 k trades) is generated once by the Python market
+simulator (~35 s) and cached as ``.npz`` under ``$MM_CACHE_DIR`` (default ``~/.cache/mm_core``);
+generation is not part of either side's time.
+
+    python bench/bench_backtest.py                # a full day (first run also generates it)
+    python bench/bench_backtest.py --seconds 3600 # an hour, for a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=86400.0, help="simulated seconds (default: a day)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--updates-per-second", type=float, default=12.3, help="simulator book message rate")
+    ap.add_argument("--trades-per-second", type=float, default=1.05)
+    ap.add_argument("--half-spread-bps", type=float, default=0.1)
+    ap.add_argument("--size", type=float, default=0.001)
+    ap.add_argument("--skew-bps", type=float, default=2.0)
+    ap.add_argument("--max-inventory", type=float, default=0.01)
+    ap.add_argument("--latency-ms", type=float, default=5.0, help="feed = entry = response latency")
+    ap.add_argument("--requote-ms", type=float, default=100.0)
+    ap.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    ap.add_argument("--child", choices=("ours", "hbt"), help=argparse.SUPPRESS)
+    ap.add_argument("--market", help=argparse.SUPPRESS)
+    ap.add_argument("--hbt-data", help=argparse.SUPPRESS)
+    ap.add_argument("--launched", type=float, help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
+
+
+# --------------------------------------------------------------------------- children
+
+
+def child_ours(a: argparse.Namespace) -> dict:
+    t_imp = time.perf_counter()
+    from mm_core.backtest.engine import BacktestConfig, run_backtest
+    from mm_core.backtest.event_arrays import MarketArrays
+    from mm_core.backtest.fees import kraken_schedule
+    from mm_core.backtest.latency import ConstantLatency
+    from mm_core.policy import BaselinePolicy
+
+    imp = time.perf_counter() - t_imp
+    t = time.perf_counter()
+    m = MarketArrays.load(Path(a.market))
+    load = time.perf_counter() - t
+    cfg = BacktestConfig(
+        policy=BaselinePolicy(half_spread_bps=a.half_spread_bps, size=a.size, skew_bps=a.skew_bps,
+                              max_inventory=a.max_inventory),
+        latency=ConstantLatency(a.latency_ms, a.latency_ms, a.latency_ms), queue="risk_averse",
+        rate_tier="off", fees=kraken_schedule(0.0), requote_ms=a.requote_ms)
+    t = time.perf_counter()
+    r = run_backtest(m, cfg)
+    first = time.perf_counter() - t
+    to_result = time.time() - a.launched
+    r2 = run_backtest(m, cfg)
+    s = r2.summary()
+    same = (s["total_pnl"] == r.summary()["total_pnl"]) and s["fills"] == r.summary()["fills"]
+    return {
+        "side": "ours", "import_s": imp, "load_s": load, "first_run_s": first, "time_to_result_s": to_result,
+        "steady_loop_s": r2.loop_seconds, "rows": r2.rows, "events_per_second": r2.events_per_second,
+        "fills": s["fills"], "volume_base": s["volume_base"], "volume_quote": s["volume_quote"],
+        "position": s["final_position"], "total_pnl": s["total_pnl"], "fees": s["fees"],
+        "gross_pnl": s["total_pnl"] + s["fees"], "spread_capture": s["spread_capture"],
+        "adverse_selection": s["adverse_selection"], "inventory_pnl": s["inventory_pnl"],
+        "orders": s["counters"]["orders_sent"], "cancels": s["counters"]["cancels_sent"],
+        "post_only_rejects": s["counters"]["rejected_post_only"], "deterministic": same,
+        "pnl_decomposition": True,
+    }
+
+
+def child_hbt(a: argparse.Namespace) -> dict:
+    t_imp = time.perf_counter()
+    import numpy as np
+    from hftbacktest import GTX, LIMIT, NEW, BacktestAsset, HashMapMarketDepthBacktest
+    from hftbacktest.order import PARTIALLY_FILLED
+    from numba import njit
+
+    from mm_core.policy import BaselinePolicy
+    from mm_core.policy.baseline import baseline_quote
+
+    imp = time.perf_counter() - t_imp
+
+    @njit
+    def quote_loop(hbt, params, requote_ns, tick_size, lot, min_qty, min_cost, max_open):
+        """The same decision and order handling as our engine's reconcile step."""
+        asset = 0
+        oid = np.uint64(1)
+        now = hbt.current_timestamp
+        hbt.elapse((now // requote_ns + 1) * requote_ns - now)  # align to the same timer grid
+        requotes = 0
+        last_mid = np.nan
+        while True:
+            hbt.clear_inactive_orders(asset)
+            depth = hbt.depth(asset)
+            bb = depth.best_bid_tick
+            ba = depth.best_ask_tick
+            if bb > -(1 << 62) and ba < (1 << 62):
+                requotes += 1
+                fair = (bb + ba) * 0.5 * tick_size
+                last_mid = fair
+                pos = hbt.position(asset)
+                bt, bq, at, aq = baseline_quote(params, fair, bb, ba, pos, tick_size)
+                for s in (1, -1):
+                    tt = bt if s > 0 else at
+                    q = bq if s > 0 else aq
+                    q = np.floor(q / lot + 1e-9) * lot
+                    want = q > 0.0 and q >= min_qty and q * tt * tick_size >= min_cost
+                    keep = False
+                    n_open = 0
+                    values = hbt.orders(asset).values()
+                    while values.has_next():
+                        o = values.get()
+                        if o.side != s:
+                            continue
+                        live = o.status == NEW or o.status == PARTIALLY_FILLED or o.req == NEW
+                        if not live:
+                            continue
+                        n_open += 1
+                        if o.req == 4:  # cancel already requested
+                            continue
+                        if want and o.price_tick == tt and not keep:
+                            keep = True
+                        elif o.cancellable:
+                            hbt.cancel(asset, o.order_id, False)
+                    if want and not keep and n_open < max_open:
+                        if s > 0:
+                            hbt.submit_buy_order(asset, oid, tt * tick_size, q, GTX, LIMIT, False)
+                        else:
+                            hbt.submit_sell_order(asset, oid, tt * tick_size, q, GTX, LIMIT, False)
+                        oid += np.uint64(1)
+            if hbt.elapse(requote_ns) != 0:
+                break
+        return requotes, last_mid, oid - np.uint64(1)
+
+    t = time.perf_counter()
+    with np.load(a.hbt_data) as z:
+        data = z["data"]
+    load = time.perf_counter() - t
+    lat = int(round(a.latency_ms * 1e6))
+    params = BaselinePolicy(half_spread_bps=a.half_spread_bps, size=a.size, skew_bps=a.skew_bps,
+                            max_inventory=a.max_inventory).params()
+
+    def one_run():
+        asset = (BacktestAsset().data(data).linear_asset(1.0).constant_order_latency(lat, lat)
+                 .risk_adverse_queue_model().partial_fill_exchange().trading_value_fee_model(0.0025, 0.004)
+                 .tick_size(0.1).lot_size(1e-8).last_trades_capacity(0))
+        hbt = HashMapMarketDepthBacktest([asset])
+        t0 = time.perf_counter()
+        requotes, last_mid, n_orders = quote_loop(hbt, params, int(a.requote_ms * 1e6), 0.1, 1e-8, 0.00005, 0.5, 4)
+        loop = time.perf_counter() - t0
+        sv = hbt.state_values(0)
+        out = {"position": sv.position, "balance": sv.balance, "fee": sv.fee, "num_trades": sv.num_trades,
+               "volume_base": sv.trading_volume, "volume_quote": sv.trading_value, "requotes": requotes,
+               "last_mid": last_mid, "loop_s": loop, "orders": int(n_orders)}
+        hbt.close()
+        return out
+
+    t = time.perf_counter()
+    r1 = one_run()
+    first = time.perf_counter() - t
+    to_result = time.time() - a.launched
+    r2 = one_run()
+    total = r2["balance"] + r2["position"] * r2["last_mid"] - r2["fee"]
+    return {
+        "side": "hftbacktest", "import_s": imp, "load_s": load, "first_run_s": first,
+        "time_to_result_s": to_result, "steady_loop_s": r2["loop_s"], "rows": int(len(data)),
+        "events_per_second": len(data) / r2["loop_s"], "fills": int(r2["num_trades"]),
+        "volume_base": r2["volume_base"], "volume_quote": r2["volume_quote"], "position": r2["position"],
+        "total_pnl": total, "fees": r2["fee"], "gross_pnl": total + r2["fee"],
+        "deterministic": r1["num_trades"] == r2["num_trades"] and r1["balance"] == r2["balance"],
+        "orders": r2["orders"], "requotes": r2["requotes"],
+        "pnl_decomposition": False,
+    }
+
+
+# --------------------------------------------------------------------------- parent
+
+
+def prepare(a: argparse.Namespace) -> tuple[Path, Path, dict]:
+    import numpy as np
+
+    from mm_core.backtest import event_arrays as ea
+    from mm_core.backtest.latency import ConstantLatency, local_timestamps
+
+    kw = dict(updates_per_second=a.updates_per_second, trades_per_second=a.trades_per_second)
+    t = time.perf_counter()
+    m, path, hit = ea.cached(ea.simulator_key(a.seconds, a.seed, predictive=False, depth=10, **kw),
+                             lambda: ea.from_simulator(a.seconds, a.seed, depth=10, **kw))
+    gen = time.perf_counter() - t
+    hbt_path = path.with_name(path.stem + f"-hbt-{a.latency_ms:g}ms.npz")
+    if not hbt_path.is_file():
+        loc = local_timestamps(m.exch_ts, m.msg, ConstantLatency(a.latency_ms, a.latency_ms, a.latency_ms))
+        tmp = hbt_path.with_name(hbt_path.name + ".tmp.npz")
+        np.savez(tmp, data=ea.to_hftbacktest(m, loc))
+        os.replace(tmp, hbt_path)
+    info = {**m.describe(), "generated_s": None if hit else gen, "cache": str(path)}
+    return path, hbt_path, info
+
+
+def run_child(side: str, a: argparse.Namespace, market: Path, hbt: Path, cache_dir: str) -> dict:
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--market", str(market),
+           "--hbt-data", str(hbt), "--seconds", str(a.seconds), "--half-spread-bps", str(a.half_spread_bps),
+           "--size", str(a.size), "--skew-bps", str(a.skew_bps), "--max-inventory", str(a.max_inventory),
+           "--latency-ms", str(a.latency_ms), "--requote-ms", str(a.requote_ms), "--launched", str(time.time())]
+    t = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT))
+    wall = time.perf_counter() - t
+    if out.returncode != 0:
+        raise RuntimeError(f"{side} child failed:\n{out.stderr[-3000:]}")
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res["process_wall_s"] = wall
+    return res
+
+
+def main(argv=None) -> int:
+    a = _args(argv)
+    if a.child:
+        res = child_ours(a) if a.child == "ours" else child_hbt(a)
+        print(json.dumps(res))
+        return 0
+    market, hbt, info = prepare(a)
+    results: dict[str, dict] = {}
+    for side in ("ours", "hbt"):
+        with tempfile.TemporaryDirectory(prefix=f"numba-{side}-") as cache:
+            results[f"{side}_cold"] = run_child(side, a, market, hbt, cache)
+            results[f"{side}_warm"] = run_child(side, a, market, hbt, cache)
+    if a.json:
+        print(json.dumps({"data": info, "results": results}, indent=2))
+        return 0
+    print_report(info, results, a)
+    return 0
+
+
+def print_report(info: dict, r: dict, a: argparse.Namespace) -> None:
+    o_c, o_w, h_c, h_w = r["ours_cold"], r["ours_warm"], r["hbt_cold"], r["hbt_warm"]
+    gen = info["generated_s"]
+    print(f"data: {info['span_s']:.0f} s simulated, {info['messages']:,} messages "
+          f"({info['messages'] - info['trades']:,} book messages = {info['book_rows']:,} level rows, "
+          f"{info['trades']:,} trades), {info['rows']:,} rows; "
+          + (f"generated in {gen:.1f} s (cached now)" if gen is not None else "loaded from cache"))
+    print(f"setup: baseline quotes half-spread {a.half_spread_bps} bps, size {a.size}, requote {a.requote_ms:g} ms, "
+          f"constant latency {a.latency_ms:g} ms each way, risk-averse queue, fees 0.25/0.40 %, no rate limit\n")
+    rows = [
+        ("whole process, cold JIT cache (s)", o_c["process_wall_s"], h_c["process_wall_s"], "{:.2f}"),
+        ("whole process, warm JIT cache (s)", o_w["process_wall_s"], h_w["process_wall_s"], "{:.2f}"),
+        ("  time to first result, cold (s)", o_c["time_to_result_s"], h_c["time_to_result_s"], "{:.2f}"),
+        ("  time to first result, warm (s)", o_w["time_to_result_s"], h_w["time_to_result_s"], "{:.2f}"),
+        ("  first run incl. JIT, cold (s)", o_c["first_run_s"], h_c["first_run_s"], "{:.2f}"),
+        ("steady-state events/s (rows)", o_w["events_per_second"], h_w["events_per_second"], "{:,.0f}"),
+        ("orders sent", o_w["orders"], h_w["orders"], "{:,}"),
+        ("fills", o_w["fills"], h_w["fills"], "{:,}"),
+        ("volume (BTC)", o_w["volume_base"], h_w["volume_base"], "{:.4f}"),
+        ("final position (BTC)", o_w["position"], h_w["position"], "{:+.4f}"),
+        ("gross PnL before fees (EUR)", o_w["gross_pnl"], h_w["gross_pnl"], "{:+.2f}"),
+        ("fees (EUR)", o_w["fees"], h_w["fees"], "{:.2f}"),
+        ("total PnL (EUR)", o_w["total_pnl"], h_w["total_pnl"], "{:+.2f}"),
+        ("deterministic (2 runs equal)", o_w["deterministic"], h_w["deterministic"], "{}"),
+    ]
+    print(f"{'':38s}{'mm_core':>16s}{'hftbacktest':>16s}")
+    for name, x, y, fmt in rows:
+        print(f"{name:38s}{fmt.format(x):>16s}{fmt.format(y):>16s}")
+    print(f"\nours: PnL decomposition on: spread {o_w['spread_capture']:+.2f}, adverse(30 s) "
+          f"{o_w['adverse_selection']:+.2f}, inventory {o_w['inventory_pnl']:+.2f}, fees {-o_w['fees']:+.2f} "
+          f"= {o_w['total_pnl']:+.2f}; orders {o_w['orders']:,}, cancels {o_w['cancels']:,}, "
+          f"post-only rejects {o_w['post_only_rejects']:,}")
+    speed = o_w["events_per_second"] / h_w["events_per_second"]
+    print(f"steady state: ours {speed:.1f}x hftbacktest; whole process warm: "
+          f"{o_w['process_wall_s']:.2f} s vs {h_w['process_wall_s']:.2f} s, cold: "
+          f"{o_c['process_wall_s']:.2f} s vs {h_c['process_wall_s']:.2f} s")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,244 @@
+"""Latency models: when the strategy sees a market row, and how long its orders take each way.
+
+Three lanes, as in hftbacktest and as users ask of nautilus (NT#1677, NT#2612):
+
+- **feed**: a row created at exchange time ``t`` becomes visible to the strategy at ``local_ts``;
+  sampled per *message* (rows of one message arrive together) and delivered in order
+  (``local = max(previous local, t + delay)``: a TCP stream cannot reorder);
+- **entry**: an order/cancel sent at local time ``t`` reaches the matching engine at ``t + entry``;
+- **response**: an ack/fill produced at exchange time ``t`` reaches the strategy at ``t + response``.
+
+Each model is a tiny class with one method per lane. Order lanes are given to the jitted engine as
+an :class:`OrderLatencyTable`: either a step function of time (``ts`` non-empty: the latency in
+force at ``t`` is the row with the last ``ts <= t``) or a sequence consumed one request at a time
+(``ts`` empty: the k-th request takes ``entry[k % n]``). Measured capture ages are time series, so
+they use the first form -- the backtest replays the latency the user actually had, spikes where
+they were. Distributions use the second form, so every order draws its own delay.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Protocol, Sequence
+
+import numpy as np
+
+_MS = 1_000_000
+
+
+@dataclass(frozen=True)
+class OrderLatencyTable:
+    """Entry/response latencies in the form the engine reads (see module docstring)."""
+
+    ts: np.ndarray  # int64; empty = sequence mode
+    entry: np.ndarray  # int64 ns
+    response: np.ndarray  # int64 ns
+
+    def scaled(self, factor: float) -> "OrderLatencyTable":
+        return OrderLatencyTable(self.ts, (self.entry * factor).astype(np.int64),
+                                 (self.response * factor).astype(np.int64))
+
+
+class LatencyModel(Protocol):
+    """One latency model serves all three lanes."""
+
+    def feed_delays(self, msg_ts: np.ndarray) -> np.ndarray:
+        """Delay (ns) of each message created at ``msg_ts`` (non-decreasing)."""
+        ...
+
+    def order_table(self, start_ns: int, end_ns: int) -> OrderLatencyTable:
+        """Entry/response latencies for orders sent between ``start_ns`` and ``end_ns``."""
+        ...
+
+
+@dataclass(frozen=True)
+class ConstantLatency:
+    """Fixed delays: the benchmark's and the known-answer tests' model."""
+
+    feed_ms: float = 5.0
+    entry_ms: float = 5.0
+    response_ms: float = 5.0
+
+    def feed_delays(self, msg_ts: np.ndarray) -> np.ndarray:
+        return np.full(msg_ts.shape[0], int(round(self.feed_ms * _MS)), np.int64)
+
+    def order_table(self, start_ns: int, end_ns: int) -> OrderLatencyTable:
+        return OrderLatencyTable(np.empty(0, np.int64), np.array([int(round(self.entry_ms * _MS))], np.int64),
+                                 np.array([int(round(self.response_ms * _MS))], np.int64))
+
+
+@dataclass(frozen=True)
+class LognormalLatency:
+    """Lognormal delays with a median and shape per lane; seeded, so runs repeat exactly."""
+
+    feed_median_ms: float = 8.0
+    order_median_ms: float = 10.0
+    sigma: float = 0.35
+    seed: int = 0
+    samples: int = 1 << 16  # order-lane samples, reused cyclically
+
+    def feed_delays(self, msg_ts: np.ndarray) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, 1])
+        return (self.feed_median_ms * _MS * np.exp(self.sigma * rng.standard_normal(msg_ts.shape[0]))).astype(np.int64)
+
+    def order_table(self, start_ns: int, end_ns: int) -> OrderLatencyTable:
+        rng = np.random.default_rng([self.seed, 2])
+        e = self.order_median_ms * _MS * np.exp(self.sigma * rng.standard_normal(self.samples))
+        r = self.order_median_ms * _MS * np.exp(self.sigma * rng.standard_normal(self.samples))
+        return OrderLatencyTable(np.empty(0, np.int64), e.astype(np.int64), r.astype(np.int64))
+
+
+@dataclass(frozen=True)
+class CaptureLatency:
+    """Measured feed ages from a capture CSV (``age_ms`` column), replayed in time order.
+
+    The capture's timeline (offsets from its first row) is laid onto the backtest's from its start
+    and repeated if the backtest is longer. Feed delay = the age in force at that offset; order
+    entry and response each = ``order_factor`` x that age (one-way order latency is not in a feed
+    capture; a factor of 1 assumes the order path is as slow as the feed path, which it is for a
+    client on the same link).
+    """
+
+    offsets_ns: np.ndarray  # int64, from 0, non-decreasing
+    ages_ns: np.ndarray  # int64
+    order_factor: float = 1.0
+    source: str = ""
+
+    @classmethod
+    def from_csv(cls, path: Path, *, order_factor: float = 1.0, symbol: Optional[str] = None) -> "CaptureLatency":
+        """Read ``ts_capture`` and ``age_ms`` (the collector's CSV); rows sorted by capture time."""
+        ts: list[int] = []
+        ages: list[float] = []
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"ts_capture", "age_ms"} - set(reader.fieldnames or ())
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected the collector's CSV "
+                                 "(exchange,symbol,ts_exchange,ts_capture,age_ms,bid,bid_qty,ask,ask_qty)")
+            for line, row in enumerate(reader, start=2):
+                if symbol is not None and row.get("symbol") not in (None, "", symbol):
+                    continue
+                try:
+                    ts.append(int(row["ts_capture"]))
+                    ages.append(float(row["age_ms"]))
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path}:{line}: bad ts_capture/age_ms {row.get('ts_capture')!r}/"
+                                     f"{row.get('age_ms')!r}") from None
+        if not ts:
+            raise ValueError(f"{path}: no latency rows")
+        t = np.asarray(ts, np.int64)
+        order = np.argsort(t, kind="stable")
+        t = t[order]
+        a = np.maximum(np.asarray(ages)[order], 0.0)
+        return cls(t - t[0], (a * _MS).astype(np.int64), order_factor, str(path))
+
+    @property
+    def span_ns(self) -> int:
+        return int(self.offsets_ns[-1]) + 1
+
+    def _at(self, offsets: np.ndarray) -> np.ndarray:
+        idx = np.searchsorted(self.offsets_ns, offsets % self.span_ns, side="right") - 1
+        return self.ages_ns[np.maximum(idx, 0)]
+
+    def feed_delays(self, msg_ts: np.ndarray) -> np.ndarray:
+        if msg_ts.shape[0] == 0:
+            return np.empty(0, np.int64)
+        return self._at(msg_ts - msg_ts[0])
+
+    def order_table(self, start_ns: int, end_ns: int) -> OrderLatencyTable:
+        span = max(end_ns - start_ns, 1)
+        reps = span // self.span_ns + 1
+        ts = (np.arange(reps, dtype=np.int64)[:, None] * self.span_ns + self.offsets_ns[None, :]).ravel() + start_ns
+        ages = np.tile(self.ages_ns, reps)
+        keep = ts <= end_ns
+        lat = (ages[keep] * self.order_factor).astype(np.int64)
+        return OrderLatencyTable(ts[keep], lat, lat.copy())
+
+
+@dataclass(frozen=True)
+class Stressed:
+    """Another model with every delay scaled by ``factor`` and spikes in given windows.
+
+    ``spikes``: ``(start_offset_s, duration_s, extra_ms)`` from the data's start; inside a window
+    every lane gets ``extra_ms`` more -- the maintainer's point in hftbacktest#256: latency spikes
+    exactly when markets move, so a constant-latency backtest flatters the strategy.
+    """
+
+    base: LatencyModel
+    factor: float = 1.0
+    spikes: Sequence[tuple[float, float, float]] = ()
+
+    def _extra(self, ts: np.ndarray, origin: int) -> np.ndarray:
+        extra = np.zeros(ts.shape[0], np.int64)
+        for start_s, dur_s, extra_ms in self.spikes:
+            a = origin + int(start_s * 1e9)
+            inside = (ts >= a) & (ts < a + int(dur_s * 1e9))
+            extra[inside] += int(extra_ms * _MS)
+        return extra
+
+    def feed_delays(self, msg_ts: np.ndarray) -> np.ndarray:
+        d = (self.base.feed_delays(msg_ts) * self.factor).astype(np.int64)
+        if self.spikes and msg_ts.shape[0]:
+            d += self._extra(msg_ts, int(msg_ts[0]))
+        return d
+
+    def order_table(self, start_ns: int, end_ns: int) -> OrderLatencyTable:
+        t = self.base.order_table(start_ns, end_ns).scaled(self.factor)
+        if not self.spikes:
+            return t
+        # spikes are time windows: express everything as a step function of time
+        edges = [start_ns]
+        for start_s, dur_s, _ in self.spikes:
+            a = start_ns + int(start_s * 1e9)
+            edges += [a, a + int(dur_s * 1e9)]
+        if t.ts.shape[0]:
+            ts = np.unique(np.concatenate([t.ts, np.asarray(edges, np.int64)]))
+            idx = np.maximum(np.searchsorted(t.ts, ts, side="right") - 1, 0)
+            entry, resp = t.entry[idx], t.response[idx]
+        else:  # sequence mode: the median of the samples stands for the base latency
+            ts = np.unique(np.asarray(edges, np.int64))
+            entry = np.full(ts.shape[0], int(np.median(t.entry)), np.int64)
+            resp = np.full(ts.shape[0], int(np.median(t.response)), np.int64)
+        extra = self._extra(ts, start_ns)
+        return OrderLatencyTable(ts, entry + extra, resp + extra)
+
+
+def local_timestamps(exch_ts: np.ndarray, msg: np.ndarray, model: LatencyModel) -> np.ndarray:
+    """Strategy-visible time of every row: one feed delay per message, delivered in order."""
+    n = exch_ts.shape[0]
+    if n == 0:
+        return np.empty(0, np.int64)
+    starts = np.concatenate([[True], msg[1:] != msg[:-1]])
+    first = np.nonzero(starts)[0]
+    delays = model.feed_delays(exch_ts[first])
+    per_row = np.repeat(delays, np.diff(np.append(first, n)))
+    return np.maximum.accumulate(exch_ts + per_row)
+
+
+def capture_local_timestamps(exch_ts: np.ndarray, capture_ts: np.ndarray) -> np.ndarray:
+    """Local time = our collector's receipt time (a real capture), kept in order and >= exch time."""
+    loc = np.where(capture_ts > 0, np.maximum(capture_ts, exch_ts), exch_ts)
+    return np.maximum.accumulate(loc)
+
+
+def model_from_spec(spec: str, *, seed: int = 0) -> LatencyModel:
+    """Parse the CLI's ``--latency``: ``const:FEED,ENTRY,RESP`` (ms), ``const:MS``,
+    ``lognormal:FEED_MEDIAN,ORDER_MEDIAN,SIGMA`` or ``capture:PATH.csv[,ORDER_FACTOR]``."""
+    kind, _, rest = spec.partition(":")
+    try:
+        if kind == "const":
+            vals = [float(v) for v in rest.split(",")] if rest else [5.0]
+            if len(vals) == 1:
+                vals = vals * 3
+            return ConstantLatency(*vals)
+        if kind == "lognormal":
+            vals = [float(v) for v in rest.split(",")] if rest else []
+            return LognormalLatency(*vals, seed=seed)
+        if kind == "capture":
+            path, _, factor = rest.partition(",")
+            return CaptureLatency.from_csv(Path(path), order_factor=float(factor) if factor else 1.0)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"--latency {spec!r}: {exc}") from None
+    raise ValueError(f"--latency {spec!r}: expected const:..., lognormal:... or capture:PATH")

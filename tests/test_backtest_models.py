@@ -1,0 +1,86 @@
+"""Each small model alone: queue position, rate counter costs, fee tiers, latency lanes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mm_core.backtest import queue as qm
+from mm_core.backtest.fees import KRAKEN_SPOT_TIERS, TradingValueFee, fee_model_from_spec, kraken_schedule
+from mm_core.backtest.latency import (CaptureLatency, ConstantLatency, LognormalLatency, Stressed,
+                                      local_timestamps)
+from mm_core.backtest.rate_limit import TIERS, amend_cost, cancel_cost, decayed
+
+S = 1_000_000_000
+
+
+def test_risk_averse_queue_only_shrinks_by_trades_and_displayed_size():
+    front, cum = qm.on_depth(qm.RISK_AVERSE, 0.0, 5.0, 0.0, 5.0, 3.0)  # a cancel: assumed behind us
+    assert front == 3.0  # but never more than what is displayed
+    front, cum = qm.on_depth(qm.RISK_AVERSE, 0.0, 3.0, 0.0, 3.0, 9.0)  # joins behind
+    assert front == 3.0
+    front, cum = qm.on_trade(3.0, 0.0, 4.0)
+    assert front == -1.0 and qm.filled_qty(front, 1e-8) == pytest.approx(1.0)
+
+
+def test_probabilistic_queue_splits_a_cancel_by_position():
+    # front 2, back 2, 2 cancelled: p(behind) = 0.5 for power n=2 and log -> front 2 - 0.5*2 = 1
+    for kind, n in ((qm.POWER, 2.0), (qm.LOG, 0.0)):
+        front, _ = qm.on_depth(kind, n, 2.0, 0.0, 4.0, 2.0)
+        assert front == pytest.approx(1.0)
+    # a size decrease already explained by a trade does not move us twice
+    front, cum = qm.on_trade(2.0, 0.0, 1.0)
+    front, cum = qm.on_depth(qm.POWER, 2.0, front, cum, 4.0, 3.0)
+    assert front == pytest.approx(1.0) and cum == 0.0
+    assert qm.prob_behind(qm.POWER3, 2.0, 1.0, 3.0) == pytest.approx(1 - 0.25 ** 2)
+    with pytest.raises(ValueError, match="risk_averse"):
+        qm.queue_kind("fifo")
+
+
+def test_kraken_rate_counter_costs_and_decay():
+    assert [cancel_cost(int(s * S)) for s in (0, 4.9, 5, 9.9, 10, 14.9, 15, 44, 45, 89, 90, 299, 300)] == \
+        [8, 8, 6, 6, 5, 5, 4, 4, 2, 2, 1, 1, 0]
+    assert [amend_cost(int(s * S)) for s in (1, 6, 11, 20)] == [4, 3, 2, 1]
+    assert decayed(10.0, 0, 4 * S, 1.0) == pytest.approx(6.0)
+    assert decayed(1.0, 0, 4 * S, 1.0) == 0.0
+    assert (TIERS["starter"].threshold, TIERS["intermediate"].decay_per_s, TIERS["pro"].threshold) == (60, 2.34, 180)
+
+
+def test_fee_tiers_by_30_day_volume_and_rebates(tmp_path):
+    p, q, mk = np.array([100.0, 100.0]), np.array([1.0, 1.0]), np.array([True, False])
+    assert list(kraken_schedule(0).fees(p, q, mk)) == pytest.approx([0.25, 0.40])
+    assert list(kraken_schedule(15_000).fees(p, q, mk)) == pytest.approx([0.20, 0.35])
+    assert list(kraken_schedule(12_000_000).fees(p, q, mk)) == pytest.approx([0.0, 0.10])
+    assert kraken_schedule(0).tier == KRAKEN_SPOT_TIERS[0]
+    toml = tmp_path / "fees.toml"
+    toml.write_text("[[fees.tiers]]\nmin_volume = 0\nmaker = 0.23\ntaker = 0.40\n"
+                    "[[fees.tiers]]\nmin_volume = 10000000\nmaker = -0.02\ntaker = 0.10\n")
+    rebate = fee_model_from_spec(f"kraken:{toml}", volume_30d=20_000_000)
+    assert rebate.fees(p, q, mk)[0] == pytest.approx(-0.02)  # negative = rebate received
+    assert TradingValueFee(0.001, 0.002).fees(p, q, mk)[1] == pytest.approx(0.2)
+
+
+def test_latency_lanes(tmp_path):
+    ts = np.array([0, 0, 5, 7, 7], np.int64) * 1_000_000 + 10 * S
+    msg = np.array([0, 0, 1, 2, 2])
+    loc = local_timestamps(ts, msg, ConstantLatency(3.0, 1.0, 1.0))
+    assert list(loc - ts) == [3_000_000] * 5
+    # lognormal: seeded, in order, rows of one message together
+    a = local_timestamps(ts, msg, LognormalLatency(seed=3))
+    assert np.array_equal(a, local_timestamps(ts, msg, LognormalLatency(seed=3)))
+    assert np.all(np.diff(a) >= 0) and a[0] == a[1] and a[3] == a[4]
+    # measured ages from a capture CSV, replayed in time order
+    csv = tmp_path / "run.csv"
+    csv.write_text("exchange,symbol,ts_exchange,ts_capture,age_ms,bid,bid_qty,ask,ask_qty\n"
+                   f"kraken,BTC/EUR,0,{1 * S},10,1,1,2,1\n"
+                   f"kraken,BTC/EUR,0,{2 * S},50,1,1,2,1\n")
+    cap = CaptureLatency.from_csv(csv)
+    d = cap.feed_delays(np.array([0, S // 2, S, S + 1], np.int64))
+    assert list(d) == [10_000_000, 10_000_000, 50_000_000, 10_000_000]  # past the capture: it repeats
+    tab = cap.order_table(100 * S, 103 * S)
+    assert tab.ts[0] == 100 * S and tab.entry[0] == 10_000_000 and tab.entry[1] == 50_000_000
+    # stress: x2 and a spike window
+    st = Stressed(ConstantLatency(5.0, 5.0, 5.0), factor=2.0, spikes=((1.0, 1.0, 100.0),))
+    t = st.order_table(0, 10 * S)
+    assert list(t.entry) == [10_000_000, 110_000_000, 10_000_000]
+    assert list(st.feed_delays(np.array([0, int(1.5 * S)], np.int64))) == [10_000_000, 110_000_000]
