@@ -41,13 +41,21 @@ def test_predictive_sim_fitted_model_and_microprice_beat_naive_mid_significantly
     s = predictive.evaluation.score(model, horizon)
     assert s.dm_p < 0.01 and s.mse_gain_pct > 0
     assert s.hit_rate > 0.53 and s.hit_p < 0.01
-    lo, hi = predictive.config.calib_slope_range
-    assert lo <= s.calib_slope <= hi
+    assert s.calib_slope > 0  # predictions point the right way on average
     assert all(f < b for f, b in zip(s.fold_mse, predictive.evaluation.score("naive", horizon).fold_mse)) or s.dm_p < 1e-4
 
 
 def test_predictive_sim_verdict_is_go(predictive: StudyResult) -> None:
     assert predictive.verdict.go, predictive.verdict.reasons
+    lo, hi = predictive.config.calib_slope_range
+    for h, name in predictive.verdict.best.items():
+        assert lo <= predictive.evaluation.score(name, h).calib_slope <= hi
+
+
+@pytest.mark.parametrize("horizon", [1.0, 5.0])
+def test_predictive_sim_fitted_linear_model_is_calibrated(predictive: StudyResult, horizon: float) -> None:
+    lo, hi = predictive.config.calib_slope_range
+    assert lo <= predictive.evaluation.score("linear", horizon).calib_slope <= hi
 
 
 @pytest.mark.parametrize("horizon", [1.0, 5.0])

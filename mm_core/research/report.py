@@ -221,14 +221,14 @@ def render_html(res: StudyResult, title: Optional[str] = None) -> str:
         f"{res.n_book:,} book messages, {res.n_trades:,} trades · tick {res.tick_size:g} · clock {res.clock} · "
         f"grid {cfg.step_ms} ms ({res.grid.height:,} rows) · generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}</p>",
         f"<div class='verdict {'go' if v.go else 'nogo'}'><b>Verdict: {v.label}</b><ul>{reasons}</ul></div>",
-        "<p class=muted>GO requires, at every horizon, the best model to beat the naive mid out of sample on squared "
+        "<p class=muted>GO requires, at every horizon, at least one model to beat the naive mid out of sample on squared "
         f"error (Diebold–Mariano, Newey–West variance with lag {cfg.hac_factor:g}× the horizon in grid steps, one-sided p &lt; {cfg.alpha:g}), "
         f"to call the direction of non-zero moves better than a coin (HAC p &lt; {cfg.alpha:g}) and to be calibrated "
         f"(slope in [{cfg.calib_slope_range[0]:g}, {cfg.calib_slope_range[1]:g}]); and feature QA to pass.</p>",
         "<h2>Feature QA</h2>", _qa_table(res),
         "<h2>Out-of-sample metrics (walk-forward)</h2>",
         f"<p class=muted>{cfg.n_blocks} contiguous blocks; fold k fits on blocks 0..k−1 (targets purged at the block "
-        "boundary) and scores block k. Moves in ticks; ★ = best model of the horizon.</p>",
+        "boundary) and scores block k. Moves in ticks; ★ = best model of the horizon (lowest MSE among those passing every GO condition).</p>",
         _metrics_table(res),
         "<h2>Calibration</h2>", calibration_plot(res) or "<p>Not evaluated.</p>",
         "<h2>Micro-price</h2>",
