@@ -23,7 +23,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import orjson
 
@@ -32,7 +32,7 @@ from mm_core.adapters.kraken.instruments import instrument_with_precision
 from mm_core.adapters.kraken.v1 import KrakenV1Adapter
 from mm_core.adapters.kraken.v2 import KrakenV2Adapter
 from mm_core.adapters.kraken.wire import V2_DEPTHS, format_ns_iso
-from mm_core.events import BadMessage, TopOfBook
+from mm_core.events import BadMessage, Event, TopOfBook
 from mm_core.recordings import Recording, RecordingError, open_recording
 
 ADAPTER_NAMES = ("kraken_v2", "kraken_v1")
@@ -88,6 +88,29 @@ def replay_file(
         if progress is not None and frames % 4096 == 0:
             progress(rec, frames)
     return _summary(rec, name, feed, first_ts, last_ts, tops, bad_examples)
+
+
+def recording_events(
+    path: str | Path,
+    *,
+    adapter: Optional[str] = None,
+    price_precision: Optional[int] = None,
+    qty_precision: Optional[int] = None,
+) -> Iterator[Event]:
+    """Every canonical event of a recording, exactly as the collector's adapter would emit them.
+
+    The library form of ``mm replay`` for research and backtests: the same format detection, the
+    same adapter choice and precision rules, the same checksum verification.
+    """
+    if (price_precision is None) != (qty_precision is None):
+        raise ReplayError("give both price_precision and qty_precision, or neither")
+    rec = open_recording(path)
+    name = adapter or _header_adapter(rec) or rec.protocol or "kraken_v2"
+    if name not in ADAPTER_NAMES:
+        raise ReplayError(f"{rec.path}: unknown adapter {name!r}; known: {', '.join(ADAPTER_NAMES)}")
+    feed = _make_adapter(rec, name, price_precision, qty_precision)
+    for ts_capture, text in rec.frames():
+        yield from feed.on_message(text, ts_capture)
 
 
 def _header_adapter(rec: Recording) -> Optional[str]:

@@ -234,3 +234,17 @@ def test_without_any_source_the_precision_is_inferred(tmp_path: Path) -> None:
     s = replay_file(path)
     assert s["precision"]["FOO/EUR"] == {"price": 1, "qty": 8, "source": "inferred from the first snapshot"}
     assert s["checksums_ok"] == 510
+
+
+def test_recording_events_yields_what_replay_counts() -> None:
+    """The library form of mm replay: same adapter, same checksums, every event."""
+    from conftest import V2_BOOK
+    from mm_core.events import BookSnapshot, BookUpdate
+    from mm_core.replay import recording_events, replay_file
+
+    events = list(recording_events(V2_BOOK))
+    summary = replay_file(V2_BOOK)
+    updates = [e for e in events if isinstance(e, BookUpdate)]
+    assert len(updates) == summary["book_updates"] == 509
+    assert all(e.verified for e in updates)
+    assert sum(isinstance(e, BookSnapshot) for e in events) == 1

@@ -352,25 +352,20 @@ def columns_from_recording(path: Path, symbol: Optional[str] = None, clock: str 
     Uses the Kraken adapters exactly as ``mm replay`` does, so what research sees is what the
     collector would have stored.
     """
-    from mm_core.recordings import open_recording
-    from mm_core.replay import ReplayError, _make_adapter
+    from mm_core.replay import recording_events
 
+    events = recording_events(path)
     try:
-        rec = open_recording(path)
-    except ValueError as exc:
-        raise ResearchDataError(str(exc)) from exc
-    name = rec.header.get("adapter") if isinstance(rec.header.get("adapter"), str) else None
-    name = name or rec.protocol or "kraken_v2"
-    try:
-        feed = _make_adapter(rec, name, None, None)
-    except ReplayError as exc:
+        first = next(events, None)
+    except ValueError as exc:  # RecordingError / ReplayError: unreadable file or header
         raise ResearchDataError(str(exc)) from exc
 
-    def events() -> Iterable[Event]:
-        for ts, text in rec.frames():
-            yield from feed.on_message(text, ts)
+    def all_events() -> Iterable[Event]:
+        if first is not None:
+            yield first
+        yield from events
 
-    return columns_from_events(events(), symbol=symbol, clock=clock, source=str(path))
+    return columns_from_events(all_events(), symbol=symbol, clock=clock, source=str(path))
 
 
 # ----------------------------------------------------------------------------- reconstruction
