@@ -9,7 +9,7 @@ else
 endif
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean lock
+.PHONY: setup demo test bench bench-book bench-collector bench-analyze bench-features bench-backtest clean lock
 
 setup: $(STAMP)
 
@@ -24,8 +24,23 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
-bench: setup
+# Every benchmark prints our figure beside the named peer's on the same data, in the same run.
+bench: bench-book bench-collector bench-analyze bench-features bench-backtest
+
+bench-book: setup         ## adapter parse+book+CRC32 vs python-kraken-sdk, on the real v2 recording
 	$(BIN)/python bench/bench_book.py
+
+bench-collector: setup    ## collector CPU per 1k msgs and capture overhead at 1,000 msg/s
+	$(BIN)/python bench/bench_collector.py
+
+bench-analyze: setup      ## latency analyzer on 5M rows vs pandas
+	$(BIN)/python bench/bench_analyze.py
+
+bench-features: setup     ## research features, events/s on a simulated day
+	$(BIN)/python bench/bench_features.py
+
+bench-backtest: setup     ## backtest engine vs hftbacktest 2.4.4 on a simulated day
+	$(BIN)/python bench/bench_backtest.py
 
 # Re-pin every dependency to what is installed in the venv now.
 lock: setup
