@@ -56,14 +56,7 @@ def replay_file(
     Raises :class:`ReplayError` (a ValueError; RecordingError is one too) naming the file and the
     line when the file cannot be read.
     """
-    if (price_precision is None) != (qty_precision is None):
-        raise ReplayError("give both --price-precision and --qty-precision, or neither")
-    rec = open_recording(path)
-    name = adapter or _header_adapter(rec) or rec.protocol or "kraken_v2"
-    if name not in ADAPTER_NAMES:
-        raise ReplayError(f"{rec.path}: unknown adapter {name!r}; known: {', '.join(ADAPTER_NAMES)}")
-    feed = _make_adapter(rec, name, price_precision, qty_precision)
-
+    rec, name, feed = _open(path, adapter, price_precision, qty_precision)
     first_ts: Optional[int] = None
     last_ts: Optional[int] = None
     tops: dict[str, TopOfBook] = {}
@@ -102,15 +95,21 @@ def recording_events(
     The library form of ``mm replay`` for research and backtests: the same format detection, the
     same adapter choice and precision rules, the same checksum verification.
     """
+    rec, _, feed = _open(path, adapter, price_precision, qty_precision)
+    for ts_capture, text in rec.frames():
+        yield from feed.on_message(text, ts_capture)
+
+
+def _open(path: str | Path, adapter: Optional[str], price_precision: Optional[int],
+          qty_precision: Optional[int]) -> tuple[Recording, str, Any]:
+    """Open a recording and build the adapter that replays it (format, adapter and precision rules)."""
     if (price_precision is None) != (qty_precision is None):
-        raise ReplayError("give both price_precision and qty_precision, or neither")
+        raise ReplayError("give both --price-precision and --qty-precision, or neither")
     rec = open_recording(path)
     name = adapter or _header_adapter(rec) or rec.protocol or "kraken_v2"
     if name not in ADAPTER_NAMES:
         raise ReplayError(f"{rec.path}: unknown adapter {name!r}; known: {', '.join(ADAPTER_NAMES)}")
-    feed = _make_adapter(rec, name, price_precision, qty_precision)
-    for ts_capture, text in rec.frames():
-        yield from feed.on_message(text, ts_capture)
+    return rec, name, _make_adapter(rec, name, price_precision, qty_precision)
 
 
 def _header_adapter(rec: Recording) -> Optional[str]:
