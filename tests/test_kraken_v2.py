@@ -11,6 +11,7 @@ import pytest
 
 from conftest import V2_BOOK
 from mm_core.adapters.base import FeedSpec
+from mm_core.adapters.kraken import fastbook
 from mm_core.adapters.kraken.checksum import token_from_number
 from mm_core.adapters.kraken.v2 import KrakenV2Adapter
 from mm_core.book import L2Book
@@ -44,7 +45,21 @@ def frames(msgs: list[dict[str, Any]] | None = None) -> list[bytes]:
     return [orjson.dumps(m) for m in (msgs if msgs is not None else recording())]
 
 
+ENGINE = {"name": "auto"}
+
+
+@pytest.fixture(autouse=True, params=["numba", "python"])
+def engine(request: pytest.FixtureRequest) -> Any:
+    """Every test here runs on both book engines: the compiled kernel and the pure-Python one."""
+    if request.param == "numba" and not fastbook.AVAILABLE:
+        pytest.skip("numba not available")
+    ENGINE["name"] = request.param
+    yield request.param
+    ENGINE["name"] = "auto"
+
+
 def adapter(symbols: tuple[str, ...] = (SYMBOL,), **kw: Any) -> KrakenV2Adapter:
+    kw.setdefault("engine", ENGINE["name"])
     return KrakenV2Adapter(FeedSpec(symbols=symbols), **kw)
 
 
