@@ -78,12 +78,41 @@ class InstrumentConfig(_Strict):
     quote: str = ""
 
 
+class FeeTierConfig(_Strict):
+    """One row of the spot fee schedule: from ``volume_usd`` of 30-day volume upwards, in percent."""
+
+    volume_usd: float
+    maker: float  # percent; negative = rebate
+    taker: float
+
+
+class FeesConfig(_Strict):
+    """The venue's fee schedule and where the account sits on it (``mm backtest``)."""
+
+    tiers: tuple[FeeTierConfig, ...] = ()
+    volume_30d_usd: float = 0.0
+    volume_growth: str = "off"  # off | fill | daily: the run's own volume moves the tier
+    quote_usd: float = 1.0  # USD per unit of quote currency, for tier volume
+
+
+class BacktestDefaults(_Strict):
+    """Defaults of ``mm backtest``/``mm sweep``; command-line flags override them."""
+
+    requote_ms: float = 100.0
+    latency: str = "const:5"  # same syntax as --latency
+    queue: str = "risk_averse"  # risk_averse, power, log, power2, log2, power3
+    queue_n: float = 2.0
+    rate_tier: str = "starter"
+
+
 class RuntimeConfig(_Strict):
     exchange: ExchangeConfig
     instrument: InstrumentConfig
     feed: FeedConfig = FeedConfig()
     latency: LatencyConfig = LatencyConfig()
     gate: GateConfig = GateConfig()
+    fees: Optional[FeesConfig] = None
+    backtest: Optional[BacktestDefaults] = None
     source: Optional[str] = None
 
     @property
@@ -91,19 +120,7 @@ class RuntimeConfig(_Strict):
         return self.instrument.symbol
 
     def make_instrument(self) -> Instrument:
-        i = self.instrument
-        return Instrument(
-            exchange=self.exchange.name,
-            symbol=i.symbol,
-            price_precision=i.price_precision,
-            qty_precision=i.qty_precision,
-            tick_size=i.tick_size,
-            lot_size=i.lot_size,
-            min_qty=i.min_qty,
-            min_cost=i.min_cost,
-            base=i.base,
-            quote=i.quote,
-        )
+        return Instrument(exchange=self.exchange.name, **msgspec.structs.asdict(self.instrument))
 
 
 def default_config_path() -> Path:
@@ -135,6 +152,25 @@ def _check_values(cfg: RuntimeConfig, where: str) -> None:
         problems.append("gate: shares must be between 0 and 1")
     if not 0 < g.p50_max_ms <= g.p95_max_ms <= g.p99_max_ms:
         problems.append("gate: need 0 < p50_max_ms <= p95_max_ms <= p99_max_ms")
+    if cfg.fees is not None:
+        fe = cfg.fees
+        vols = [t.volume_usd for t in fe.tiers]
+        if fe.tiers and (vols != sorted(vols) or len(set(vols)) != len(vols) or vols[0] != 0):
+            problems.append("fees.tiers must start at volume_usd = 0 and increase strictly")
+        if any(not -1.0 < t.maker < 5.0 or not 0.0 <= t.taker < 5.0 for t in fe.tiers):
+            problems.append("fees.tiers: maker/taker are percent (e.g. 0.25), maker in (-1, 5), taker in [0, 5)")
+        if fe.volume_30d_usd < 0:
+            problems.append("fees.volume_30d_usd must be >= 0")
+        if fe.volume_growth not in ("off", "fill", "daily"):
+            problems.append(f"fees.volume_growth must be off, fill or daily, got {fe.volume_growth!r}")
+        if fe.quote_usd <= 0:
+            problems.append("fees.quote_usd must be > 0")
+    if cfg.backtest is not None:
+        b = cfg.backtest
+        if b.requote_ms <= 0:
+            problems.append("backtest.requote_ms must be > 0")
+        if b.queue_n <= 0:
+            problems.append("backtest.queue_n must be > 0")
     if not cfg.exchange.endpoint.startswith(("ws://", "wss://")):
         problems.append(f"exchange.endpoint must be a ws:// or wss:// URL, got {cfg.exchange.endpoint!r}")
     if problems:

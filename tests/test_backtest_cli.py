@@ -40,3 +40,34 @@ def test_mm_sweep_runs_grid_in_parallel_with_verdicts(tmp_path, capsys, monkeypa
     assert set(checks) == {"profitable across parameter stress tests", "tail losses bounded"}
     assert rc == (0 if all(checks.values()) else 1)
     assert checks["profitable across parameter stress tests"] is False  # retail fees: it loses
+
+
+def _args(argv):
+    import argparse
+
+    from mm_core.backtest.command import register
+
+    p = argparse.ArgumentParser()
+    register(p.add_subparsers())
+    return p.parse_args(["backtest", *argv])
+
+
+def test_backtest_reads_fees_and_defaults_from_config_and_flags_override(tmp_path):
+    from mm_core.backtest.command import config_from_args
+    from mm_core.config import default_config_path
+
+    text = default_config_path().read_text(encoding="utf-8")
+    text = text.replace("requote_ms = 100.0", "requote_ms = 250.0").replace(
+        "volume_30d_usd = 0.0", "volume_30d_usd = 20000.0").replace('queue = "risk_averse"', 'queue = "log"')
+    path = tmp_path / "c.toml"
+    path.write_text(text, encoding="utf-8")
+    cfg = config_from_args(_args(["--sim-seconds", "1", "--config", str(path)]))
+    assert cfg.requote_ms == 250.0 and cfg.queue == "log"
+    assert (cfg.fees.tier.maker, cfg.fees.tier.taker) == (0.20, 0.35)  # the config's $10k tier
+    cfg = config_from_args(_args(["--sim-seconds", "1", "--config", str(path), "--requote-ms", "50",
+                                  "--volume-30d", "0", "--queue", "risk_averse", "--fee-volume-growth", "daily"]))
+    assert cfg.requote_ms == 50.0 and cfg.queue == "risk_averse"
+    assert cfg.fees.tier.maker == 0.25 and cfg.fees.growth == "daily"
+    # the shipped config gives the built-in defaults
+    cfg = config_from_args(_args(["--sim-seconds", "1"]))
+    assert (cfg.requote_ms, cfg.queue, cfg.rate_tier, cfg.fees.tier.maker) == (100.0, "risk_averse", "starter", 0.25)

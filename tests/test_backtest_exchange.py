@@ -180,3 +180,42 @@ def test_lot_and_minimum_order_rules_apply():
     assert r.orders["qty"].size == 0 and r.counters["rule_skips"] > 0  # below min qty
     r = run(events, [(T0 + 5 * MS, 100, 0.001, 0, 0.0)], rules=InstrumentRules(1e-8, 0.0, 0.5))
     assert r.orders["qty"].size == 0  # 0.1 of value below min cost
+
+
+def test_a_fill_report_due_before_the_requote_is_known_at_the_requote():
+    # bid 1.0 at 99 (nothing displayed there) placed at the 100 ms requote, arrives at 110 ms; a sell
+    # of 1.0 at 99 fills it at 150 ms; the report arrives at 160 ms, before the 200 ms requote, so
+    # at 200 ms the strategy knows the order is gone and places the scripted bid again.
+    events = [snap(T0, [(100.0, 5.0)], [(101.0, 5.0)]),
+              trade(T0 + 150 * MS, 99.0, 1.0, "sell"),
+              upd(T0 + 1 * S, asks=[(101.0, 4.0)])]
+    r = run(events, [(T0, 99, 1.0, 0, 0.0)], requote_ms=100.0)
+    assert list(r.fills["ts"]) == [T0 + 150 * MS]
+    assert list(r.fills["local_ts"]) == [T0 + 160 * MS]
+    assert list(r.orders["submit_local_ts"][:2]) == [T0 + 100 * MS, T0 + 200 * MS]
+
+
+def _two_bids_at_98(share):
+    """Bids flip 98/99 every 2 ms under Kraken's starter rate counter (the bot ignores it): the
+    7th cancel is rejected (55 + 8 > 60), so order #6 stays at 98 and #8 joins it there; #7 rests at
+    99. Then a taker sells 1.5 at 98: #7 is traded through, the 1.5 at 98 meets #6 then #8."""
+    events = [snap(T0, [(100.0, 5.0)], [(101.0, 5.0)]),
+              trade(T0 + 150 * MS, 98.0, 1.5, "sell"),
+              upd(T0 + 300 * MS, asks=[(101.0, 4.0)])]
+    rows = [(T0 + (5 + 2 * k) * MS, 98 + (k % 2), 1.0, 0, 0.0) for k in range(9)]
+    r = run(events, rows, rate_tier="starter", rate_guard=10.0, latency=ConstantLatency(1.0, 1.0, 1.0),
+            share_trades=share)
+    at98 = r.fills["price"] == 98.0
+    return r, dict(zip(r.fills["order_id"][at98].tolist(), r.fills["qty"][at98].tolist()))
+
+
+def test_our_orders_at_one_price_share_a_trade_in_queue_order():
+    r, at98 = _two_bids_at_98(share=True)
+    assert [int(t) for t in r.orders["tick"][[6, 7, 8]]] == [98, 99, 98]
+    assert at98 == {6: 1.0, 8: 0.5}  # 1.5 traded at 98 is used once: first in queue gets 1.0, next 0.5
+    assert r.fills["qty"][r.fills["order_id"] == 7].tolist() == [1.0]  # at 99: traded through
+
+
+def test_independent_mode_reproduces_hftbacktest_double_fill():
+    _, at98 = _two_bids_at_98(share=False)
+    assert at98 == {6: 1.0, 8: 1.0}  # each order sees the whole 1.5 (hftbacktest 2.4.4, nautilus#2564)

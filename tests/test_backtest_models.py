@@ -84,3 +84,24 @@ def test_latency_lanes(tmp_path):
     t = st.order_table(0, 10 * S)
     assert list(t.entry) == [10_000_000, 110_000_000, 10_000_000]
     assert list(st.feed_delays(np.array([0, int(1.5 * S)], np.int64))) == [10_000_000, 110_000_000]
+
+
+def test_fee_tier_follows_the_runs_own_volume_across_a_boundary():
+    from mm_core.backtest.fees import FeeTier, TieredFee
+
+    tiers = (FeeTier(0, 0.25, 0.40), FeeTier(10_000, 0.20, 0.35))
+    p, q = np.full(4, 50_000.0), np.full(4, 0.1)  # 5,000 of value per fill
+    mk = np.array([True, True, True, False])
+    day = 86_400 * S
+    ts = np.array([1, 2, 3, day + 1], np.int64)
+    # static: every fill at the starting tier
+    assert list(TieredFee(tiers).fees(p, q, mk)) == pytest.approx([12.5, 12.5, 12.5, 20.0])
+    # per fill: 0 and 5,000 before -> 0.25 %; 10,000 and 15,000 before -> 0.20 % maker, 0.35 % taker
+    assert list(TieredFee(tiers, growth="fill").fees(p, q, mk)) == pytest.approx([12.5, 12.5, 10.0, 17.5])
+    # daily: day 0 keeps the tier it started with; day 1 starts from 15,000 -> the next tier
+    assert list(TieredFee(tiers, growth="daily").fees(p, q, mk, ts=ts)) == pytest.approx([12.5, 12.5, 12.5, 17.5])
+    # starting volume and USD conversion count too: 2 USD per quote unit -> 10,000 USD after one fill
+    assert list(TieredFee(tiers, growth="fill", quote_usd=2.0).fees(p, q, mk)) == pytest.approx([12.5, 10, 10, 17.5])
+    assert list(TieredFee(tiers, volume_30d=9_000, growth="fill").fees(p, q, mk))[:2] == pytest.approx([12.5, 10.0])
+    with pytest.raises(ValueError, match="daily"):
+        TieredFee(tiers, growth="weekly")

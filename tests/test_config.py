@@ -83,3 +83,27 @@ def test_missing_section_is_reported(tmp_path: Path) -> None:
     p = _write(tmp_path, '[exchange]\nname="kraken"\nadapter="kraken_v2"\nendpoint="wss://x"\n')
     with pytest.raises(ConfigError, match="instrument"):
         load_config(p)
+
+
+def test_shipped_fees_and_backtest_sections() -> None:
+    cfg = load_config()
+    assert cfg.fees is not None and cfg.backtest is not None
+    assert [(t.volume_usd, t.maker, t.taker) for t in cfg.fees.tiers] == [
+        (0, 0.25, 0.40), (10_000, 0.20, 0.35), (10_000_000, 0.0, 0.10)]  # only the tiers the protocol notes list
+    assert cfg.fees.volume_30d_usd == 0 and cfg.fees.volume_growth == "off"
+    assert cfg.backtest.requote_ms == 100 and cfg.backtest.queue == "risk_averse" and cfg.backtest.latency == "const:5"
+
+
+def test_fees_and_backtest_sections_are_optional_and_strict(tmp_path: Path) -> None:
+    text = SHIPPED.read_text(encoding="utf-8")
+    head = text[: text.index("[fees]")]
+    cfg = load_config(_write(tmp_path, head))
+    assert cfg.fees is None and cfg.backtest is None
+    with pytest.raises(ConfigError, match=r"unknown key `maker_fee`.*fees"):
+        load_config(_shipped_with(tmp_path, "volume_30d_usd = 0.0", "maker_fee = 0.1"))
+    with pytest.raises(ConfigError, match="increase strictly"):
+        load_config(_shipped_with(tmp_path, "volume_usd = 10000,", "volume_usd = 0,"))
+    with pytest.raises(ConfigError, match="backtest.requote_ms"):
+        load_config(_shipped_with(tmp_path, "requote_ms = 100.0", "requote_ms = 0.0"))
+    with pytest.raises(ConfigError, match="volume_growth"):
+        load_config(_shipped_with(tmp_path, 'volume_growth = "off"', 'volume_growth = "weekly"'))

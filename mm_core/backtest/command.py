@@ -5,6 +5,9 @@ the collector stamped), a Parquet folder, a prebuilt ``.npz`` of rows, or ``--si
 --seed S`` for the offline simulator. Converted rows are cached, so the second run on the same
 data starts in about a second.
 
+Model settings (requote timer, latency, queue model, rate tier, fee tiers and 30-day volume) come
+from the runtime config's ``[backtest]`` and ``[fees]`` sections; command-line flags override them.
+
 Exit code 0 when the run completed (whatever the PnL); 2 on bad input.
 """
 
@@ -41,18 +44,26 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--skew-bps", type=float, default=2.0, help="quote shift at max inventory")
     g.add_argument("--max-inventory", type=float, default=0.01)
     g.add_argument("--fair", default="mid", help="mid, microprice, or a saved fair-model JSON")
-    g.add_argument("--requote-ms", type=float, default=100.0)
-    g.add_argument("--latency", default="const:5",
-                   help="const:MS | const:FEED,ENTRY,RESP | lognormal:FEED,ORDER,SIGMA | capture:CSV[,FACTOR]")
+    g.add_argument("--requote-ms", type=float, help="timer of the policy (default: config [backtest], else 100)")
+    g.add_argument("--latency", help="const:MS | const:FEED,ENTRY,RESP | lognormal:FEED,ORDER,SIGMA | "
+                                     "capture:CSV[,FACTOR] (default: config [backtest], else const:5)")
     g.add_argument("--latency-scale", type=float, default=1.0, help="multiply every latency (stress)")
     g.add_argument("--capture-ts", action="store_true",
                    help="feed latency = the capture's own ts_capture - ts_exchange (real runs)")
-    g.add_argument("--queue", default="risk_averse", help="risk_averse, power, log, power2, log2, power3")
-    g.add_argument("--queue-n", type=float, default=2.0, help="power of the power-family queue models")
-    g.add_argument("--rate-tier", default="starter", help="starter, intermediate, pro, off")
+    g.add_argument("--queue", help="risk_averse, power, log, power2, log2, power3 (default: config, else risk_averse)")
+    g.add_argument("--queue-n", type=float, help="power of the power-family queue models (default 2)")
+    g.add_argument("--rate-tier", help="starter, intermediate, pro, off (default: config, else starter)")
     g.add_argument("--rate-guard", type=float, default=0.9, help="share of the rate threshold the bot uses")
-    g.add_argument("--fees", default="kraken", help="kraken | kraken:TIERS.toml | value:MAKER%%,TAKER%% | none")
-    g.add_argument("--volume-30d", type=float, default=0.0, help="30-day USD volume selecting the fee tier")
+    g.add_argument("--fees", default="kraken",
+                   help="kraken (tiers from config [fees], else built in) | kraken:TIERS.toml | "
+                        "value:MAKER%%,TAKER%% | none")
+    g.add_argument("--volume-30d", type=float, help="30-day USD volume selecting the fee tier "
+                                                    "(default: config fees.volume_30d_usd, else 0)")
+    g.add_argument("--fee-volume-growth", choices=("off", "fill", "daily"),
+                   help="the run's own traded value raises the 30-day volume: re-evaluate the tier per "
+                        "fill or per UTC day (default: config fees.volume_growth, else off)")
+    g.add_argument("--quote-usd", type=float, help="USD per unit of quote currency for tier volume "
+                                                   "(default: config fees.quote_usd, else 1)")
 
 
 def register(subparsers) -> None:
@@ -65,13 +76,58 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def runtime_config(args):
+    """The runtime TOML (``--config`` or the shipped BTC/EUR one), loaded once per ``args``."""
+    from mm_core.config import load_config
+
+    cfg = getattr(args, "_runtime_config", None)
+    if cfg is None:
+        cfg = load_config(args.config)
+        try:
+            args._runtime_config = cfg
+        except AttributeError:
+            pass
+    return cfg
+
+
 def instrument_rules(args):
     """Instrument (tick, lot, minimums) from the runtime config."""
     from mm_core.backtest.engine import InstrumentRules
-    from mm_core.config import load_config
 
-    inst = load_config(args.config).make_instrument()
+    inst = runtime_config(args).make_instrument()
     return inst, InstrumentRules.from_instrument(inst)
+
+
+_BUILTIN = {"requote_ms": 100.0, "latency": "const:5", "queue": "risk_averse", "queue_n": 2.0,
+            "rate_tier": "starter", "volume_30d": 0.0, "fee_volume_growth": "off", "quote_usd": 1.0}
+
+
+def resolved(args) -> dict[str, object]:
+    """Model settings: the flag if given, else the config's ``[backtest]``/``[fees]``, else built in."""
+    cfg = runtime_config(args)
+    out = dict(_BUILTIN)
+    if cfg.backtest is not None:
+        b = cfg.backtest
+        out.update(requote_ms=b.requote_ms, latency=b.latency, queue=b.queue, queue_n=b.queue_n,
+                   rate_tier=b.rate_tier)
+    if cfg.fees is not None:
+        out.update(volume_30d=cfg.fees.volume_30d_usd, fee_volume_growth=cfg.fees.volume_growth,
+                   quote_usd=cfg.fees.quote_usd)
+    for k in out:
+        v = getattr(args, k, None)
+        if v is not None:
+            out[k] = v
+    return out
+
+
+def config_tiers(args):
+    """Fee tiers of the runtime config's ``[fees]`` (None: use the built-in Kraken table)."""
+    from mm_core.backtest.fees import FeeTier
+
+    cfg = runtime_config(args)
+    if cfg.fees is None or not cfg.fees.tiers:
+        return None
+    return tuple(FeeTier(t.volume_usd, t.maker, t.taker) for t in cfg.fees.tiers)
 
 
 def load_market(args):
@@ -104,15 +160,24 @@ def config_from_args(args, **overrides):
     from mm_core.policy import BaselinePolicy
 
     _, rules = instrument_rules(args)
-    latency = model_from_spec(args.latency, seed=args.seed)
+    r = resolved(args)
+    where = f"{runtime_config(args).source} [backtest]"
+    try:
+        latency = model_from_spec(r["latency"], seed=args.seed)
+    except ValueError as exc:
+        raise ValueError(f"latency {r['latency']!r} (flag or {where}): {exc}") from None
+    from mm_core.backtest.queue import NAMES
+    if r["queue"] not in NAMES:
+        raise ValueError(f"queue model {r['queue']!r} (flag or {where}): choose one of {', '.join(NAMES)}")
     if args.latency_scale != 1.0:
         latency = Stressed(latency, factor=args.latency_scale)
+    fees = fee_model_from_spec(args.fees, volume_30d=r["volume_30d"], growth=r["fee_volume_growth"],
+                               quote_usd=r["quote_usd"], tiers=config_tiers(args))
     kw = dict(
         policy=BaselinePolicy(half_spread_bps=args.half_spread_bps, size=args.size, skew_bps=args.skew_bps,
                               max_inventory=args.max_inventory, fair=args.fair),
-        latency=latency, use_capture_ts=args.capture_ts, queue=args.queue, queue_n=args.queue_n,
-        rate_tier=args.rate_tier, rate_guard=args.rate_guard,
-        fees=fee_model_from_spec(args.fees, volume_30d=args.volume_30d), requote_ms=args.requote_ms, rules=rules,
+        latency=latency, use_capture_ts=args.capture_ts, queue=r["queue"], queue_n=r["queue_n"],
+        rate_tier=r["rate_tier"], rate_guard=args.rate_guard, fees=fees, requote_ms=r["requote_ms"], rules=rules,
     )
     kw.update(overrides)
     return BacktestConfig(**kw)
@@ -123,10 +188,12 @@ def run(args) -> int:
     from mm_core.backtest.report import human_summary, write_html
 
     t0 = time.perf_counter()
+    from mm_core.config import ConfigError
+
     try:
         market = load_market(args)
         config = config_from_args(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ConfigError) as exc:
         print(f"mm backtest: {exc}", file=sys.stderr)
         return 2
     if not args.json:

@@ -97,6 +97,7 @@ class BacktestConfig:
     requote_ms: float = 100.0
     rules: InstrumentRules = field(default_factory=InstrumentRules)
     max_open_per_side: int = 4
+    share_trades: bool = True  # our orders at one price share a trade's volume in queue order
     markouts_s: tuple[float, ...] = (1.0, 5.0, 30.0)
 
     def describe(self) -> dict[str, object]:
@@ -108,6 +109,7 @@ class BacktestConfig:
             "rate_tier": self.rate_tier,
             "fees": fees,
             "requote_ms": self.requote_ms,
+            "share_trades": self.share_trades,
             "rules": vars(self.rules),
         }
 
@@ -201,6 +203,7 @@ def run_backtest(market: MarketArrays, config: BacktestConfig = BacktestConfig()
         float(market.tick_size),
         np.int64(config.policy.kind), params,
         np.int64(round(config.requote_ms * 1e6)), np.int64(end), np.int64(config.max_open_per_side),
+        np.int64(1 if config.share_trades else 0),
     )
     loop_s = time.perf_counter() - t0
     if overflow:

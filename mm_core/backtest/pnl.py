@@ -83,7 +83,10 @@ def decompose(fills: dict[str, np.ndarray], exch_ts: np.ndarray, fair: np.ndarra
     q = fills["qty"].astype(np.float64)
     p = fills["price"].astype(np.float64)
     t = fills["ts"].astype(np.int64)
-    fee = np.asarray(fee_model.fees(p, q, fills["maker"]), np.float64)
+    if getattr(fee_model, "uses_time", False):
+        fee = np.asarray(fee_model.fees(p, q, fills["maker"], ts=fills["ts"]), np.float64)
+    else:
+        fee = np.asarray(fee_model.fees(p, q, fills["maker"]), np.float64)
     end = int(exch_ts[-1])
     m_end = float(fair_at(np.array([end]), exch_ts, fair)[0])
     m0 = fair_at(t, exch_ts, fair)

@@ -115,7 +115,7 @@ def run(args) -> int:
     path = ea.cache_dir() / "backtest" / f"sweep-{digest}.npz"
     if not path.is_file():
         market.save(path)
-    base = {k: v for k, v in vars(args).items() if k != "func"}
+    base = {k: v for k, v in vars(args).items() if k != "func" and not k.startswith("_")}
     jobs = []
     for hs, size, skew in grid:
         params = {"half_spread_bps": hs, "size": size, "skew_bps": skew}
