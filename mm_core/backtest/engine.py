@@ -192,7 +192,7 @@ def run_backtest(market: MarketArrays, config: BacktestConfig = BacktestConfig()
     lo, n_ticks = market.tick_range
     params = config.policy.params()
     t0 = time.perf_counter()
-    oi, of, fi, fq, counters, xpos, lpos, rc_max, overflow = core.run_core(
+    oi, of, fi, fq, counters, xpos, lpos, rc_max, overflow = core.run(
         market.kind, market.side, market.tick, market.qty, market.exch_ts, loc,
         market.best_bid_tick, market.best_ask_tick, fair_series,
         np.int64(lo), np.int64(n_ticks),

@@ -3,7 +3,11 @@
 
 Why one compiled loop: per-event work is a handful of array reads/writes, so interpretation
 overhead would dominate -- a plain Python loop does ~0.3 M rows/s here, this loop tens of millions.
-The loop never allocates per event; order and fill tables grow by doubling.
+The loop never allocates at all: :class:`LoopState` allocates every table in Python, and when the
+order or fill table is nearly full the loop saves its position and returns ``NEED_ROOM``; :func:`run`
+doubles the table and calls it again (cold JIT: no ``np.empty``/``np.zeros`` overloads, no growth
+helpers returning tuples of arrays -- ~2 s of the first-run compile). Helpers are compiled without
+CPython wrappers and with ``error_model="numpy"`` (no division-by-zero exception paths).
 
 Time: every action happens at one global timestamp, processed in order. At equal times market rows
 go first (the exchange has the row before anything it causes), then responses (the strategy learns
@@ -48,6 +52,9 @@ from mm_core.backtest.event_arrays import CLEAR, DEPTH, NO_ASK, NO_BID, TRADE
 from mm_core.backtest.queue import filled_qty, on_depth, on_trade
 from mm_core.backtest.rate_limit import cancel_cost, decayed
 from mm_core.policy.kernels import quote
+
+# helpers are only called from jitted code: no CPython/cfunc wrappers to generate, numpy error model
+_helper = njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 BIG = np.int64(1) << np.int64(62)
 
@@ -140,7 +147,10 @@ S_N_ORDERS = 18
 S_OVERFLOW = 19
 S_RC_TS = 20
 S_LRC_TS = 21
-N_S = 22
+S_I = 22  # next market row (the loop returns to Python to grow its tables and resumes here)
+S_J = 23  # last row the strategy has seen
+S_NEXT_TIMER = 24
+N_S = 25
 # float loop state
 F_XPOS = 0  # true position
 F_LPOS = 1  # position as the strategy knows it (from fill reports)
@@ -150,48 +160,17 @@ F_LRC = 4  # the strategy's own estimate of the rate counter
 N_F = 5
 
 
-# Growth helpers copy with explicit loops: numba compiles an array-to-array slice assignment
-# (``out[:n] = a``) through its broadcasting machinery, which costs seconds of JIT per call site.
+# No allocation inside jitted code: every array comes from Python (:class:`LoopState`), and the loop
+# returns ``NEED_ROOM`` when the order or fill table is nearly full; Python grows them and calls it
+# again (it resumes from the state arrays). Each ``np.empty``/``np.zeros`` form compiled inside numba
+# is a separate overload compile, and array-growth helpers returned tuples of arrays: ~2 s of cold JIT.
+DONE = 0
+NEED_ROOM = 1
+FILL_ROOM = 600  # fills one market row can produce at most: every resting order once (2 x 256)
+ORDER_ROOM = 4
 
 
-@njit(cache=True)
-def _grow_rows_i(a, cap):
-    out = np.empty((cap, a.shape[1]), np.int64)
-    for r in range(cap):
-        for c in range(a.shape[1]):
-            out[r, c] = a[r, c] if r < a.shape[0] else -1
-    return out
-
-
-@njit(cache=True)
-def _grow_f(a, cap):
-    out = np.zeros(cap, np.float64)
-    for r in range(a.shape[0]):
-        out[r] = a[r]
-    return out
-
-
-@njit(cache=True)
-def _grow_rows_f(a, cap):
-    out = np.zeros((cap, a.shape[1]), np.float64)
-    for r in range(a.shape[0]):
-        for c in range(a.shape[1]):
-            out[r, c] = a[r, c]
-    return out
-
-
-@njit(cache=True)
-def _lat(lat_ts, lat, now, ptr, k):
-    """Latency in force: step function of time (pointer advances monotonically) or k-th sample."""
-    m = lat_ts.shape[0]
-    if m == 0:
-        return lat[k % lat.shape[0]], ptr
-    while ptr + 1 < m and lat_ts[ptr + 1] <= now:
-        ptr += 1
-    return lat[ptr], ptr
-
-
-@njit(cache=True)
+@_helper
 def _remove(ids, n, oid):
     for k in range(n):
         if ids[k] == oid:
@@ -200,11 +179,20 @@ def _remove(ids, n, oid):
     return n
 
 
-@njit(cache=True)
+@_helper
 def _respond(S, rs_i, rs_q, now, kind, oid, qty, lat_ts, lat_resp):
     """Queue a response produced at exchange time ``now``; returns its local arrival time."""
-    lat, S[S_P_RESP] = _lat(lat_ts, lat_resp, now, S[S_P_RESP], S[S_N_RSP])
-    S[S_N_RSP] += 1
+    # latency in force: step function of time (pointer advances monotonically) or the k-th sample
+    k = S[S_N_RSP]
+    S[S_N_RSP] = k + 1
+    if lat_ts.shape[0] == 0:
+        lat = lat_resp[k % lat_resp.shape[0]]
+    else:
+        p = S[S_P_RESP]
+        while p + 1 < lat_ts.shape[0] and lat_ts[p + 1] <= now:
+            p += 1
+        S[S_P_RESP] = p
+        lat = lat_resp[p]
     arr = max(S[S_RS_LAST], now + lat)
     S[S_RS_LAST] = arr
     if S[S_RS_TAIL] - S[S_RS_HEAD] >= RING:
@@ -219,11 +207,19 @@ def _respond(S, rs_i, rs_q, now, kind, oid, qty, lat_ts, lat_resp):
     return arr
 
 
-@njit(cache=True)
+@_helper
 def _request(S, rq, now, kind, oid, lat_ts, lat_entry):
     """Send a request at local time ``now``; it reaches the exchange after the entry latency."""
-    lat, S[S_P_ENTRY] = _lat(lat_ts, lat_entry, now, S[S_P_ENTRY], S[S_N_REQ])
-    S[S_N_REQ] += 1
+    k = S[S_N_REQ]  # latency in force, as in _respond
+    S[S_N_REQ] = k + 1
+    if lat_ts.shape[0] == 0:
+        lat = lat_entry[k % lat_entry.shape[0]]
+    else:
+        p = S[S_P_ENTRY]
+        while p + 1 < lat_ts.shape[0] and lat_ts[p + 1] <= now:
+            p += 1
+        S[S_P_ENTRY] = p
+        lat = lat_entry[p]
     arr = max(S[S_RQ_LAST], now + lat)
     S[S_RQ_LAST] = arr
     if S[S_RQ_TAIL] - S[S_RQ_HEAD] >= RING:
@@ -236,13 +232,10 @@ def _request(S, rq, now, kind, oid, lat_ts, lat_entry):
     S[S_RQ_TAIL] += 1
 
 
-@njit(cache=True)
+@_helper
 def _fill(S, F, oi, of, fi, fq, rs_i, rs_q, o, ex, now, lat_ts, lat_resp, lot):
-    """Execute ``ex`` of resting order ``o`` at its price (maker); returns the fill log arrays."""
+    """Execute ``ex`` of resting order ``o`` at its price (maker); the fill log has room (FILL_ROOM)."""
     n = S[S_N_FILLS]
-    if n >= fi.shape[0]:
-        fi = _grow_rows_i(fi, 2 * fi.shape[0])
-        fq = _grow_f(fq, 2 * fq.shape[0])
     s = oi[o, OI_SIDE]
     arr = _respond(S, rs_i, rs_q, now, np.int64(RSP_FILL), o, ex, lat_ts, lat_resp)
     fi[n, FI_TS] = now
@@ -261,10 +254,9 @@ def _fill(S, F, oi, of, fi, fq, rs_i, rs_q, o, ex, now, lat_ts, lat_resp, lot):
         oi[o, OI_XSTATE] = 2
         oi[o, OI_RESULT] = R_FILLED
         oi[o, OI_DONE_EXCH] = now
-    return fi, fq
 
 
-@njit(cache=True)
+@_helper
 def _refresh_extremes(S, oi, xbuy, xsell):
     m = np.int64(-1)
     for a in range(S[S_N_XBUY]):
@@ -278,7 +270,7 @@ def _refresh_extremes(S, oi, xbuy, xsell):
     S[S_MIN_SELL] = m
 
 
-@njit(cache=True)
+@_helper
 def _drop_done(S, oi, xbuy, xsell):
     """Remove orders that stopped resting from the exchange's lists."""
     a = 0
@@ -296,7 +288,7 @@ def _drop_done(S, oi, xbuy, xsell):
     _refresh_extremes(S, oi, xbuy, xsell)
 
 
-@njit(cache=True)
+@_helper
 def _queue_depth(S, oi, of, ids, n_ids, t, prev, newq, queue_kind, queue_n):
     for a in range(n_ids):
         o = ids[a]
@@ -305,18 +297,17 @@ def _queue_depth(S, oi, of, ids, n_ids, t, prev, newq, queue_kind, queue_n):
                                                       prev, newq)
 
 
-@njit(cache=True)
+@_helper
 def _cross(S, F, oi, of, fi, fq, rs_i, rs_q, ids, n_ids, s, best_other, now, lat_ts, lat_resp, lot):
     """The other side's best price reached our resting orders: they fill completely."""
     for a in range(n_ids):
         o = ids[a]
         ot = oi[o, OI_TICK]
         if (s > 0 and ot >= best_other) or (s < 0 and ot <= best_other):
-            fi, fq = _fill(S, F, oi, of, fi, fq, rs_i, rs_q, o, of[o, OF_LEAVES], now, lat_ts, lat_resp, lot)
-    return fi, fq
+            _fill(S, F, oi, of, fi, fq, rs_i, rs_q, o, of[o, OF_LEAVES], now, lat_ts, lat_resp, lot)
 
 
-@njit(cache=True)
+@_helper
 def _trade(S, F, oi, of, fi, fq, rs_i, rs_q, ids, n_ids, s, t, tq, now, lat_ts, lat_resp, lot, share):
     """A trade of ``tq`` at tick ``t`` against our side ``s``.
 
@@ -329,7 +320,7 @@ def _trade(S, F, oi, of, fi, fq, rs_i, rs_q, ids, n_ids, s, t, tq, now, lat_ts, 
         o = ids[a]
         ot = oi[o, OI_TICK]
         if (s > 0 and ot > t) or (s < 0 and ot < t):
-            fi, fq = _fill(S, F, oi, of, fi, fq, rs_i, rs_q, o, of[o, OF_LEAVES], now, lat_ts, lat_resp, lot)
+            _fill(S, F, oi, of, fi, fq, rs_i, rs_q, o, of[o, OF_LEAVES], now, lat_ts, lat_resp, lot)
     rem = tq
     last = np.int64(-1)
     while rem > 0.0:
@@ -346,13 +337,12 @@ def _trade(S, F, oi, of, fi, fq, rs_i, rs_q, ids, n_ids, s, t, tq, now, lat_ts, 
         ex = min(filled_qty(of[o, OF_FRONT], lot), of[o, OF_LEAVES], q)
         if ex > 0.0:
             of[o, OF_FRONT] = 0.0  # what is left of ours is now at the front
-            fi, fq = _fill(S, F, oi, of, fi, fq, rs_i, rs_q, o, ex, now, lat_ts, lat_resp, lot)
+            _fill(S, F, oi, of, fi, fq, rs_i, rs_q, o, ex, now, lat_ts, lat_resp, lot)
             if share:
                 rem -= ex
-    return fi, fq
 
 
-@njit(cache=True)
+@_helper
 def _on_request(S, F, oi, of, rq, rs_i, rs_q, xbuy, xsell, bq, aq, lo, hi, best_bid, best_ask,
                 counters, rate_threshold, rate_decay, lat_ts, lat_resp):
     """An order request reaches the matching engine."""
@@ -418,7 +408,7 @@ def _on_request(S, F, oi, of, rq, rs_i, rs_q, xbuy, xsell, bq, aq, lo, hi, best_
     _respond(S, rs_i, rs_q, now, np.int64(rsp), o, 0.0, lat_ts, lat_resp)
 
 
-@njit(cache=True)
+@_helper
 def _forget(S, oi, lopen, o):
     """The strategy stops tracking order ``o``."""
     if oi[o, OI_LSTATE] != 3:
@@ -430,7 +420,7 @@ def _forget(S, oi, lopen, o):
             S[S_WORK_SELL] = -1
 
 
-@njit(cache=True)
+@_helper
 def _on_response(S, F, oi, of, rs_i, rs_q, lopen, lot):
     """A response reaches the strategy."""
     slot = S[S_RS_HEAD] % RING
@@ -457,7 +447,7 @@ def _on_response(S, F, oi, of, rs_i, rs_q, lopen, lot):
         _forget(S, oi, lopen, o)
 
 
-@njit(cache=True)
+@_helper
 def _rate_ok(S, F, now, cost, guard_threshold, rate_decay):
     """The strategy's own rate-counter estimate: may it spend ``cost`` now? (spends if yes)"""
     v = decayed(F[F_LRC], S[S_LRC_TS], now, rate_decay)
@@ -468,7 +458,7 @@ def _rate_ok(S, F, now, cost, guard_threshold, rate_decay):
     return True
 
 
-@njit(cache=True)
+@_helper
 def _send_cancel(S, F, oi, rq, o, now, lat_ts, lat_entry, counters, guard_threshold, rate_decay):
     if not _rate_ok(S, F, now, cancel_cost(now - oi[o, OI_SUBMIT_LOCAL]), guard_threshold, rate_decay):
         counters[C_RATE_GUARD_SKIPS] += 1
@@ -480,14 +470,15 @@ def _send_cancel(S, F, oi, rq, o, now, lat_ts, lat_entry, counters, guard_thresh
     return True
 
 
-@njit(cache=True)
+@_helper
 def _on_timer(S, F, oi, of, rq, lopen, now, fair, best_bid, best_ask, counters, policy_kind, policy_params,
               lot, min_qty, min_cost, tick_size, max_open_per_side, guard_threshold, rate_decay,
               lat_ts, lat_entry):
     """The strategy requotes: policy target -> keep, cancel or replace the working orders."""
     counters[C_REQUOTES] += 1
     bt, bqty, at, aqty = quote(policy_kind, policy_params, now, fair, best_bid, best_ask, F[F_LPOS], tick_size)
-    for s in (1, -1):
+    for side_k in range(2):
+        s = np.int64(1 - 2 * side_k)
         tt = bt if s > 0 else at
         q = bqty if s > 0 else aqty
         q = np.floor(q / lot + 1e-9) * lot
@@ -538,50 +529,94 @@ def _on_timer(S, F, oi, of, rq, lopen, now, fair, best_bid, best_ask, counters, 
             _send_cancel(S, F, oi, rq, o, now, lat_ts, lat_entry, counters, guard_threshold, rate_decay)
 
 
-@njit(cache=True)
+class LoopState:
+    """Every array the loop reads and writes besides the market rows, allocated in Python."""
+
+    def __init__(self, n_ticks: int, requote_ns: int, first_local_ts: int | None):
+        self.S = np.zeros(N_S, np.int64)
+        self.F = np.zeros(N_F, np.float64)
+        S = self.S
+        S[S_MAX_BUY] = -1
+        S[S_MIN_SELL] = BIG
+        S[S_WORK_BUY] = -1
+        S[S_WORK_SELL] = -1
+        S[S_I] = 0
+        S[S_J] = -1
+        S[S_NEXT_TIMER] = BIG if first_local_ts is None else (first_local_ts // requote_ns + 1) * requote_ns
+        self.bq = np.zeros(n_ticks, np.float64)
+        self.aq = np.zeros(n_ticks, np.float64)
+        self.oi = np.full((1024, N_OI), -1, np.int64)
+        self.of = np.zeros((1024, N_OF), np.float64)
+        self.fi = np.full((1024, N_FI), -1, np.int64)
+        self.fq = np.zeros(1024, np.float64)
+        self.counters = np.zeros(N_C, np.int64)
+        self.xbuy = np.zeros(256, np.int64)
+        self.xsell = np.zeros(256, np.int64)
+        self.lopen = np.zeros(256, np.int64)
+        self.rq = np.zeros((3, RING), np.int64)
+        self.rs_i = np.zeros((3, RING), np.int64)
+        self.rs_q = np.zeros(RING, np.float64)
+
+    def grow(self) -> None:
+        """Double whichever of the order and fill tables is nearly full."""
+        S = self.S
+        if S[S_N_ORDERS] + ORDER_ROOM >= self.oi.shape[0]:
+            n = self.oi.shape[0]
+            self.oi = np.concatenate([self.oi, np.full((n, N_OI), -1, np.int64)])
+            self.of = np.concatenate([self.of, np.zeros((n, N_OF), np.float64)])
+        if self.fi.shape[0] - S[S_N_FILLS] < FILL_ROOM:
+            n = self.fi.shape[0]
+            self.fi = np.concatenate([self.fi, np.full((n, N_FI), -1, np.int64)])
+            self.fq = np.concatenate([self.fq, np.zeros(n, np.float64)])
+
+
+def run(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, fair, lo, n_ticks, lat_ts, lat_entry, lat_resp,
+        queue_kind, queue_n, rate_threshold, rate_decay, rate_guard, lot, min_qty, min_cost, tick_size,
+        policy_kind, policy_params, requote_ns, end_ts, max_open_per_side, share_trades):
+    """Run the loop over all rows (growing its tables as needed); see the module docstring. Returns
+    the order table, fill log, counters, positions, max rate counter and whether a queue overflowed."""
+    st = LoopState(int(n_ticks), int(requote_ns), int(local_ts[0]) if kind.shape[0] > 0 else None)
+    while True:
+        status = run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, fair, lo, lo + n_ticks,
+                          lat_ts, lat_entry, lat_resp, queue_kind, queue_n, rate_threshold, rate_decay,
+                          rate_threshold * rate_guard, lot, min_qty, min_cost, tick_size, policy_kind,
+                          policy_params, requote_ns, end_ts, max_open_per_side, share_trades,
+                          st.S, st.F, st.bq, st.aq, st.oi, st.of, st.fi, st.fq, st.counters, st.xbuy,
+                          st.xsell, st.lopen, st.rq, st.rs_i, st.rs_q)
+        if status == DONE:
+            break
+        st.grow()
+    n_o, n_f = int(st.S[S_N_ORDERS]), int(st.S[S_N_FILLS])
+    return (st.oi[:n_o], st.of[:n_o], st.fi[:n_f], st.fq[:n_f], st.counters, st.F[F_XPOS], st.F[F_LPOS],
+            st.F[F_RC_MAX], st.S[S_OVERFLOW] != 0)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, fair,
-             lo, n_ticks,
+             lo, hi,
              lat_ts, lat_entry, lat_resp,
              queue_kind, queue_n,
-             rate_threshold, rate_decay, rate_guard,
+             rate_threshold, rate_decay, guard_threshold,
              lot, min_qty, min_cost, tick_size,
              policy_kind, policy_params,
-             requote_ns, end_ts, max_open_per_side, share_trades):
-    """Run the loop over all rows; see the module docstring. Returns the order table, fill log,
-    counters, the loop state (positions, rate counter) and whether a queue overflowed."""
+             requote_ns, end_ts, max_open_per_side, share_trades,
+             S, F, bq, aq, oi, of, fi, fq, counters, xbuy, xsell, lopen, rq, rs_i, rs_q):
+    """The loop, from the state in ``S``/``F`` (see :func:`run`). Returns ``DONE``, or ``NEED_ROOM``
+    (state saved) when the order or fill table must grow first."""
     n = kind.shape[0]
-    bq = np.zeros(n_ticks)
-    aq = np.zeros(n_ticks)
-    hi = lo + n_ticks
-    S = np.zeros(N_S, np.int64)
-    F = np.zeros(N_F)
-    S[S_MAX_BUY] = -1
-    S[S_MIN_SELL] = BIG
-    S[S_WORK_BUY] = -1
-    S[S_WORK_SELL] = -1
-    ocap = 1024
-    oi = _grow_rows_i(np.empty((0, N_OI), np.int64), ocap)
-    of = np.zeros((ocap, N_OF))
-    fi = _grow_rows_i(np.empty((0, N_FI), np.int64), 1024)
-    fq = np.zeros(1024)
-    counters = np.zeros(N_C, np.int64)
-    xbuy = np.empty(256, np.int64)
-    xsell = np.empty(256, np.int64)
-    lopen = np.empty(256, np.int64)
-    rq = np.empty((3, RING), np.int64)
-    rs_i = np.empty((3, RING), np.int64)
-    rs_q = np.empty(RING)
-    guard_threshold = rate_threshold * rate_guard
     share = share_trades != 0
     BUY = np.int64(1)  # variables, not literals: one compiled specialisation per helper
     SELL = np.int64(-1)
-    i = 0
-    j = -1
-    next_timer = BIG
-    if n > 0:
-        next_timer = (local_ts[0] // requote_ns + 1) * requote_ns
+    i = S[S_I]
+    j = S[S_J]
+    next_timer = S[S_NEXT_TIMER]
 
     while S[S_OVERFLOW] == 0:
+        if S[S_N_ORDERS] + ORDER_ROOM >= oi.shape[0] or fi.shape[0] - S[S_N_FILLS] < FILL_ROOM:
+            S[S_I] = i
+            S[S_J] = j
+            S[S_NEXT_TIMER] = next_timer
+            return NEED_ROOM
         t_req = rq[0, S[S_RQ_HEAD] % RING] if S[S_RQ_HEAD] < S[S_RQ_TAIL] else BIG
         t_rsp = rs_i[0, S[S_RS_HEAD] % RING] if S[S_RS_HEAD] < S[S_RS_TAIL] else BIG
         t_tmr = next_timer if next_timer <= end_ts else BIG
@@ -592,6 +627,11 @@ def run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, fair,
         n_fills = S[S_N_FILLS]
         while i < n and exch_ts[i] <= t_other:
             if S[S_N_FILLS] != n_fills:
+                if fi.shape[0] - S[S_N_FILLS] < FILL_ROOM:  # resumes at this row, same next action
+                    S[S_I] = i
+                    S[S_J] = j
+                    S[S_NEXT_TIMER] = next_timer
+                    return NEED_ROOM
                 n_fills = S[S_N_FILLS]
                 t_rsp = rs_i[0, S[S_RS_HEAD] % RING]
                 if t_rsp < t_other:
@@ -608,7 +648,7 @@ def run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, fair,
                     if S[S_N_XBUY] > 0:
                         _queue_depth(S, oi, of, xbuy, S[S_N_XBUY], t, prev, newq, queue_kind, queue_n)
                     if bb_tick[i] >= S[S_MIN_SELL]:
-                        fi, fq = _cross(S, F, oi, of, fi, fq, rs_i, rs_q, xsell, S[S_N_XSELL], SELL, bb_tick[i],
+                        _cross(S, F, oi, of, fi, fq, rs_i, rs_q, xsell, S[S_N_XSELL], SELL, bb_tick[i],
                                         exch_ts[i], lat_ts, lat_resp, lot)
                         _drop_done(S, oi, xbuy, xsell)
                 else:
@@ -617,26 +657,28 @@ def run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, fair,
                     if S[S_N_XSELL] > 0:
                         _queue_depth(S, oi, of, xsell, S[S_N_XSELL], t, prev, newq, queue_kind, queue_n)
                     if ba_tick[i] <= S[S_MAX_BUY]:
-                        fi, fq = _cross(S, F, oi, of, fi, fq, rs_i, rs_q, xbuy, S[S_N_XBUY], BUY, ba_tick[i],
+                        _cross(S, F, oi, of, fi, fq, rs_i, rs_q, xbuy, S[S_N_XBUY], BUY, ba_tick[i],
                                         exch_ts[i], lat_ts, lat_resp, lot)
                         _drop_done(S, oi, xbuy, xsell)
             elif k == TRADE:
                 t = tick[i]
                 if side[i] > 0:  # taker buy meets our asks
                     if t >= S[S_MIN_SELL]:
-                        fi, fq = _trade(S, F, oi, of, fi, fq, rs_i, rs_q, xsell, S[S_N_XSELL], SELL, t, qty[i],
+                        _trade(S, F, oi, of, fi, fq, rs_i, rs_q, xsell, S[S_N_XSELL], SELL, t, qty[i],
                                         exch_ts[i], lat_ts, lat_resp, lot, share)
                         _drop_done(S, oi, xbuy, xsell)
                 else:  # taker sell meets our bids
                     if t <= S[S_MAX_BUY]:
-                        fi, fq = _trade(S, F, oi, of, fi, fq, rs_i, rs_q, xbuy, S[S_N_XBUY], BUY, t, qty[i],
+                        _trade(S, F, oi, of, fi, fq, rs_i, rs_q, xbuy, S[S_N_XBUY], BUY, t, qty[i],
                                         exch_ts[i], lat_ts, lat_resp, lot, share)
                         _drop_done(S, oi, xbuy, xsell)
             elif k == CLEAR:
                 if side[i] > 0:
-                    bq[:] = 0.0
+                    for c in range(bq.shape[0]):
+                        bq[c] = 0.0
                 else:
-                    aq[:] = 0.0
+                    for c in range(aq.shape[0]):
+                        aq[c] = 0.0
             i += 1
         if S[S_N_FILLS] != n_fills:
             t_rsp = rs_i[0, S[S_RS_HEAD] % RING]
@@ -658,16 +700,13 @@ def run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, fair,
             if j < 0 or bb_tick[j] == NO_BID or ba_tick[j] == NO_ASK:
                 counters[C_NO_BOOK_SKIPS] += 1
                 continue
-            if S[S_N_ORDERS] + 2 >= oi.shape[0]:
-                oi = _grow_rows_i(oi, 2 * oi.shape[0])
-                of = _grow_rows_f(of, 2 * of.shape[0])
             _on_timer(S, F, oi, of, rq, lopen, now, fair[j], bb_tick[j], ba_tick[j], counters, policy_kind,
                       policy_params, lot, min_qty, min_cost, tick_size, max_open_per_side, guard_threshold,
                       rate_decay, lat_ts, lat_entry)
 
     counters[C_ROWS] = i
     counters[C_FILLS] = S[S_N_FILLS]
-    n_o = S[S_N_ORDERS]
-    n_f = S[S_N_FILLS]
-    return (oi[:n_o], of[:n_o], fi[:n_f], fq[:n_f], counters, F[F_XPOS], F[F_LPOS], F[F_RC_MAX],
-            S[S_OVERFLOW] != 0)
+    S[S_I] = i
+    S[S_J] = j
+    S[S_NEXT_TIMER] = next_timer
+    return DONE

@@ -129,17 +129,13 @@ class MarketArrays:
 # ------------------------------------------------------------------ book pass (numba)
 
 
-@njit(cache=True)
 def _tick_range(kind, tick):
-    lo = NO_ASK
-    hi = -1
-    for i in range(kind.shape[0]):
-        if kind[i] != CLEAR:
-            t = tick[i]
-            if t < lo:
-                lo = t
-            if t > hi:
-                hi = t
+    """``(lowest tick, number of ticks)`` over non-clear rows. Plain numpy (a few ms per day of
+    rows): jitting it cost ~0.15 s of cold compile in every fresh process that loads data."""
+    t = tick[kind != CLEAR]
+    if t.shape[0] == 0:
+        return 0, 1
+    lo, hi = int(t.min()), int(t.max())
     if hi < 0:
         return 0, 1
     return lo, hi - lo + 1
