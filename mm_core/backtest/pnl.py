@@ -21,8 +21,22 @@ Adverse selection at the shorter horizons (1 s, 5 s) is reported beside it as th
 ``adverse(h) = sum_i s q (m(t+h) - m(t))``; adverse selection is negative when fills are followed
 by fair moving against us, the usual sign for a market maker.
 
-Tail statistics come from the equity curve ``cash + position * m - fees`` sampled on a time grid:
-max drawdown, worst clock hour and day, expected shortfall (mean of the worst 5 % of hours).
+Tail statistics come from the mark-to-market equity ``E(t) = cash(t) + position(t) * m(t) - fees(t)``
+(fills at or before ``t``, fair mid in force at ``t``), evaluated exactly -- not on the plotting grid:
+
+- **clock buckets** (:func:`bucket_pnl`): UTC hours and UTC days ``[k W, (k+1) W)`` (``W`` = 3600 s or
+  86400 s, aligned to the Unix epoch, so to UTC midnight). A bucket's PnL is the equity just before
+  its closing boundary minus the equity just before its opening boundary (``E(b - 1 ns)``: a fill or
+  a fair move at exactly midnight belongs to the new day). The first bucket opens at the data start
+  with equity 0 (flat start) and the last closes at the data end with every fill, so the buckets'
+  PnL adds up to ``total`` (fees included, charged at the fill). The first and last buckets may be
+  partial (``covered_s`` says how much of them the data covers);
+- **worst hour / worst day**: the minimum of the hourly / daily bucket PnL (partial buckets included);
+- **expected shortfall** ``expected_shortfall_hourly`` (ES 5 % over *hourly* buckets): the mean of the
+  worst ``ceil(0.05 * n_hours)`` hourly PnLs, a PnL (negative = loss); with fewer than 20 hours it
+  is the worst hour;
+- **max drawdown**: the largest fall of ``E`` from its running peak (the peak starts at 0), with
+  ``E`` evaluated after every market row and at every fill.
 """
 
 from __future__ import annotations
@@ -59,6 +73,9 @@ class PnL:
     per_fill: dict[str, np.ndarray] = field(repr=False)
     curve: dict[str, np.ndarray] = field(repr=False)
     markout_curve: dict[str, np.ndarray] = field(repr=False)
+    # clock buckets (see the module docstring): {"start_ns", "pnl", "covered_s"} per UTC day / hour
+    daily: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    hourly: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def identity_error(self) -> float:
@@ -118,7 +135,11 @@ def decompose(fills: dict[str, np.ndarray], exch_ts: np.ndarray, fair: np.ndarra
     spread_t, adverse_t, inv_t = _fsum(spread), _fsum(adverse), _fsum(inventory)
     total = spread_t + adverse_t + inv_t - fees_total
     curve = equity_curve(fills, fee, exch_ts, fair, grid_points=grid_points)
-    dd, worst_hour, worst_day, es = tail_stats(curve["ts"], curve["equity"])
+    daily = bucket_pnl(t, s, q, p, fee, exch_ts, fair, DAY_NS)
+    hourly = bucket_pnl(t, s, q, p, fee, exch_ts, fair, HOUR_NS)
+    dd = max_drawdown_exact(t, s, q, p, fee, exch_ts, fair)
+    worst_hour, worst_day = float(hourly["pnl"].min()), float(daily["pnl"].min())
+    es = expected_shortfall(hourly["pnl"], 0.05)
     return PnL(
         total=total, spread_capture=spread_t, adverse_selection=adverse_t, inventory_pnl=inv_t,
         fees=fees_total, total_direct=total_direct, horizon_s=horizon, adverse_by_horizon=by_h,
@@ -127,6 +148,7 @@ def decompose(fills: dict[str, np.ndarray], exch_ts: np.ndarray, fair: np.ndarra
         worst_day=worst_day, expected_shortfall_hourly=es, per_fill=per_fill, curve=curve,
         markout_curve={"horizon_s": np.array(MARKOUT_GRID_S), "bps": np.array(mk_bps),
                        "currency": np.array(mk_cur)},
+        daily=daily, hourly=hourly,
     )
 
 
@@ -157,7 +179,8 @@ def equity_curve(fills: dict[str, np.ndarray], fee: np.ndarray, exch_ts: np.ndar
 
 
 def tail_stats(ts: np.ndarray, equity: np.ndarray) -> tuple[float, float, float, float]:
-    """(max drawdown, worst clock-hour PnL, worst UTC-day PnL, expected shortfall of hourly PnL 95 %)."""
+    """Grid approximation of the tails from a sampled curve (kept for callers of the plotting grid;
+    :func:`decompose` uses the exact :func:`bucket_pnl` / :func:`max_drawdown_exact`)."""
     if equity.size == 0:
         return 0.0, 0.0, 0.0, 0.0
     peak = np.maximum.accumulate(np.maximum(equity, 0.0))
@@ -180,3 +203,77 @@ def _bucket_pnl(ts: np.ndarray, equity: np.ndarray, width: int) -> np.ndarray:
     last = np.nonzero(np.concatenate([bucket[1:] != bucket[:-1], [True]]))[0]
     ends = equity[last]
     return np.diff(np.concatenate([[0.0], ends]))
+
+
+HOUR_NS = 3600 * _S
+DAY_NS = 86400 * _S
+
+
+class _Equity:
+    """``E(t)`` = cash + position * m(t) - fees after the fills at or before ``t`` (fills in time order)."""
+
+    def __init__(self, ts, side, qty, price, fee, exch_ts, fair):
+        order = np.argsort(np.asarray(ts, np.int64), kind="stable")
+        self.ts = np.asarray(ts, np.int64)[order]
+        sq = (np.asarray(side, np.float64) * np.asarray(qty, np.float64))[order]
+        self.pos = np.concatenate([[0.0], np.cumsum(sq)])
+        self.cash = np.concatenate([[0.0], np.cumsum(-sq * np.asarray(price, np.float64)[order])])
+        self.fees = np.concatenate([[0.0], np.cumsum(np.asarray(fee, np.float64)[order])])
+        # fair is NaN while the book is one-sided: carry the last value (flat positions ignore it)
+        f = np.asarray(fair, np.float64)
+        ok = np.isfinite(f)
+        if not ok.all():
+            idx = np.where(ok, np.arange(f.size), 0)
+            f = f[np.maximum.accumulate(idx)]
+        self.exch_ts, self.fair = exch_ts, f
+
+    def at(self, times: np.ndarray, *, rows: bool = False) -> np.ndarray:
+        """Equity at ``times`` (``rows=True``: ``times`` are the market rows, use each row's fair)."""
+        k = np.searchsorted(self.ts, times, side="right")
+        m = self.fair if rows else fair_at(times, self.exch_ts, self.fair)
+        pos = self.pos[k]
+        return self.cash[k] + np.where(pos != 0.0, pos * m, 0.0) - self.fees[k]
+
+    def final(self) -> float:
+        m_end = float(fair_at(np.array([int(self.exch_ts[-1])]), self.exch_ts, self.fair)[0])
+        held = self.pos[-1] * m_end if self.pos[-1] != 0.0 else 0.0
+        return float(self.cash[-1] + held - self.fees[-1])
+
+
+def bucket_pnl(ts, side, qty, price, fee, exch_ts: np.ndarray, fair: np.ndarray,
+               width_ns: int) -> dict[str, np.ndarray]:
+    """PnL per UTC clock bucket of ``width_ns`` (see the module docstring for the convention).
+
+    Returns ``start_ns`` (the bucket's clock start, e.g. UTC midnight), ``pnl`` and ``covered_s``
+    (seconds of the bucket inside the data span); ``pnl`` sums to the run's total PnL.
+    """
+    start, end = int(exch_ts[0]), int(exch_ts[-1])
+    first = start // width_ns * width_ns
+    bounds = np.arange(first + width_ns, end + 1, width_ns, dtype=np.int64)  # boundaries in (start, end]
+    eq = _Equity(ts, side, qty, price, fee, exch_ts, fair)
+    opening = np.concatenate([[0.0], eq.at(bounds - 1)])  # flat at the data start
+    closing = np.concatenate([opening[1:], [eq.final()]])
+    lo = np.concatenate([[start], bounds])
+    hi = np.concatenate([bounds, [end]])
+    return {"start_ns": np.concatenate([[first], bounds]), "pnl": closing - opening,
+            "covered_s": (hi - lo) / _S}
+
+
+def max_drawdown_exact(ts, side, qty, price, fee, exch_ts: np.ndarray, fair: np.ndarray) -> float:
+    """Largest fall of the equity from its running peak (peak starts at 0), after every row and fill."""
+    eq = _Equity(ts, side, qty, price, fee, exch_ts, fair)
+    rows = eq.at(exch_ts, rows=True)
+    at_fills = eq.at(eq.ts)
+    seq = np.insert(rows, np.searchsorted(exch_ts, eq.ts, side="right"), at_fills)
+    seq = np.concatenate([seq, [eq.final()]])
+    peak = np.maximum.accumulate(np.maximum(seq, 0.0))
+    return float(np.max(peak - seq))
+
+
+def expected_shortfall(pnl: np.ndarray, alpha: float = 0.05) -> float:
+    """Mean of the worst ``ceil(alpha * n)`` values of ``pnl`` (a PnL: negative = loss); 0 if empty."""
+    pnl = np.asarray(pnl, np.float64)
+    if pnl.size == 0:
+        return 0.0
+    n = max(1, int(math.ceil(alpha * pnl.size - 1e-12)))
+    return float(np.sort(pnl)[:n].mean())

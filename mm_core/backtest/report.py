@@ -33,7 +33,7 @@ def human_summary(result) -> str:
         f"  fees            {-p.fees:+,.4f}   ({s['config']['fees']})",
         f"  identity: total - (spread + adverse + inventory - fees) = {p.identity_error:.2e}",
         f"  max drawdown {p.max_drawdown:,.4f}, worst hour {p.worst_hour:+,.4f}, worst day {p.worst_day:+,.4f}, "
-        f"ES95 hourly {p.expected_shortfall_hourly:+,.4f}; final position {result.position:+.8g}",
+        f"ES5% hourly {p.expected_shortfall_hourly:+,.4f}; final position {result.position:+.8g}",
         f"  orders {c['orders_sent']:,} (accepted {c['accepted']:,}, post-only rejected {c['rejected_post_only']:,}, "
         f"rate-limited {c['rejected_rate_limit_new']:,}), cancels {c['cancels_sent']:,} "
         f"(rate-limited {c['rejected_rate_limit_cancel']:,}, too late {c['cancel_too_late']:,}), "
