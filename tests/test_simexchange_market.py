@@ -253,3 +253,11 @@ def test_one_simulated_day_generates_in_well_under_a_minute() -> None:
     assert 800_000 <= changes <= 920_000
     assert 75_000 <= trades <= 98_000
     assert elapsed < 30.0, f"one simulated day took {elapsed:.1f} s"
+
+
+def test_low_update_and_trade_rates_can_be_set_together() -> None:
+    """Both rates are validated as a pair (1/s updates with 0.2/s trades is valid)."""
+    from mm_core.simexchange.market import MarketModel
+
+    m = MarketModel(seed=1, updates_per_second=1.0, trades_per_second=0.2)
+    assert sum(1 for _ in m.events(120)) > 0

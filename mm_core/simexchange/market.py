@@ -365,10 +365,10 @@ class MarketModel:
         trades_per_second: Optional[float] = None,
     ) -> None:
         p = params or MarketParams()
-        if updates_per_second is not None:
-            p = replace(p, updates_per_second=updates_per_second)
-        if trades_per_second is not None:
-            p = replace(p, trades_per_second=trades_per_second)
+        overrides = {k: v for k, v in (("updates_per_second", updates_per_second),
+                                       ("trades_per_second", trades_per_second)) if v is not None}
+        if overrides:  # both at once: validation must see the final pair, not a half-updated one
+            p = replace(p, **overrides)
         self.params = p
         self.seed = seed
         self.predictive = predictive
