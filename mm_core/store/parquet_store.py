@@ -7,6 +7,12 @@ A Parquet file is only readable once its footer is written, so rows are buffered
 written as a complete part file every ``flush_interval_s`` (and at every hour change and at close),
 each part written to a temp name and renamed: a hard kill loses at most one flush interval of
 canonical events (the raw archive and the CSV are flushed every second) and never a torn file.
+
+Columnar, not row by row: ``add`` only files the (immutable) event under its part key -- no dict
+per row on the collector's hot path. At flush each part is turned into Arrow in C: the events'
+field tuples (``msgspec.structs.astuple``, in schema order) become one ``StructArray`` whose
+children are the columns (nested level tuples included), plus the ``kind`` column. Same schema and
+same values as building the table from per-row dicts, at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -16,15 +22,18 @@ import time
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from msgspec.structs import astuple
 
 from mm_core.capture.layout import symbol_dir_name
-from mm_core.events import Event, FeedHealth, event_fields, health_row, table_schemas
+from mm_core.events import Event, FeedHealth, health_row, table_schemas
 
 _HOUR_NS = 3_600_000_000_000
+
+_Key = tuple[str, str, str, int]  # (table, exchange, symbol, hour_start_ns)
 
 
 class ParquetEventStore:
@@ -39,17 +48,23 @@ class ParquetEventStore:
         self.schemas = table_schemas()
         self.rows_written: dict[str, int] = defaultdict(int)
         self.files: list[Path] = []
-        # (table, exchange, symbol, hour_start_ns) -> rows
-        self._buffers: dict[tuple[str, str, str, int], list[dict]] = defaultdict(list)
+        # (table, exchange, symbol, hour_start_ns) -> events, in arrival order
+        self._buffers: dict[_Key, list[Event]] = {}
         self._buffered = 0
-        self._parts: dict[tuple[str, str, str, int], int] = defaultdict(int)
+        self._parts: dict[_Key, int] = defaultdict(int)
         self._last_flush = time.monotonic()
+        # table -> (struct type of the columns after "kind", their names)
+        self._body = {name: (pa.struct(list(schema)[1:]), tuple(schema.names[1:]))
+                      for name, schema in self.schemas.items()}
+        self._row_fns: dict[tuple[str, type], Callable[[Any], tuple]] = {}
 
     def add(self, event: Event) -> None:
         ts = event.ts_capture
         key = (event.TABLE, event.exchange, event.symbol, ts - ts % _HOUR_NS)
-        row = health_row(event) if isinstance(event, FeedHealth) else event_fields(event)
-        self._buffers[key].append(row)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = []
+        buf.append(event)
         self._buffered += 1
         if self._buffered >= self.max_rows:
             self.flush()
@@ -58,19 +73,65 @@ class ParquetEventStore:
         for e in events:
             self.add(e)
 
+    @property
+    def flush_due(self) -> float:
+        """Monotonic time from which :meth:`maybe_flush` writes parts."""
+        return self._last_flush + self.flush_interval_s
+
     def maybe_flush(self, now_mono: float) -> None:
         if now_mono - self._last_flush >= self.flush_interval_s:
             self.flush()
 
     def flush(self) -> None:
         self._last_flush = time.monotonic()
-        for key, rows in list(self._buffers.items()):
-            if rows:
-                self._write_part(key, rows)
-        self._buffers.clear()
-        self._buffered = 0
+        buffers = self._buffers
+        try:
+            for key in list(buffers):
+                events = buffers[key]
+                if events:
+                    self._write_part(key, events)
+                del buffers[key]  # only once its part is on disk: a failed write keeps its rows
+        finally:
+            self._buffered = sum(map(len, buffers.values()))
 
-    def _write_part(self, key: tuple[str, str, str, int], rows: list[dict]) -> None:
+    # ------------------------------------------------------------------ columns
+
+    def _row_fn(self, table_name: str, cls: type) -> Callable[[Any], tuple]:
+        """Event -> tuple of the table's columns after ``kind`` (cached per class)."""
+        fn = self._row_fns.get((table_name, cls))
+        if fn is None:
+            names = self._body[table_name][1]
+            if issubclass(cls, FeedHealth):
+                def fn(e: Any) -> tuple:
+                    row = health_row(e)
+                    return tuple(row[n] for n in names)
+            elif tuple(cls.__struct_fields__) == names:  # type: ignore[attr-defined]
+                fn = astuple  # fields are the columns, in order: one C call
+            else:  # a class whose fields differ from its table's (missing ones become null)
+                def fn(e: Any) -> tuple:
+                    return tuple(getattr(e, n, None) for n in names)
+            self._row_fns[(table_name, cls)] = fn
+        return fn
+
+    def to_table(self, table_name: str, events: list[Event]) -> pa.Table:
+        """Arrow table (the table's schema) of buffered events, built column-wise in C."""
+        schema = self.schemas[table_name]
+        struct_type, _ = self._body[table_name]
+        classes = set(map(type, events))
+        if len(classes) == 1:
+            cls = next(iter(classes))
+            kinds = pa.array([cls.KIND] * len(events), pa.string())
+            rows = list(map(self._row_fn(table_name, cls), events))
+        else:
+            fns = {c: self._row_fn(table_name, c) for c in classes}
+            kinds = pa.array([e.KIND for e in events], pa.string())
+            rows = [fns[type(e)](e) for e in events]
+        body = pa.array(rows, type=struct_type)
+        return pa.Table.from_arrays([kinds, *body.flatten()], schema=schema)
+
+    # ------------------------------------------------------------------ files
+
+    def _write_part(self, key: _Key, events: list[Event]) -> None:
         table_name, exchange, symbol, hour_ns = key
         when = datetime.fromtimestamp(hour_ns / 1e9, tz=timezone.utc)
         folder = (self.root / f"exchange={exchange}" / f"symbol={symbol_dir_name(symbol)}"
@@ -82,12 +143,19 @@ class ParquetEventStore:
             part += 1
             path = folder / f"{table_name}-{when:%H}-{part:04d}.parquet"
         self._parts[key] = part + 1
-        table = pa.Table.from_pylist(rows, schema=self.schemas[table_name])
+        table = self.to_table(table_name, events)
         tmp = path.with_name(path.name + ".tmp")
-        pq.write_table(table, tmp, compression=self.compression)
-        os.replace(tmp, path)
+        try:
+            pq.write_table(table, tmp, compression=self.compression)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+            raise
         self.files.append(path)
-        self.rows_written[table_name] += len(rows)
+        self.rows_written[table_name] += len(events)
 
     def close(self) -> None:
         self.flush()

@@ -57,7 +57,7 @@ class RawArchiveWriter:
             self._hour_start_ns = ts_capture - ts_capture % _HOUR_NS
             self._hour_end_ns = self._hour_start_ns + _HOUR_NS
             self._rotate(_hour_key(ts_capture))
-        if isinstance(frame, (bytes, bytearray, memoryview)):
+        if frame.__class__ is not str and isinstance(frame, (bytes, bytearray, memoryview)):
             frame = bytes(frame).decode("utf-8", "replace")
         if "\n" in frame or "\r" in frame:
             # JSON allows whitespace newlines only between tokens: a space is equivalent there.
@@ -68,6 +68,11 @@ class RawArchiveWriter:
         self.frames += 1
         if self._buf_bytes >= self.max_buffer_bytes:
             self.flush()
+
+    @property
+    def flush_due(self) -> float:
+        """Monotonic time from which :meth:`maybe_flush` flushes (if anything is buffered)."""
+        return self._last_flush + self.flush_interval_s
 
     def maybe_flush(self, now_mono: float) -> None:
         if self._buf and now_mono - self._last_flush >= self.flush_interval_s:
