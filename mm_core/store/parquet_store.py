@@ -18,7 +18,6 @@ same values as building the table from per-row dicts, at a fraction of the cost.
 from __future__ import annotations
 
 import os
-import time
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,19 +29,19 @@ from msgspec.structs import astuple
 
 from mm_core.capture.layout import symbol_dir_name
 from mm_core.events import Event, FeedHealth, health_row, table_schemas
+from mm_core.store.flush_timer import FlushTimer
 
 _HOUR_NS = 3_600_000_000_000
 
 _Key = tuple[str, str, str, int]  # (table, exchange, symbol, hour_start_ns)
 
 
-class ParquetEventStore:
+class ParquetEventStore(FlushTimer):
     """Buffers canonical events and writes them as partitioned Parquet parts."""
 
     def __init__(self, root: Path, flush_interval_s: float = 60.0, max_rows: int = 200_000,
                  compression: str = "zstd") -> None:
         self.root = root
-        self.flush_interval_s = flush_interval_s
         self.max_rows = max_rows
         self.compression = compression
         self.schemas = table_schemas()
@@ -52,7 +51,7 @@ class ParquetEventStore:
         self._buffers: dict[_Key, list[Event]] = {}
         self._buffered = 0
         self._parts: dict[_Key, int] = defaultdict(int)
-        self._last_flush = time.monotonic()
+        self._start_timer(flush_interval_s)
         # table -> (struct type of the columns after "kind", their names)
         self._body = {name: (pa.struct(list(schema)[1:]), tuple(schema.names[1:]))
                       for name, schema in self.schemas.items()}
@@ -73,17 +72,8 @@ class ParquetEventStore:
         for e in events:
             self.add(e)
 
-    @property
-    def flush_due(self) -> float:
-        """Monotonic time from which :meth:`maybe_flush` writes parts."""
-        return self._last_flush + self.flush_interval_s
-
-    def maybe_flush(self, now_mono: float) -> None:
-        if now_mono - self._last_flush >= self.flush_interval_s:
-            self.flush()
-
     def flush(self) -> None:
-        self._last_flush = time.monotonic()
+        self._flushed()
         buffers = self._buffers
         try:
             for key in list(buffers):

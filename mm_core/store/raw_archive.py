@@ -15,21 +15,21 @@ skipped by the reader.
 from __future__ import annotations
 
 import gzip
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
 
 from mm_core.capture.layout import RAW_HEADER_PREFIX
+from mm_core.store.flush_timer import FlushTimer
 
 
-class RawArchiveWriter:
+class RawArchiveWriter(FlushTimer):
     def __init__(self, directory: Path, header: dict, flush_interval_s: float = 1.0,
                  max_buffer_bytes: int = 4 << 20) -> None:
         self.directory = directory
         self.header = header
-        self.flush_interval_s = flush_interval_s
+        self._start_timer(flush_interval_s)
         self.max_buffer_bytes = max_buffer_bytes
         self.frames = 0
         self.files: list[Path] = []
@@ -39,7 +39,6 @@ class RawArchiveWriter:
         self._hour_end_ns = -1  # frames before this capture time belong to the open file
         self._hour_start_ns = 0
         self._path: Path | None = None
-        self._last_flush = time.monotonic()
         directory.mkdir(parents=True, exist_ok=True)
 
     def _rotate(self, hour_key: str) -> None:
@@ -69,17 +68,8 @@ class RawArchiveWriter:
         if self._buf_bytes >= self.max_buffer_bytes:
             self.flush()
 
-    @property
-    def flush_due(self) -> float:
-        """Monotonic time from which :meth:`maybe_flush` flushes (if anything is buffered)."""
-        return self._last_flush + self.flush_interval_s
-
-    def maybe_flush(self, now_mono: float) -> None:
-        if self._buf and now_mono - self._last_flush >= self.flush_interval_s:
-            self.flush()
-
     def flush(self) -> None:
-        self._last_flush = time.monotonic()
+        self._flushed()
         if not self._buf or self._path is None:
             return
         data = gzip.compress("".join(self._buf).encode("utf-8"), compresslevel=5)

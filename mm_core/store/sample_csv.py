@@ -14,22 +14,21 @@ in full.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import TextIO
 
 from mm_core.capture.layout import CSV_COLUMNS
 from mm_core.events import TopOfBook
+from mm_core.store.flush_timer import FlushTimer
 
 HEADER = ",".join(CSV_COLUMNS) + "\n"
 
 
-class SampleCsvWriter:
+class SampleCsvWriter(FlushTimer):
     """Append-only CSV of latency samples, flushed on a timer (not per row: that is the hot path)."""
 
     def __init__(self, path: Path, flush_interval_s: float = 1.0, max_buffer_rows: int = 8192) -> None:
         self.path = path
-        self.flush_interval_s = flush_interval_s
         self.max_buffer_rows = max_buffer_rows
         self.rows = 0
         self._buf: list[str] = []
@@ -43,7 +42,7 @@ class SampleCsvWriter:
             self._fh.flush()
         else:
             self._repair_tail()
-        self._last_flush = time.monotonic()
+        self._start_timer(flush_interval_s)
 
     def _repair_tail(self) -> None:
         """Appending after a hard kill: start on a fresh line so a torn row stays one bad row."""
@@ -74,19 +73,10 @@ class SampleCsvWriter:
             self._fh.write("".join(self._buf))
             self._buf.clear()
 
-    @property
-    def flush_due(self) -> float:
-        """Monotonic time from which :meth:`maybe_flush` flushes."""
-        return self._last_flush + self.flush_interval_s
-
-    def maybe_flush(self, now_mono: float) -> None:
-        if now_mono - self._last_flush >= self.flush_interval_s:
-            self.flush()
-
     def flush(self) -> None:
         self._drain()
         self._fh.flush()
-        self._last_flush = time.monotonic()
+        self._flushed()
 
     def close(self) -> None:
         if not self._fh.closed:
