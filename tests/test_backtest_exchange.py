@@ -219,3 +219,32 @@ def test_our_orders_at_one_price_share_a_trade_in_queue_order():
 def test_independent_mode_reproduces_hftbacktest_double_fill():
     _, at98 = _two_bids_at_98(share=False)
     assert at98 == {6: 1.0, 8: 1.0}  # each order sees the whole 1.5 (hftbacktest 2.4.4, nautilus#2564)
+
+
+def test_probabilistic_queue_model_moves_us_up_on_cancels_ahead():
+    # we join behind 5.0 at 100; 3.0 joins behind us; then 4.0 is cancelled (8 -> 4, no trades)
+    events = [snap(T0, [(100.0, 5.0)], [(101.0, 5.0)]),
+              upd(T0 + 30 * MS, bids=[(100.0, 8.0)]),
+              upd(T0 + 40 * MS, bids=[(100.0, 4.0)]),
+              trade(T0 + 50 * MS, 100.0, 3.0, "sell"),
+              upd(T0 + 2 * S, asks=[(101.0, 4.0)])]
+    rows = [(T0 + 5 * MS, 100, 1.0, 0, 0.0)]
+    # risk-averse: the cancel was behind us, 4 ahead, the trade of 3 leaves 1 ahead: no fill
+    ra = run(events, rows)
+    assert ra.orders["queue_ahead_at_entry"][0] == 5.0 and ra.fills["qty"].size == 0
+    # power (n=2): p(behind) = 3^2 / (3^2 + 5^2), so ahead 5 - (1 - p) * 4 ~ 2.06 and the trade reaches us
+    pw = run(events, rows, queue="power", queue_n=2.0)
+    p = 9.0 / 34.0
+    assert pw.fills["qty"].sum() == pytest.approx(3.0 - (5.0 - (1.0 - p) * 4.0), abs=1e-8)
+
+
+def test_loop_specialisations_compile_only_the_configured_kernels():
+    from mm_core.backtest import engine_core as core
+    from mm_core.backtest.queue import POWER, RISK_AVERSE
+    from mm_core.policy.kinds import BASELINE, SCRIPTED
+
+    a = core.run_core_for(BASELINE, RISK_AVERSE)
+    assert core.run_core_for(BASELINE, RISK_AVERSE) is a  # one dispatcher per specialisation
+    assert len({a, core.run_core_for(SCRIPTED, RISK_AVERSE), core.run_core_for(BASELINE, POWER)}) == 3
+    assert core.run_core_for(SCRIPTED, POWER).py_func.__globals__["_SCRIPTED"] is True
+    assert a.py_func.__globals__["_RISK_AVERSE"] is True and a.py_func.__globals__["_SCRIPTED"] is False

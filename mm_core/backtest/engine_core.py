@@ -9,6 +9,15 @@ doubles the table and calls it again (cold JIT: no ``np.empty``/``np.zeros`` ove
 helpers returning tuples of arrays -- ~2 s of the first-run compile). Helpers are compiled without
 CPython wrappers and with ``error_model="numpy"`` (no division-by-zero exception paths).
 
+Cold JIT, measured (numba 0.61, empty cache): compile time grows with the amount of numba IR typed
+and lowered (~1 ms of Python-side work per IR instruction), plus ~0.05-0.1 s per separately
+compiled function. So the exchange side (matching, fills, order requests) and the response handling
+are written out inside the loop and the fill code exists once (sweeps, crosses and trades at our
+price share it), leaving a few leaf helpers called from several places, and the loop is compiled per
+policy kernel and queue family (:func:`run_core_for`): only the configured kernel is compiled in
+(the risk-averse queue needs no ``on_depth``/``prob_behind``). Merging further does not pay: numba's
+SSA reconstruction grows faster than linearly with a function's size.
+
 Time: every action happens at one global timestamp, processed in order. At equal times market rows
 go first (the exchange has the row before anything it causes), then responses (the strategy learns
 before it decides), then order requests, then the strategy's timer. A fill inside a run of market
@@ -45,13 +54,15 @@ cancelled before its ack.
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 from numba import njit
 
 from mm_core.backtest.event_arrays import CLEAR, DEPTH, NO_ASK, NO_BID, TRADE
-from mm_core.backtest.queue import filled_qty, on_depth, on_trade
+from mm_core.backtest.queue import RISK_AVERSE, on_depth
 from mm_core.backtest.rate_limit import cancel_cost, decayed
-from mm_core.policy.kernels import quote
+from mm_core.policy.kernels import SCRIPTED, baseline_quote, scripted_quote
 
 # helpers are only called from jitted code: no CPython/cfunc wrappers to generate, numpy error model
 _helper = njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -171,15 +182,6 @@ ORDER_ROOM = 4
 
 
 @_helper
-def _remove(ids, n, oid):
-    for k in range(n):
-        if ids[k] == oid:
-            ids[k] = ids[n - 1]
-            return n - 1
-    return n
-
-
-@_helper
 def _respond(S, rs_i, rs_q, now, kind, oid, qty, lat_ts, lat_resp):
     """Queue a response produced at exchange time ``now``; returns its local arrival time."""
     # latency in force: step function of time (pointer advances monotonically) or the k-th sample
@@ -233,31 +235,21 @@ def _request(S, rq, now, kind, oid, lat_ts, lat_entry):
 
 
 @_helper
-def _fill(S, F, oi, of, fi, fq, rs_i, rs_q, o, ex, now, lat_ts, lat_resp, lot):
-    """Execute ``ex`` of resting order ``o`` at its price (maker); the fill log has room (FILL_ROOM)."""
-    n = S[S_N_FILLS]
-    s = oi[o, OI_SIDE]
-    arr = _respond(S, rs_i, rs_q, now, np.int64(RSP_FILL), o, ex, lat_ts, lat_resp)
-    fi[n, FI_TS] = now
-    fi[n, FI_LOCAL] = arr
-    fi[n, FI_OID] = o
-    fi[n, FI_SIDE] = s
-    fi[n, FI_TICK] = oi[o, OI_TICK]
-    fi[n, FI_MAKER] = 1
-    fq[n] = ex
-    S[S_N_FILLS] = n + 1
-    F[F_XPOS] += ex if s > 0 else -ex
-    of[o, OF_FILLED] += ex
-    of[o, OF_LEAVES] -= ex
-    if of[o, OF_LEAVES] < 0.5 * lot:
-        of[o, OF_LEAVES] = 0.0
-        oi[o, OI_XSTATE] = 2
-        oi[o, OI_RESULT] = R_FILLED
-        oi[o, OI_DONE_EXCH] = now
-
-
-@_helper
-def _refresh_extremes(S, oi, xbuy, xsell):
+def _drop_done(S, oi, xbuy, xsell):
+    """Remove orders that stopped resting from the exchange's lists (swap with the last entry) and
+    recompute the highest resting buy / lowest resting sell tick."""
+    for side_k in range(2):
+        ids = xbuy if side_k == 0 else xsell
+        nk = S_N_XBUY if side_k == 0 else S_N_XSELL
+        n_ids = S[nk]
+        a = 0
+        while a < n_ids:
+            if oi[ids[a], OI_XSTATE] == 2:
+                ids[a] = ids[n_ids - 1]
+                n_ids -= 1
+            else:
+                a += 1
+        S[nk] = n_ids
     m = np.int64(-1)
     for a in range(S[S_N_XBUY]):
         if oi[xbuy[a], OI_TICK] > m:
@@ -271,262 +263,19 @@ def _refresh_extremes(S, oi, xbuy, xsell):
 
 
 @_helper
-def _drop_done(S, oi, xbuy, xsell):
-    """Remove orders that stopped resting from the exchange's lists."""
-    a = 0
-    while a < S[S_N_XBUY]:
-        if oi[xbuy[a], OI_XSTATE] == 2:
-            S[S_N_XBUY] = _remove(xbuy, S[S_N_XBUY], xbuy[a])
-        else:
-            a += 1
-    a = 0
-    while a < S[S_N_XSELL]:
-        if oi[xsell[a], OI_XSTATE] == 2:
-            S[S_N_XSELL] = _remove(xsell, S[S_N_XSELL], xsell[a])
-        else:
-            a += 1
-    _refresh_extremes(S, oi, xbuy, xsell)
-
-
-@_helper
-def _queue_depth(S, oi, of, ids, n_ids, t, prev, newq, queue_kind, queue_n):
-    for a in range(n_ids):
-        o = ids[a]
-        if oi[o, OI_TICK] == t:
-            of[o, OF_FRONT], of[o, OF_CUM] = on_depth(queue_kind, queue_n, of[o, OF_FRONT], of[o, OF_CUM],
-                                                      prev, newq)
-
-
-@_helper
-def _cross(S, F, oi, of, fi, fq, rs_i, rs_q, ids, n_ids, s, best_other, now, lat_ts, lat_resp, lot):
-    """The other side's best price reached our resting orders: they fill completely."""
-    for a in range(n_ids):
-        o = ids[a]
-        ot = oi[o, OI_TICK]
-        if (s > 0 and ot >= best_other) or (s < 0 and ot <= best_other):
-            _fill(S, F, oi, of, fi, fq, rs_i, rs_q, o, of[o, OF_LEAVES], now, lat_ts, lat_resp, lot)
-
-
-@_helper
-def _trade(S, F, oi, of, fi, fq, rs_i, rs_q, ids, n_ids, s, t, tq, now, lat_ts, lat_resp, lot, share):
-    """A trade of ``tq`` at tick ``t`` against our side ``s``.
-
-    Orders priced better than the trade were swept: they fill completely. At the trade's price our
-    orders are visited in queue (arrival) order; for each, the queue ahead trades first and the
-    remainder fills it (partially if the trade is small). With ``share`` the volume one of our
-    orders took is gone for our orders behind it (a trade's volume is used once; nautilus#2564);
-    without it every order sees the whole trade (hftbacktest 2.4.4's PartialFillExchange)."""
-    for a in range(n_ids):
-        o = ids[a]
-        ot = oi[o, OI_TICK]
-        if (s > 0 and ot > t) or (s < 0 and ot < t):
-            _fill(S, F, oi, of, fi, fq, rs_i, rs_q, o, of[o, OF_LEAVES], now, lat_ts, lat_resp, lot)
-    rem = tq
-    last = np.int64(-1)
-    while rem > 0.0:
-        o = np.int64(-1)
-        for a in range(n_ids):  # next of ours at this price in arrival order (ids grow with arrival)
-            c = ids[a]
-            if oi[c, OI_TICK] == t and c > last and (o < 0 or c < o):
-                o = c
-        if o < 0:
-            break
-        last = o
-        q = rem if share else tq
-        of[o, OF_FRONT], of[o, OF_CUM] = on_trade(of[o, OF_FRONT], of[o, OF_CUM], q)
-        ex = min(filled_qty(of[o, OF_FRONT], lot), of[o, OF_LEAVES], q)
-        if ex > 0.0:
-            of[o, OF_FRONT] = 0.0  # what is left of ours is now at the front
-            _fill(S, F, oi, of, fi, fq, rs_i, rs_q, o, ex, now, lat_ts, lat_resp, lot)
-            if share:
-                rem -= ex
-
-
-@_helper
-def _on_request(S, F, oi, of, rq, rs_i, rs_q, xbuy, xsell, bq, aq, lo, hi, best_bid, best_ask,
-                counters, rate_threshold, rate_decay, lat_ts, lat_resp):
-    """An order request reaches the matching engine."""
-    slot = S[S_RQ_HEAD] % RING
-    S[S_RQ_HEAD] += 1
-    now = rq[0, slot]
-    o = rq[2, slot]
-    rc = decayed(F[F_RC], S[S_RC_TS], now, rate_decay)
-    if rq[1, slot] == REQ_NEW:
-        oi[o, OI_ARRIVE_EXCH] = now
-        ot = oi[o, OI_TICK]
-        s = oi[o, OI_SIDE]
-        rsp = RSP_ACCEPTED
-        if rc + 1.0 > rate_threshold:
-            rsp = RSP_REJECTED
-            oi[o, OI_RESULT] = R_REJ_RATE
-            counters[C_REJ_RATE_NEW] += 1
-        else:
-            rc += 1.0
-            if (s > 0 and ot >= best_ask) or (s < 0 and ot <= best_bid):
-                rsp = RSP_REJECTED
-                oi[o, OI_RESULT] = R_REJ_POST_ONLY
-                counters[C_REJ_POST_ONLY] += 1
-        if rsp == RSP_REJECTED:
-            oi[o, OI_XSTATE] = 2
-            oi[o, OI_DONE_EXCH] = now
-        else:
-            counters[C_ACCEPTED] += 1
-            front = 0.0
-            if ot >= lo and ot < hi:
-                front = bq[ot - lo] if s > 0 else aq[ot - lo]
-            of[o, OF_FRONT] = front
-            of[o, OF_FRONT0] = front
-            of[o, OF_CUM] = 0.0
-            oi[o, OI_XSTATE] = 1
-            if s > 0:
-                xbuy[S[S_N_XBUY]] = o
-                S[S_N_XBUY] += 1
-            else:
-                xsell[S[S_N_XSELL]] = o
-                S[S_N_XSELL] += 1
-            _refresh_extremes(S, oi, xbuy, xsell)
-    else:
-        if oi[o, OI_XSTATE] != 1:
-            rsp = RSP_CANCEL_TOO_LATE
-            counters[C_CANCEL_TOO_LATE] += 1
-        else:
-            cost = cancel_cost(now - oi[o, OI_ARRIVE_EXCH])
-            if rc + cost > rate_threshold:
-                rsp = RSP_CANCEL_REJECTED
-                counters[C_REJ_RATE_CANCEL] += 1
-            else:
-                rc += cost
-                rsp = RSP_CANCELED
-                oi[o, OI_XSTATE] = 2
-                oi[o, OI_RESULT] = R_CANCELED
-                oi[o, OI_DONE_EXCH] = now
-                _drop_done(S, oi, xbuy, xsell)
-    F[F_RC] = rc
-    S[S_RC_TS] = now
-    if rc > F[F_RC_MAX]:
-        F[F_RC_MAX] = rc
-    _respond(S, rs_i, rs_q, now, np.int64(rsp), o, 0.0, lat_ts, lat_resp)
-
-
-@_helper
-def _forget(S, oi, lopen, o):
-    """The strategy stops tracking order ``o``."""
-    if oi[o, OI_LSTATE] != 3:
-        oi[o, OI_LSTATE] = 3
-        S[S_N_LOPEN] = _remove(lopen, S[S_N_LOPEN], o)
-        if S[S_WORK_BUY] == o:
-            S[S_WORK_BUY] = -1
-        if S[S_WORK_SELL] == o:
-            S[S_WORK_SELL] = -1
-
-
-@_helper
-def _on_response(S, F, oi, of, rs_i, rs_q, lopen, lot):
-    """A response reaches the strategy."""
-    slot = S[S_RS_HEAD] % RING
-    S[S_RS_HEAD] += 1
-    now = rs_i[0, slot]
-    rk = rs_i[1, slot]
-    o = rs_i[2, slot]
-    if rk == RSP_ACCEPTED:
-        oi[o, OI_ACK_LOCAL] = now
-        if oi[o, OI_LSTATE] == 0:
-            oi[o, OI_LSTATE] = 1
-    elif rk == RSP_FILL:
-        q = rs_q[slot]
-        F[F_LPOS] += q if oi[o, OI_SIDE] > 0 else -q
-        of[o, OF_LLEAVES] -= q
-        if of[o, OF_LLEAVES] < 0.5 * lot:
-            _forget(S, oi, lopen, o)
-    elif rk == RSP_CANCEL_REJECTED:
-        if oi[o, OI_LSTATE] == 2:
-            oi[o, OI_LSTATE] = 1  # still live: cancel it again at the next requote
-    else:  # rejected, canceled, cancel too late: the order is gone
-        if rk == RSP_REJECTED:
-            oi[o, OI_ACK_LOCAL] = now
-        _forget(S, oi, lopen, o)
-
-
-@_helper
-def _rate_ok(S, F, now, cost, guard_threshold, rate_decay):
-    """The strategy's own rate-counter estimate: may it spend ``cost`` now? (spends if yes)"""
-    v = decayed(F[F_LRC], S[S_LRC_TS], now, rate_decay)
-    if v + cost > guard_threshold:
-        return False
-    F[F_LRC] = v + cost
-    S[S_LRC_TS] = now
-    return True
-
-
-@_helper
 def _send_cancel(S, F, oi, rq, o, now, lat_ts, lat_entry, counters, guard_threshold, rate_decay):
-    if not _rate_ok(S, F, now, cancel_cost(now - oi[o, OI_SUBMIT_LOCAL]), guard_threshold, rate_decay):
+    """The strategy cancels ``o`` if its own rate-counter estimate has room (it then spends it)."""
+    v = decayed(F[F_LRC], S[S_LRC_TS], now, rate_decay) + cancel_cost(now - oi[o, OI_SUBMIT_LOCAL])
+    if v > guard_threshold:
         counters[C_RATE_GUARD_SKIPS] += 1
         return False
+    F[F_LRC] = v
+    S[S_LRC_TS] = now
     oi[o, OI_LSTATE] = 2
     oi[o, OI_CANCEL_SENT] = now
     _request(S, rq, now, np.int64(REQ_CANCEL), o, lat_ts, lat_entry)
     counters[C_CANCEL] += 1
     return True
-
-
-@_helper
-def _on_timer(S, F, oi, of, rq, lopen, now, fair, best_bid, best_ask, counters, policy_kind, policy_params,
-              lot, min_qty, min_cost, tick_size, max_open_per_side, guard_threshold, rate_decay,
-              lat_ts, lat_entry):
-    """The strategy requotes: policy target -> keep, cancel or replace the working orders."""
-    counters[C_REQUOTES] += 1
-    bt, bqty, at, aqty = quote(policy_kind, policy_params, now, fair, best_bid, best_ask, F[F_LPOS], tick_size)
-    for side_k in range(2):
-        s = np.int64(1 - 2 * side_k)
-        tt = bt if s > 0 else at
-        q = bqty if s > 0 else aqty
-        q = np.floor(q / lot + 1e-9) * lot
-        want = q > 0.0
-        if want and (q < min_qty or q * tt * tick_size < min_cost):
-            counters[C_RULE_SKIPS] += 1
-            want = False
-        w = S[S_WORK_BUY] if s > 0 else S[S_WORK_SELL]
-        if w >= 0 and (not want or oi[w, OI_TICK] != tt):
-            if _send_cancel(S, F, oi, rq, w, now, lat_ts, lat_entry, counters, guard_threshold, rate_decay):
-                w = -1
-            else:
-                want = False  # the stale quote stays until the counter has room
-        if want and w < 0:
-            n_side = 0
-            for a in range(S[S_N_LOPEN]):
-                if oi[lopen[a], OI_SIDE] == s:
-                    n_side += 1
-            if n_side >= max_open_per_side or S[S_N_LOPEN] >= lopen.shape[0] - 2:
-                counters[C_OPEN_CAP_SKIPS] += 1
-            elif not _rate_ok(S, F, now, 1.0, guard_threshold, rate_decay):
-                counters[C_RATE_GUARD_SKIPS] += 1
-            else:
-                o = S[S_N_ORDERS]
-                S[S_N_ORDERS] = o + 1
-                oi[o, OI_SIDE] = s
-                oi[o, OI_TICK] = tt
-                oi[o, OI_SUBMIT_LOCAL] = now
-                oi[o, OI_XSTATE] = 0
-                oi[o, OI_LSTATE] = 0
-                oi[o, OI_RESULT] = R_OPEN
-                of[o, OF_QTY] = q
-                of[o, OF_LEAVES] = q
-                of[o, OF_LLEAVES] = q
-                lopen[S[S_N_LOPEN]] = o
-                S[S_N_LOPEN] += 1
-                _request(S, rq, now, np.int64(REQ_NEW), o, lat_ts, lat_entry)
-                counters[C_NEW] += 1
-                w = o
-        if s > 0:
-            S[S_WORK_BUY] = w
-        else:
-            S[S_WORK_SELL] = w
-    # orphans: live orders whose cancel was throttled -- cancel again
-    for a in range(S[S_N_LOPEN]):
-        o = lopen[a]
-        if oi[o, OI_LSTATE] == 1 and o != S[S_WORK_BUY] and o != S[S_WORK_SELL]:
-            _send_cancel(S, F, oi, rq, o, now, lat_ts, lat_entry, counters, guard_threshold, rate_decay)
 
 
 class LoopState:
@@ -576,6 +325,7 @@ def run(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, fair, lo, n_
     """Run the loop over all rows (growing its tables as needed); see the module docstring. Returns
     the order table, fill log, counters, positions, max rate counter and whether a queue overflowed."""
     st = LoopState(int(n_ticks), int(requote_ns), int(local_ts[0]) if kind.shape[0] > 0 else None)
+    run_core = run_core_for(policy_kind, queue_kind)
     while True:
         status = run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, fair, lo, lo + n_ticks,
                           lat_ts, lat_entry, lat_resp, queue_kind, queue_n, rate_threshold, rate_decay,
@@ -591,18 +341,112 @@ def run(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, fair, lo, n_
             st.F[F_RC_MAX], st.S[S_OVERFLOW] != 0)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, fair,
-             lo, hi,
-             lat_ts, lat_entry, lat_resp,
-             queue_kind, queue_n,
-             rate_threshold, rate_decay, guard_threshold,
-             lot, min_qty, min_cost, tick_size,
-             policy_kind, policy_params,
-             requote_ns, end_ts, max_open_per_side, share_trades,
-             S, F, bq, aq, oi, of, fi, fq, counters, xbuy, xsell, lopen, rq, rs_i, rs_q):
+def _on_timer(S, F, oi, of, rq, lopen, now, fair, best_bid, best_ask, counters, policy_params, lot, min_qty,
+              min_cost, tick_size, max_open_per_side, guard_threshold, rate_decay, lat_ts, lat_entry):
+    """The strategy requotes: policy target -> keep, cancel or replace the working orders. Compiled
+    per policy kernel by :func:`run_core_for`, like the loop."""
+    counters[C_REQUOTES] += 1
+    if _SCRIPTED:  # a constant of this specialisation: only one kernel is compiled in
+        bt, bqty, at, aqty = scripted_quote(policy_params, now)
+    else:
+        bt, bqty, at, aqty = baseline_quote(policy_params, fair, best_bid, best_ask, F[F_LPOS],
+                                            tick_size)
+    for side_k in range(2):
+        s = np.int64(1 - 2 * side_k)
+        tt = bt if s > 0 else at
+        q = bqty if s > 0 else aqty
+        q = np.floor(q / lot + 1e-9) * lot
+        want = q > 0.0
+        if want and (q < min_qty or q * tt * tick_size < min_cost):
+            counters[C_RULE_SKIPS] += 1
+            want = False
+        w = S[S_WORK_BUY] if s > 0 else S[S_WORK_SELL]
+        if w >= 0 and (not want or oi[w, OI_TICK] != tt):
+            if _send_cancel(S, F, oi, rq, w, now, lat_ts, lat_entry, counters, guard_threshold, rate_decay):
+                w = -1
+            else:
+                want = False  # the stale quote stays until the counter has room
+        if want and w < 0:
+            n_side = 0
+            for a in range(S[S_N_LOPEN]):
+                if oi[lopen[a], OI_SIDE] == s:
+                    n_side += 1
+            v = decayed(F[F_LRC], S[S_LRC_TS], now, rate_decay) + 1.0  # own rate-counter estimate
+            if n_side >= max_open_per_side or S[S_N_LOPEN] >= lopen.shape[0] - 2:
+                counters[C_OPEN_CAP_SKIPS] += 1
+            elif v > guard_threshold:
+                counters[C_RATE_GUARD_SKIPS] += 1
+            else:
+                F[F_LRC] = v
+                S[S_LRC_TS] = now
+                o = S[S_N_ORDERS]
+                S[S_N_ORDERS] = o + 1
+                oi[o, OI_SIDE] = s
+                oi[o, OI_TICK] = tt
+                oi[o, OI_SUBMIT_LOCAL] = now
+                oi[o, OI_XSTATE] = 0
+                oi[o, OI_LSTATE] = 0
+                oi[o, OI_RESULT] = R_OPEN
+                of[o, OF_QTY] = q
+                of[o, OF_LEAVES] = q
+                of[o, OF_LLEAVES] = q
+                lopen[S[S_N_LOPEN]] = o
+                S[S_N_LOPEN] += 1
+                _request(S, rq, now, np.int64(REQ_NEW), o, lat_ts, lat_entry)
+                counters[C_NEW] += 1
+                w = o
+        if s > 0:
+            S[S_WORK_BUY] = w
+        else:
+            S[S_WORK_SELL] = w
+    # orphans: live orders whose cancel was throttled -- cancel again
+    for a in range(S[S_N_LOPEN]):
+        o = lopen[a]
+        if oi[o, OI_LSTATE] == 1 and o != S[S_WORK_BUY] and o != S[S_WORK_SELL]:
+            _send_cancel(S, F, oi, rq, o, now, lat_ts, lat_entry, counters, guard_threshold, rate_decay)
+
+
+# Compile-time constants of one specialisation of the loop: :func:`run_core_for` compiles it with its
+# own globals, so numba prunes the branch not taken before typing and never compiles the other
+# policy kernel (or the probabilistic queue models for the risk-averse queue). These module values
+# are only the plain Python function's.
+_SCRIPTED = False
+_RISK_AVERSE = True
+_CORES = {}
+_TIMERS = {}
+
+
+def run_core_for(policy_kind, queue_kind):
+    """The loop specialised for one policy kernel and queue family, compiled (and cached on disk,
+    one cache entry per specialisation) on first use."""
+    key = (int(policy_kind) == SCRIPTED, int(queue_kind) == RISK_AVERSE)
+    fn = _CORES.get(key)
+    if fn is None:
+        timer = _TIMERS.get(key[0])
+        if timer is None:
+            py = types.FunctionType(_on_timer.__code__, dict(globals(), _SCRIPTED=key[0]), "_on_timer")
+            py.__qualname__ = "_on_timer_" + ("scripted" if key[0] else "baseline")
+            timer = _TIMERS[key[0]] = _helper(py)
+        g = dict(globals(), _SCRIPTED=key[0], _RISK_AVERSE=key[1], _on_timer=timer)
+        py = types.FunctionType(_run_core.__code__, g, "run_core")
+        py.__qualname__ = "run_core_" + ("scripted" if key[0] else "baseline") + ("_ra" if key[1] else "_prob")
+        py.__doc__ = _run_core.__doc__
+        fn = _CORES[key] = njit(cache=True, nogil=True, error_model="numpy")(py)
+    return fn
+
+
+def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, fair,
+              lo, hi,
+              lat_ts, lat_entry, lat_resp,
+              queue_kind, queue_n,
+              rate_threshold, rate_decay, guard_threshold,
+              lot, min_qty, min_cost, tick_size,
+              policy_kind, policy_params,
+              requote_ns, end_ts, max_open_per_side, share_trades,
+              S, F, bq, aq, oi, of, fi, fq, counters, xbuy, xsell, lopen, rq, rs_i, rs_q):
     """The loop, from the state in ``S``/``F`` (see :func:`run`). Returns ``DONE``, or ``NEED_ROOM``
-    (state saved) when the order or fill table must grow first."""
+    (state saved) when the order or fill table must grow first. Plain Python: :func:`run_core_for`
+    compiles its specialisations."""
     n = kind.shape[0]
     share = share_trades != 0
     BUY = np.int64(1)  # variables, not literals: one compiled specialisation per helper
@@ -639,39 +483,106 @@ def run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, fair,
                     if exch_ts[i] > t_other:
                         break
             k = kind[i]
-            if k == DEPTH:
+            if k == DEPTH or k == TRADE:
                 t = tick[i]
-                newq = qty[i]
-                if side[i] > 0:
-                    prev = bq[t - lo]
-                    bq[t - lo] = newq
-                    if S[S_N_XBUY] > 0:
-                        _queue_depth(S, oi, of, xbuy, S[S_N_XBUY], t, prev, newq, queue_kind, queue_n)
-                    if bb_tick[i] >= S[S_MIN_SELL]:
-                        _cross(S, F, oi, of, fi, fq, rs_i, rs_q, xsell, S[S_N_XSELL], SELL, bb_tick[i],
-                                        exch_ts[i], lat_ts, lat_resp, lot)
-                        _drop_done(S, oi, xbuy, xsell)
-                else:
-                    prev = aq[t - lo]
-                    aq[t - lo] = newq
-                    if S[S_N_XSELL] > 0:
-                        _queue_depth(S, oi, of, xsell, S[S_N_XSELL], t, prev, newq, queue_kind, queue_n)
-                    if ba_tick[i] <= S[S_MAX_BUY]:
-                        _cross(S, F, oi, of, fi, fq, rs_i, rs_q, xbuy, S[S_N_XBUY], BUY, ba_tick[i],
-                                        exch_ts[i], lat_ts, lat_resp, lot)
-                        _drop_done(S, oi, xbuy, xsell)
-            elif k == TRADE:
-                t = tick[i]
-                if side[i] > 0:  # taker buy meets our asks
-                    if t >= S[S_MIN_SELL]:
-                        _trade(S, F, oi, of, fi, fq, rs_i, rs_q, xsell, S[S_N_XSELL], SELL, t, qty[i],
-                                        exch_ts[i], lat_ts, lat_resp, lot, share)
-                        _drop_done(S, oi, xbuy, xsell)
-                else:  # taker sell meets our bids
-                    if t <= S[S_MAX_BUY]:
-                        _trade(S, F, oi, of, fi, fq, rs_i, rs_q, xbuy, S[S_N_XBUY], BUY, t, qty[i],
-                                        exch_ts[i], lat_ts, lat_resp, lot, share)
-                        _drop_done(S, oi, xbuy, xsell)
+                now = exch_ts[i]
+                tq = 0.0  # depth rows: only the sweep below, no trade at our price
+                if k == DEPTH:
+                    newq = qty[i]
+                    if side[i] > 0:  # bid row: queue ahead of our bids; best bid vs our asks
+                        prev = bq[t - lo]
+                        bq[t - lo] = newq
+                        mine = xbuy
+                        n_mine = S[S_N_XBUY]
+                        s = SELL
+                        lim = bb_tick[i]
+                        hit = lim >= S[S_MIN_SELL]
+                    else:
+                        prev = aq[t - lo]
+                        aq[t - lo] = newq
+                        mine = xsell
+                        n_mine = S[S_N_XSELL]
+                        s = BUY
+                        lim = ba_tick[i]
+                        hit = lim <= S[S_MAX_BUY]
+                    for a in range(n_mine):
+                        o = mine[a]
+                        if oi[o, OI_TICK] == t:
+                            if _RISK_AVERSE:  # a constant of this specialisation (queue.on_depth's first case)
+                                of[o, OF_FRONT] = min(of[o, OF_FRONT], newq)
+                                of[o, OF_CUM] = 0.0
+                            else:
+                                of[o, OF_FRONT], of[o, OF_CUM] = on_depth(queue_kind, queue_n, of[o, OF_FRONT],
+                                                                          of[o, OF_CUM], prev, newq)
+                else:  # trade: taker buy meets our asks, taker sell our bids
+                    s = SELL if side[i] > 0 else BUY
+                    hit = t >= S[S_MIN_SELL] if s < 0 else t <= S[S_MAX_BUY]
+                    lim = t + s  # priced through the trade: swept
+                    tq = qty[i]
+                if hit:
+                    # Our side-``s`` orders priced at or through ``lim`` fill completely (the other
+                    # side's best price reached them, or a trade swept them). Then, for a trade of
+                    # ``tq`` at ``t``, our orders at ``t`` in queue (arrival) order: the queue ahead
+                    # trades first, the remainder fills the order (partially if the trade is small).
+                    # With ``share`` what one of ours took is gone for ours behind it (a trade's
+                    # volume is used once; nautilus#2564); without it every order sees the whole
+                    # trade (hftbacktest 2.4.4's PartialFillExchange).
+                    ids = xbuy if s > 0 else xsell
+                    n_ids = S[S_N_XBUY] if s > 0 else S[S_N_XSELL]
+                    a = 0
+                    rem = tq
+                    last = np.int64(-1)
+                    while True:
+                        if a < n_ids:
+                            o = ids[a]
+                            a += 1
+                            ot = oi[o, OI_TICK]
+                            if (s > 0 and ot < lim) or (s < 0 and ot > lim):
+                                continue
+                            ex = of[o, OF_LEAVES]
+                        else:
+                            if rem <= 0.0:
+                                break
+                            o = np.int64(-1)
+                            for b in range(n_ids):  # next of ours at t in arrival order (ids grow)
+                                c = ids[b]
+                                if oi[c, OI_TICK] == t and c > last and (o < 0 or c < o):
+                                    o = c
+                            if o < 0:
+                                break
+                            last = o
+                            q = rem if share else tq
+                            front = of[o, OF_FRONT] - q  # everything ahead trades first
+                            of[o, OF_CUM] += q
+                            ex = 0.0  # the part of ours trades have reached, on the lot grid
+                            if front < 0.0 and round(front / lot) < 0:
+                                ex = min(np.floor(-front / lot + 1e-9) * lot, of[o, OF_LEAVES], q)
+                            if ex <= 0.0:
+                                of[o, OF_FRONT] = front
+                                continue
+                            of[o, OF_FRONT] = 0.0  # what is left of ours is now at the front
+                            if share:
+                                rem -= ex
+                        # maker fill of ``ex`` of ``o`` at its price; the fill log has room (FILL_ROOM)
+                        nf = S[S_N_FILLS]
+                        arr = _respond(S, rs_i, rs_q, now, np.int64(RSP_FILL), o, ex, lat_ts, lat_resp)
+                        fi[nf, FI_TS] = now
+                        fi[nf, FI_LOCAL] = arr
+                        fi[nf, FI_OID] = o
+                        fi[nf, FI_SIDE] = s
+                        fi[nf, FI_TICK] = oi[o, OI_TICK]
+                        fi[nf, FI_MAKER] = 1
+                        fq[nf] = ex
+                        S[S_N_FILLS] = nf + 1
+                        F[F_XPOS] += ex if s > 0 else -ex
+                        of[o, OF_FILLED] += ex
+                        of[o, OF_LEAVES] -= ex
+                        if of[o, OF_LEAVES] < 0.5 * lot:
+                            of[o, OF_LEAVES] = 0.0
+                            oi[o, OI_XSTATE] = 2
+                            oi[o, OI_RESULT] = R_FILLED
+                            oi[o, OI_DONE_EXCH] = now
+                    _drop_done(S, oi, xbuy, xsell)
             elif k == CLEAR:
                 if side[i] > 0:
                     for c in range(bq.shape[0]):
@@ -687,11 +598,104 @@ def run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, fair,
         if t_other == BIG:
             break
         if t_rsp <= t_req and t_rsp <= t_tmr:
-            _on_response(S, F, oi, of, rs_i, rs_q, lopen, lot)
-        elif t_req <= t_tmr:
-            _on_request(S, F, oi, of, rq, rs_i, rs_q, xbuy, xsell, bq, aq, lo, hi,
-                        bb_tick[i - 1] if i > 0 else NO_BID, ba_tick[i - 1] if i > 0 else NO_ASK,
-                        counters, rate_threshold, rate_decay, lat_ts, lat_resp)
+            # a response reaches the strategy
+            slot = S[S_RS_HEAD] % RING
+            S[S_RS_HEAD] += 1
+            now = rs_i[0, slot]
+            rk = rs_i[1, slot]
+            o = rs_i[2, slot]
+            forget = False
+            if rk == RSP_ACCEPTED:
+                oi[o, OI_ACK_LOCAL] = now
+                if oi[o, OI_LSTATE] == 0:
+                    oi[o, OI_LSTATE] = 1
+            elif rk == RSP_FILL:
+                q = rs_q[slot]
+                F[F_LPOS] += q if oi[o, OI_SIDE] > 0 else -q
+                of[o, OF_LLEAVES] -= q
+                forget = of[o, OF_LLEAVES] < 0.5 * lot
+            elif rk == RSP_CANCEL_REJECTED:
+                if oi[o, OI_LSTATE] == 2:
+                    oi[o, OI_LSTATE] = 1  # still live: cancel it again at the next requote
+            else:  # rejected, canceled, cancel too late: the order is gone
+                if rk == RSP_REJECTED:
+                    oi[o, OI_ACK_LOCAL] = now
+                forget = True
+            if forget and oi[o, OI_LSTATE] != 3:  # the strategy stops tracking the order
+                oi[o, OI_LSTATE] = 3
+                n_open = S[S_N_LOPEN]
+                for a in range(n_open):
+                    if lopen[a] == o:
+                        lopen[a] = lopen[n_open - 1]
+                        S[S_N_LOPEN] = n_open - 1
+                        break
+                if S[S_WORK_BUY] == o:
+                    S[S_WORK_BUY] = -1
+                if S[S_WORK_SELL] == o:
+                    S[S_WORK_SELL] = -1
+        elif t_req <= t_tmr:  # an order request reaches the matching engine
+            slot = S[S_RQ_HEAD] % RING
+            S[S_RQ_HEAD] += 1
+            now = rq[0, slot]
+            o = rq[2, slot]
+            rc = decayed(F[F_RC], S[S_RC_TS], now, rate_decay)
+            if rq[1, slot] == REQ_NEW:
+                best_bid = bb_tick[i - 1] if i > 0 else NO_BID
+                best_ask = ba_tick[i - 1] if i > 0 else NO_ASK
+                oi[o, OI_ARRIVE_EXCH] = now
+                ot = oi[o, OI_TICK]
+                s = oi[o, OI_SIDE]
+                rsp = RSP_ACCEPTED
+                if rc + 1.0 > rate_threshold:
+                    rsp = RSP_REJECTED
+                    oi[o, OI_RESULT] = R_REJ_RATE
+                    counters[C_REJ_RATE_NEW] += 1
+                else:
+                    rc += 1.0
+                    if (s > 0 and ot >= best_ask) or (s < 0 and ot <= best_bid):
+                        rsp = RSP_REJECTED
+                        oi[o, OI_RESULT] = R_REJ_POST_ONLY
+                        counters[C_REJ_POST_ONLY] += 1
+                if rsp == RSP_REJECTED:
+                    oi[o, OI_XSTATE] = 2
+                    oi[o, OI_DONE_EXCH] = now
+                else:
+                    counters[C_ACCEPTED] += 1
+                    front = 0.0
+                    if ot >= lo and ot < hi:
+                        front = bq[ot - lo] if s > 0 else aq[ot - lo]
+                    of[o, OF_FRONT] = front
+                    of[o, OF_FRONT0] = front
+                    of[o, OF_CUM] = 0.0
+                    oi[o, OI_XSTATE] = 1
+                    if s > 0:
+                        xbuy[S[S_N_XBUY]] = o
+                        S[S_N_XBUY] += 1
+                    else:
+                        xsell[S[S_N_XSELL]] = o
+                        S[S_N_XSELL] += 1
+                    _drop_done(S, oi, xbuy, xsell)  # nothing is done there: refreshes the extremes
+            else:
+                if oi[o, OI_XSTATE] != 1:
+                    rsp = RSP_CANCEL_TOO_LATE
+                    counters[C_CANCEL_TOO_LATE] += 1
+                else:
+                    cost = cancel_cost(now - oi[o, OI_ARRIVE_EXCH])
+                    if rc + cost > rate_threshold:
+                        rsp = RSP_CANCEL_REJECTED
+                        counters[C_REJ_RATE_CANCEL] += 1
+                    else:
+                        rc += cost
+                        rsp = RSP_CANCELED
+                        oi[o, OI_XSTATE] = 2
+                        oi[o, OI_RESULT] = R_CANCELED
+                        oi[o, OI_DONE_EXCH] = now
+                        _drop_done(S, oi, xbuy, xsell)
+            F[F_RC] = rc
+            S[S_RC_TS] = now
+            if rc > F[F_RC_MAX]:
+                F[F_RC_MAX] = rc
+            _respond(S, rs_i, rs_q, now, np.int64(rsp), o, 0.0, lat_ts, lat_resp)
         else:
             now = t_tmr
             next_timer += requote_ns
@@ -700,9 +704,8 @@ def run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, fair,
             if j < 0 or bb_tick[j] == NO_BID or ba_tick[j] == NO_ASK:
                 counters[C_NO_BOOK_SKIPS] += 1
                 continue
-            _on_timer(S, F, oi, of, rq, lopen, now, fair[j], bb_tick[j], ba_tick[j], counters, policy_kind,
-                      policy_params, lot, min_qty, min_cost, tick_size, max_open_per_side, guard_threshold,
-                      rate_decay, lat_ts, lat_entry)
+            _on_timer(S, F, oi, of, rq, lopen, now, fair[j], bb_tick[j], ba_tick[j], counters, policy_params, lot,
+                      min_qty, min_cost, tick_size, max_open_per_side, guard_threshold, rate_decay, lat_ts, lat_entry)
 
     counters[C_ROWS] = i
     counters[C_FILLS] = S[S_N_FILLS]
