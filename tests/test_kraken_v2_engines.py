@@ -5,7 +5,6 @@ fallback for numbers the kernel cannot tokenize exactly."""
 from __future__ import annotations
 
 import zlib
-from typing import Any
 
 import numpy as np
 import orjson

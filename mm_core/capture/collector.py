@@ -63,13 +63,6 @@ SUMMARY_EVERY_S = 5.0
 HEALTHY_AFTER_S = 30.0  # a connection that lived this long resets the backoff exponent
 AGE_BUCKETS_MS = (1, 2, 5, 10, 15, 20, 30, 50, 80, 100, 200, 400, 1000, 5000)
 
-# health events that go to the event log (heartbeats and pongs are counted, not logged)
-_LOGGED_KINDS = frozenset(
-    {"connected", "disconnected", "reconnecting", "silence", "subscription_error", "subscribed",
-     "exchange_status", "clock_estimate", "checksum_mismatch", "resync", "bad_message"}
-)
-
-
 # how _handle_frame routes an event, by its KIND (looked up once per event class)
 _R_TOP, _R_UPDATE, _R_STORE, _R_HEARTBEAT, _R_PONG, _R_OTHER = range(6)
 _ROUTE_BY_KIND = {
@@ -107,8 +100,8 @@ class Collector:
     ) -> None:
         self.config = config
         self.url = url or config.exchange.endpoint
-        self.run_dir = run_dir if run_dir is not None else (out_csv.parent if str(out_csv.parent) else Path("."))
-        self.out_csv = out_csv if out_csv.is_absolute() else out_csv
+        self.run_dir = run_dir if run_dir is not None else out_csv.parent  # Path("F.csv").parent == Path(".")
+        self.out_csv = out_csv
         self.max_seconds = max_seconds
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
