@@ -184,14 +184,15 @@ def config_from_args(args, **overrides):
 
 
 def run(args) -> int:
-    from mm_core.backtest.engine import run_backtest
+    from mm_core.backtest.engine import run_backtest, stopwatch
     from mm_core.backtest.report import human_summary, write_html
 
     t0 = time.perf_counter()
     from mm_core.config import ConfigError
 
     try:
-        market = load_market(args)
+        with stopwatch() as load_clock:  # data -> rows counts into run_seconds (compile apart)
+            market = load_market(args)
         config = config_from_args(args)
     except (ValueError, FileNotFoundError, ConfigError) as exc:
         print(f"mm backtest: {exc}", file=sys.stderr)
@@ -199,6 +200,7 @@ def run(args) -> int:
     if not args.json:
         print(f"data: {market.describe()} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     result = run_backtest(market, config)
+    result.add_load(load_clock)
     if args.html:
         path = write_html(result, Path(args.html))
         if not args.json:
