@@ -191,6 +191,10 @@ def local_ts_for(market: MarketArrays, config: BacktestConfig) -> np.ndarray:
     """Strategy-visible times: the collector's receipt times, or exchange time + feed latency."""
     if config.use_capture_ts:
         return capture_local_timestamps(market.exch_ts, market.capture_ts)
+    if type(config.latency) is ConstantLatency:
+        # exchange times never decrease, so in-order delivery of a constant delay is just a shift:
+        # the same values as the general path without its ~60 MB of day-sized temporaries
+        return market.exch_ts + np.int64(round(config.latency.feed_ms * 1_000_000))
     return local_timestamps(market.exch_ts, market.msg, config.latency)
 
 

@@ -125,8 +125,13 @@ class MarketArrays:
 
     @property
     def tick_range(self) -> tuple[int, int]:
-        """``(lo, n_ticks)`` of the dense book that holds every price in the data."""
-        return _tick_range(self.kind, self.tick)
+        """``(lo, n_ticks)`` of the dense book that holds every price in the data (kept from the
+        book pass when these rows came from it: recomputing copies every tick)."""
+        got = self.__dict__.get("_tick_range")
+        if got is None:
+            got = _tick_range(self.kind, self.tick)
+            object.__setattr__(self, "_tick_range", got)
+        return got
 
     def describe(self) -> dict[str, object]:
         """Counts for summaries and the benchmark printout."""
@@ -411,6 +416,8 @@ class BookStream:
     ask_px: np.ndarray
     ask_qty: np.ndarray
 
+    levels_max: Optional[int] = None  # most levels in one message (bids + asks), if the source knows
+
     @classmethod
     def empty(cls) -> "BookStream":
         z, f = np.zeros(0, np.int64), np.zeros(0)
@@ -418,6 +425,13 @@ class BookStream:
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
+
+    def max_levels(self) -> int:
+        if self.levels_max is None:
+            n = len(self)
+            self.levels_max = int(((self.bid_off[1:] - self.bid_off[:-1])
+                                   + (self.ask_off[1:] - self.ask_off[:-1])).max()) if n else 0
+        return self.levels_max
 
 
 @dataclass
@@ -449,9 +463,19 @@ def _ro(a, dtype) -> np.ndarray:
 
 def _fill_unknown_ts(ts: np.ndarray, cap: np.ndarray) -> np.ndarray:
     """Messages without an exchange time get ``min(capture, next known exchange time)``."""
-    unknown = ts == _UNKNOWN_TS
-    if not unknown.any():
+    unknown = np.flatnonzero(ts == _UNKNOWN_TS)
+    if unknown.size == 0:
         return ts
+    if unknown.size < 64:  # a few snapshots: no day-sized temporaries
+        out = ts.copy()
+        for i in unknown.tolist():
+            later = ts[i + 1:]
+            known = np.flatnonzero(later != _UNKNOWN_TS)
+            nxt = int(later[known[0]]) if known.size else None
+            c = int(cap[i])
+            out[i] = (min(c, nxt) if c > 0 else nxt) if nxt is not None else c
+        return out
+    unknown = ts == _UNKNOWN_TS
     big = np.iinfo(np.int64).max
     next_known = np.minimum.accumulate(np.where(unknown, big, ts)[::-1])[::-1]
     fill = np.where(cap > 0, np.minimum(cap, next_known), next_known)
@@ -463,8 +487,8 @@ def _order(ts: np.ndarray, cap: np.ndarray) -> np.ndarray:
     """Order of a stream's messages by (time, capture time, source order); empty when in order."""
     if ts.shape[0] < 2:
         return np.zeros(0, np.int64)
-    d = ts[1:] - ts[:-1]
-    if np.all((d > 0) | ((d == 0) & (cap[1:] >= cap[:-1]))):
+    a, b = ts[:-1], ts[1:]
+    if np.all(b >= a) and not np.any((b == a) & (cap[1:] < cap[:-1])):  # boolean temporaries only
         return np.zeros(0, np.int64)
     return np.lexsort((cap, ts)).astype(np.int64)  # stable: ties keep source order
 
@@ -507,8 +531,7 @@ def assemble(book: BookStream, trades: TradeStream, *, tick_size: float, lot_siz
              "best_ask_tick")
     dtypes = (np.uint8, np.int8, np.int64, np.int64, np.int64, np.float64, np.int64, np.float64, np.int64, np.int64)
     out = [np.empty(cap_rows, dt) for dt in dtypes]
-    per_msg = np.diff(boff) + np.diff(aoff) if len(book) else np.zeros(1, np.int64)
-    m_rows = int(per_msg.max(initial=0)) + 2  # one message's rows at most (its levels + 2 clears)
+    m_rows = book.max_levels() + 2  # one message's rows at most (its levels + 2 clears)
     n = _assemble_kernel(_order(b_ts, b_cap), b_ts, b_cap, _ro(book.snap, np.bool_), boff, bpx, bq, aoff, apx, aq,
                          _order(t_ts, t_cap), t_ts, t_cap, _ro(trades.side, np.int8), tpx, tq,
                          float(tick_size), np.int64(lo), np.int64(n_ticks), np.int64(depth),
@@ -517,8 +540,11 @@ def assemble(book: BookStream, trades: TradeStream, *, tick_size: float, lot_siz
                          np.empty(m_rows, np.int64), np.empty(m_rows, np.int64), np.empty(m_rows),
                          np.empty(m_rows), np.empty(m_rows, np.int64), *out)
     cols = [a[:n] for a in out]  # views: the unwritten tail of the bound was never made resident
-    return MarketArrays(**dict(zip(names, cols)), tick_size=float(tick_size), lot_size=float(lot_size),
-                        depth=int(depth), exchange=exchange, symbol=symbol)
+    m = MarketArrays(**dict(zip(names, cols)), tick_size=float(tick_size), lot_size=float(lot_size),
+                     depth=int(depth), exchange=exchange, symbol=symbol)
+    if pmin <= pmax:  # the rows hold exactly the ticks of these prices (CLEAR rows aside)
+        object.__setattr__(m, "_tick_range", (lo, n_ticks))
+    return m
 
 
 # ------------------------------------------------------------------ sources
@@ -625,10 +651,11 @@ def _names(files: list[Path]) -> tuple[str, str]:
 def _read_part(f: Path, columns: list[str], strings: tuple[str, ...] = ()):
     """One part, only ``columns``; the string columns in ``strings`` come dictionary-encoded (they
     are compared by dictionary index). ``ParquetFile.read``, not ``pq.read_table``: the dataset
-    layer imports pandas (~0.2 s, ~40 MB) for nothing here."""
+    layer imports pandas (~0.2 s, ~40 MB) for nothing here. One thread: parts are small (an
+    hour), threads did not make a day faster and each kept its own freed memory (~30 MB)."""
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(f, read_dictionary=list(strings)).read(columns=columns)
+    return pq.ParquetFile(f, read_dictionary=list(strings)).read(columns=columns, use_threads=False)
 
 
 # Arrow -> numpy straight from the buffers. Deliberately neither pyarrow.compute (its first call
@@ -692,6 +719,17 @@ def _equals(col, text: str) -> np.ndarray:
     return _joined(out, bool)
 
 
+def _release_arrow_memory() -> None:
+    """Hand the memory Arrow's allocator kept from the decoded parts back to the system (it keeps
+    freed pages for reuse; here nothing will reuse them)."""
+    import pyarrow as pa
+
+    try:
+        pa.default_memory_pool().release_unused()
+    except AttributeError:  # pragma: no cover - older pyarrow
+        pass
+
+
 def _read(root: Path, table: str, columns: list[str], strings: tuple[str, ...] = ()):
     """A small table (trades, tops): every part, only ``columns``, in file order; plus the first
     row's exchange and symbol."""
@@ -731,7 +769,7 @@ def _read_book(files: list[Path]) -> tuple[BookStream, int]:
     fill = {"bids": 0, "asks": 0}
     off["bids"][0] = off["asks"][0] = 0
     i = 0
-    depth = 0
+    depth = levels_max = 0
     for f in files:
         t = _read_part(f, _BOOK_COLUMNS, ("kind",))
         n = t.num_rows
@@ -753,11 +791,14 @@ def _read_book(files: list[Path]) -> tuple[BookStream, int]:
                 off[name][r + 1:r + m + 1] = o[1:].astype(np.int64) - o[0] + j
                 fill[name] = j + k
                 r += m
+        b, a = off["bids"], off["asks"]
+        levels_max = max(levels_max, int(((b[i + 1:i + n + 1] - b[i:i + n]) + (a[i + 1:i + n + 1] - a[i:i + n])).max()))
         i += n
         del t
     jb, ja = fill["bids"], fill["asks"]
+    _release_arrow_memory()
     return BookStream(ts[:i], cap[:i], snap[:i], off["bids"][:i + 1], px["bids"][:jb], qty["bids"][:jb],
-                      off["asks"][:i + 1], px["asks"][:ja], qty["asks"][:ja]), depth
+                      off["asks"][:i + 1], px["asks"][:ja], qty["asks"][:ja], levels_max), depth
 
 
 def from_run_dir(path: Path, *, tick_size: float, lot_size: float = 1e-8, depth: Optional[int] = None,
