@@ -33,13 +33,13 @@ bench-book: setup         ## adapter parse+book+CRC32 vs python-kraken-sdk, on t
 bench-collector: setup    ## collector CPU per 1k msgs and capture overhead at 1,000 msg/s
 	$(BIN)/python bench/bench_collector.py
 
-bench-analyze: setup      ## latency analyzer on 5M rows vs pandas
+bench-analyze: setup      ## latency analyzer on 5M rows vs pandas (C and pyarrow parsers)
 	$(BIN)/python bench/bench_analyze.py
 
-bench-features: setup     ## research features, events/s on a simulated day
+bench-features: setup     ## research features on a simulated day vs the same features in plain pandas
 	$(BIN)/python bench/bench_features.py
 
-bench-backtest: setup     ## backtest engine vs hftbacktest 2.4.4 on a simulated day
+bench-backtest: setup     ## mm backtest vs hftbacktest 2.4.4, whole processes, cold/warm, RSS, two simulated days
 	$(BIN)/python bench/bench_backtest.py
 
 # Re-pin every dependency to what is installed in the venv now.
