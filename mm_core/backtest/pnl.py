@@ -178,33 +178,6 @@ def equity_curve(fills: dict[str, np.ndarray], fee: np.ndarray, exch_ts: np.ndar
             "fair": m, "inventory_and_adverse": equity - spread + fees}
 
 
-def tail_stats(ts: np.ndarray, equity: np.ndarray) -> tuple[float, float, float, float]:
-    """Grid approximation of the tails from a sampled curve (kept for callers of the plotting grid;
-    :func:`decompose` uses the exact :func:`bucket_pnl` / :func:`max_drawdown_exact`)."""
-    if equity.size == 0:
-        return 0.0, 0.0, 0.0, 0.0
-    peak = np.maximum.accumulate(np.maximum(equity, 0.0))
-    dd = float(np.max(peak - equity))
-    hourly = _bucket_pnl(ts, equity, 3600 * _S)
-    daily = _bucket_pnl(ts, equity, 86400 * _S)
-    worst_hour = float(hourly.min()) if hourly.size else 0.0
-    worst_day = float(daily.min()) if daily.size else 0.0
-    if hourly.size:
-        n = max(1, int(math.ceil(0.05 * hourly.size)))
-        es = float(np.sort(hourly)[:n].mean())
-    else:
-        es = 0.0
-    return dd, worst_hour, worst_day, es
-
-
-def _bucket_pnl(ts: np.ndarray, equity: np.ndarray, width: int) -> np.ndarray:
-    """PnL of each clock bucket: equity at its last sample minus equity at the previous bucket's."""
-    bucket = ts // width
-    last = np.nonzero(np.concatenate([bucket[1:] != bucket[:-1], [True]]))[0]
-    ends = equity[last]
-    return np.diff(np.concatenate([[0.0], ends]))
-
-
 HOUR_NS = 3600 * _S
 DAY_NS = 86400 * _S
 

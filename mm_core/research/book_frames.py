@@ -241,11 +241,6 @@ def _book_files(root: Path, symbol: Optional[str], exchange: Optional[str]) -> d
     return out
 
 
-def list_symbols(path: Path) -> list[tuple[str, str, int]]:
-    """``(exchange, symbol_dir, n_book_files)`` found under a run directory / Parquet folder."""
-    return [(e, s, len(fs)) for (e, s), fs in sorted(_book_files(parquet_root(path), None, None).items())]
-
-
 def _pick_partition(root: Path, symbol: Optional[str], exchange: Optional[str]) -> tuple[str, str, list[Path]]:
     parts = _book_files(root, symbol, exchange)
     want_sym = symbol.replace("/", "-") if symbol else None
