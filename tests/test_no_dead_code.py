@@ -24,6 +24,7 @@ MODULES = [
     "mm_core/backtest/fair.py",
     "mm_core/adapters/kraken/fastbook.py",
     "mm_core/research/book_frames.py",
+    "mm_core/research/training_window.py",
 ]
 
 
