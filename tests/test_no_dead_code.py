@@ -9,6 +9,7 @@ nothing about what runs. Remove such code or use it.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -38,16 +39,21 @@ def _public_names(path: Path) -> list[str]:
             if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")]
 
 
+@functools.lru_cache(maxsize=1)
+def _sources() -> tuple[tuple[Path, ast.Module], ...]:
+    """Every non-test source file of the package and the benchmarks, parsed once."""
+    files = [p for d in ("mm_core", "bench") for p in sorted((ROOT / d).rglob("*.py"))]
+    return tuple((p, ast.parse(p.read_text(encoding="utf-8"))) for p in files)
+
+
 def _references(module: str, own: Path) -> set[str]:
     """Names of ``module`` referenced by non-test code: imported by name, used as ``alias.name``
     where ``alias`` is the module, or used inside the module itself (not its own definition)."""
     used: set[str] = set()
     if f'"{module}"' in (ROOT / "mm_core" / "cli.py").read_text(encoding="utf-8"):
         used.add("register")  # the mm command loads its subcommand modules by name
-    sources = [p for d in ("mm_core", "bench") for p in (ROOT / d).rglob("*.py")]
     pkg, _, leaf = module.rpartition(".")
-    for src in sources:
-        tree = ast.parse(src.read_text(encoding="utf-8"))
+    for src, tree in _sources():
         aliases: set[str] = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module == module:
