@@ -125,6 +125,18 @@ def test_an_older_amend_does_not_overwrite_a_newer_one() -> None:
     assert m.order(cid).price == 60_010.0 and m.counters.stale_updates == 1
 
 
+def test_sequence_numbers_restart_with_each_snapshot() -> None:
+    m = manager()
+    cid = placed(m)
+    m.on_record(upd("new", "OA", cid, 40, status="new"))
+    m.on_record(upd("amended", "OA", None, 41, price=60_010.0, qty=0.01))
+    venue_view = upd("new", "OA", cid, None, status="new", side="buy", qty=0.01, price=60_010.0)
+    m.on_record(ExecutionsSnapshot(exchange="kraken", symbol=SYM, ts_exchange=None, ts_capture=1,
+                                   orders=(venue_view,), sequence=1))  # reconnect: numbering starts again
+    m.on_record(upd("amended", "OA", None, 2, price=60_020.0, qty=0.01))
+    assert m.order(cid).price == 60_020.0 and m.counters.stale_updates == 0
+
+
 def test_a_fill_for_an_order_the_manager_never_saw_is_counted_and_adopted() -> None:
     m = manager()
     diffs = m.on_record(fill("TX", "OFOREIGN", -1, 0.02, 61_000.0, cl="other123"))

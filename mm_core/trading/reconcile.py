@@ -115,6 +115,9 @@ def reconcile_executions(m: "OrderManager", snap: ExecutionsSnapshot) -> list[Di
     first_ever = m.baseline_ns is None and not m.restarted
     restart = m.restarted and m.snapshots_seen == 0
     m.snapshots_seen += 1
+    # a (re)subscription restarts the channel's sequence numbers: older numbers mean nothing now
+    for o in m.orders.values():
+        o.last_seq = snap.sequence if snap.sequence is not None else -1
     diffs: list[Difference] = []
     fills = [f for f in snap.fills if m._ours(f.symbol)]
     # 1. fills the venue has and we do not
