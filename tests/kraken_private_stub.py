@@ -65,6 +65,7 @@ class StubExchange:
     reject_next: dict[str, str] = field(default_factory=dict)  # method -> error text (once)
     duplicate_executions: bool = False
     fee_rate: float = 0.0025
+    heartbeat_s: float = 1.0
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -175,6 +176,7 @@ class PrivateStub:
         self.ex.conns.append(conn)
         await conn.send({"channel": "status", "type": "update",
                          "data": [{"system": "online", "api_version": "v2", "version": "stub"}]})
+        beat = asyncio.get_running_loop().create_task(self._heartbeats(conn))
         try:
             async for raw in ws:
                 msg = orjson.loads(raw)
@@ -182,8 +184,16 @@ class PrivateStub:
         except ConnectionClosed:
             pass
         finally:
+            beat.cancel()
             if conn in self.ex.conns:
                 self.ex.conns.remove(conn)
+
+    async def _heartbeats(self, conn: StubConn) -> None:
+        """About every second once subscribed, as Kraken does (the client's watchdog relies on it)."""
+        while True:
+            await asyncio.sleep(self.ex.heartbeat_s)
+            if conn.channels:
+                await conn.send({"channel": "heartbeat"})
 
     async def _reply(self, conn: StubConn, method: str, req_id: Any, result: Any = None,
                      error: Optional[str] = None) -> None:

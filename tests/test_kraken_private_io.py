@@ -194,3 +194,21 @@ def test_supervisor_end_to_end_position_equals_the_exchange(tmp_path) -> None:
             assert all(o.status == "canceled" for o in stub.ex.orders.values() if o.order_id == ask.order_id)
 
     run(scenario())
+
+
+def test_a_silent_socket_is_dropped_by_the_watchdog_and_reconnected() -> None:
+    async def scenario() -> None:
+        async with PrivateStub(StubExchange(heartbeat_s=0.1)) as stub:
+            venue = make_venue(stub, watchdog_s=0.6)
+            await venue.start()
+            await asyncio.sleep(1.0)
+            assert venue.session.connects == 1  # heartbeats keep it alive
+            stub.ex.heartbeat_s = 100.0
+            evs = await collect(venue, lambda g: any(isinstance(x, Disconnected) for x in g), timeout_s=5)
+            (d,) = [x for x in evs if isinstance(x, Disconnected)]
+            assert "watchdog" in d.reason
+            await collect(venue, lambda g: any(isinstance(x, Connected) for x in g), timeout_s=5)
+            assert venue.session.connects == 2
+            await venue.close()
+
+    run(scenario())
