@@ -64,6 +64,7 @@ class StubExchange:
     swallow_replies: set[str] = field(default_factory=set)  # methods whose next reply is dropped
     reject_next: dict[str, str] = field(default_factory=dict)  # method -> error text (once)
     duplicate_executions: bool = False
+    reorder_fills: bool = False  # send ``filled`` before the ``trade`` that completed the order
     fee_rate: float = 0.0025
     heartbeat_s: float = 1.0
 
@@ -379,6 +380,8 @@ class PrivateStub:
                           "order_status": "filled", "cum_qty": o.filled, "avg_price": o.price,
                           "timestamp": now_text()}])
         if send:
+            if self.ex.reorder_fills:
+                msgs.reverse()
             for m in msgs:
                 await self.broadcast("executions", m)
             await self.broadcast("balances", [

@@ -212,3 +212,27 @@ def test_a_silent_socket_is_dropped_by_the_watchdog_and_reconnected() -> None:
             await venue.close()
 
     run(scenario())
+
+
+def test_duplicated_and_reordered_execution_messages_count_each_fill_once(tmp_path) -> None:
+    async def scenario() -> None:
+        ex = StubExchange(balances={"BTC": 0.0, "EUR": 10_000.0}, duplicate_executions=True, reorder_fills=True)
+        async with PrivateStub(ex) as stub:
+            m = OrderManager.open(tmp_path / "j.jsonl", symbol="BTC/EUR", base="BTC", quote="EUR")
+            gaps: list[Any] = []
+            sup = OrderSupervisor(m, make_venue(stub), on_record=lambda r: gaps.append(r)
+                                  if type(r).__name__ == "SequenceGap" else None)
+            await sup.start()
+            bid, _ = await sup.place("buy", 0.02, 60_000.0)
+            await sup.pump(0.3)
+            for _ in range(4):
+                await stub.fill(bid.order_id, 0.005)
+            await sup.pump(0.5)
+            assert bid.state == "filled" and bid.filled == pytest.approx(0.02)
+            assert len(m.fills) == 4 and m.counters.duplicate_fills >= 4
+            assert gaps and all(not g.lost for g in gaps)  # duplicates seen, nothing lost
+            assert m.position == pytest.approx(stub.ex.balances["BTC"], abs=1e-12)
+            assert m.cash == pytest.approx(stub.ex.balances["EUR"], abs=1e-9)
+            await sup.close()
+
+    run(scenario())

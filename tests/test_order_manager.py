@@ -327,3 +327,38 @@ def test_reconcile_schedule() -> None:
     assert s.next_reason(t + 3 * S) is None and s.next_reason(t + 4 * S) == "balance_recheck"
     s.done(t + 4 * S)
     assert s.next_reason(t + 4 * S + 300 * S) == "periodic"
+
+
+def test_compaction_keeps_what_rebuilds_the_state(tmp_path) -> None:
+    m = manager(tmp_path)
+    cids = []
+    for i in range(200):
+        cid = placed(m, oid=f"O{i}")
+        m.on_record(upd("new", f"O{i}", cid, i, status="new"))
+        if i % 2:
+            m.on_record(fill(f"T{i}", f"O{i}", 1, 0.001, 60_000.0, fee=0.15))
+        cids.append(cid)
+    before = m.describe()
+    m.close()
+    path = tmp_path / "journal.jsonl"
+    size = path.stat().st_size
+    again = OrderManager.open(path, symbol=SYM, base="BTC", quote="EUR", clock_ns=Clock(), compact_over_bytes=1000)
+    assert path.stat().st_size < size / 3
+    for key in ("orders", "open_orders", "position", "cash"):
+        assert again.describe()[key] == before[key], key
+    assert len(again.seen_exec) == 100
+    assert again.on_record(fill("T1", "O1", 1, 0.001, 60_000.0)) == [] and again.counters.duplicate_fills == 1
+    again.close()
+    third = OrderManager.open(path, symbol=SYM, base="BTC", quote="EUR", clock_ns=Clock())
+    assert third.position == pytest.approx(before["position"]) and third.epoch == again.epoch + 1
+    third.close()
+
+
+def test_one_order_manager_per_journal(tmp_path) -> None:
+    from mm_core.trading.journal import JournalLocked
+
+    m = OrderManager.open(tmp_path / "j.jsonl", symbol=SYM, base="BTC", quote="EUR")
+    with pytest.raises(JournalLocked, match="in use"):
+        OrderManager.open(tmp_path / "j.jsonl", symbol=SYM, base="BTC", quote="EUR")
+    m.close()
+    OrderManager.open(tmp_path / "j.jsonl", symbol=SYM, base="BTC", quote="EUR").close()

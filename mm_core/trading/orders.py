@@ -158,8 +158,9 @@ class OrderManager:
     # ------------------------------------------------------------------ opening
 
     @classmethod
-    def open(cls, journal_path: Path, **kwargs: Any) -> "OrderManager":
-        """Replay the journal at ``journal_path`` (if any) and start a new epoch (fsync'd)."""
+    def open(cls, journal_path: Path, *, compact_over_bytes: int = 256 * 2**20, **kwargs: Any) -> "OrderManager":
+        """Replay the journal at ``journal_path`` (if any), compact it when it has grown past
+        ``compact_over_bytes``, and start a new epoch (fsync'd before any id of it is used)."""
         journal = Journal(Path(journal_path))
         m = cls(journal=journal, **kwargs)
         m._replaying = True
@@ -168,11 +169,39 @@ class OrderManager:
                 m._apply(rec)
         finally:
             m._replaying = False
+        journal.replayed = []
         m.restarted = bool(m.orders or m.baseline_ns is not None)
+        if journal.size_bytes > compact_over_bytes:
+            m.compact()
         m._op({"op": "epoch", "epoch": m.epoch + 1, "ts": m.clock_ns()})
         if not journal.flush():
             raise RuntimeError(f"journal {journal_path} could not be synced; refusing to hand out order ids")
         return m
+
+    def compact(self, *, keep_closed_s: float = 86400.0, keep_differences: int = 1000) -> int:
+        """Rewrite the journal as the records that rebuild today's state; returns records written.
+
+        Kept: the epoch, the expected balances (with the baseline time), every exec_id already
+        counted (so a fill the venue lists again is never counted twice), open orders, orders closed
+        within ``keep_closed_s``, the last ``keep_differences`` differences. Dropped: the fill history
+        (it is in the fills table the runner writes) and older closed orders. Call it at a safe point
+        (nothing in flight); :meth:`open` calls it when the journal is large.
+        """
+        if self.journal is None:
+            return 0
+        now = self.clock_ns()
+        recs: list[dict[str, Any]] = [{"op": "epoch", "epoch": self.epoch, "ts": now}]
+        if self.baseline_ns is not None:
+            recs.append({"op": "balances", "b": dict(self.balances), "why": "baseline", "ts": self.baseline_ns})
+        if self.seen_exec:
+            recs.append({"op": "seen", "ids": sorted(self.seen_exec)})
+        horizon = now - int(keep_closed_s * 1e9)
+        for o in self.orders.values():
+            if o.is_open or (o.done_ns or o.updated_ns) >= horizon:
+                recs.append({"op": "order", "o": o.to_dict()})
+        recs.extend({"op": "diff", "d": record_to_dict(d)} for d in self.differences[-keep_differences:])
+        self.journal.replace_with(recs)
+        return len(recs)
 
     @property
     def journal_bad_lines(self) -> int:

@@ -31,7 +31,8 @@ from mm_core.adapters.kraken.credentials import ApiCredentials
 from mm_core.adapters.kraken.deadman import DeadMansSwitch
 from mm_core.adapters.kraken.private_session import KrakenPrivateSession
 from mm_core.adapters.kraken.rest import REST_BASE, KrakenRestClient, TokenSource
-from mm_core.adapters.kraken.trading import BATCH_CANCEL_MAX, PRIVATE_URL, KrakenTradingMessages
+from mm_core.adapters.kraken.trading import (BATCH_CANCEL_MAX, PRIVATE_URL, KrakenTradingMessages,
+                                             deadline_problem)
 from mm_core.trading.records import (AmendRequest, CancelRequest, OrderRequest, Outcome, OutcomeKind,
                                      SequenceGap, VenueSnapshot)
 
@@ -101,6 +102,10 @@ class KrakenVenue:
         return await self.session.request(req)
 
     async def place(self, order: OrderRequest) -> Outcome:
+        if order.deadline_ns is not None:
+            problem = deadline_problem(order.deadline_ns, self.clock_ns())
+            if problem:
+                return Outcome(kind=OutcomeKind.NOT_SENT, method="add_order", cl_ord_id=order.cl_ord_id, error=problem)
         try:
             req = self.messages.add_order(order)
         except ValueError as exc:
