@@ -152,6 +152,7 @@ class Journal:
         self._appended = 0
         self._synced = 0
         self._cond = threading.Condition()
+        self._kick = threading.Event()
         self._error: Optional[BaseException] = None
         self._fh = open(self.path, "ab", buffering=0)
         self._thread = threading.Thread(target=self._writer, name="order-journal", daemon=True)
@@ -174,6 +175,7 @@ class Journal:
         """Wait until every record appended so far is fsync'd; False on timeout."""
         target = self._appended
         deadline = time.monotonic() + timeout_s
+        self._kick.set()
         with self._cond:
             while self._synced < target and self._error is None:
                 left = deadline - time.monotonic()
@@ -188,6 +190,7 @@ class Journal:
         self.flush()
         self.closed = True
         self._q.put(_STOP)
+        self._kick.set()
         self._thread.join(timeout=10)
         self._fh.close()
         self._lock_fh.close()
@@ -218,30 +221,30 @@ class Journal:
             except queue.Empty:
                 break
         self._q.put(_STOP)
+        self._kick.set()
         self._thread.join(timeout=10)
         self._fh.close()
         self._lock_fh.close()
 
     def _writer(self) -> None:
+        """Wake every ``sync_interval_s`` (or when :meth:`flush` asks), write everything queued, fsync.
+
+        Not one wake-up per record: a thread woken for every append would fight the event loop
+        for the GIL on every fill."""
         stop = False
         while not stop:
-            try:
-                item = self._q.get(timeout=self.sync_interval_s)
-            except queue.Empty:
-                continue
+            self._kick.wait(self.sync_interval_s)
+            self._kick.clear()
             batch = []
-            deadline = time.monotonic() + self.sync_interval_s
             while True:
+                try:
+                    item = self._q.get_nowait()
+                except queue.Empty:
+                    break
                 if item is _STOP:
                     stop = True
                     break
                 batch.append(item)
-                if time.monotonic() >= deadline or len(batch) >= 4096:
-                    break
-                try:
-                    item = self._q.get(timeout=max(0.0, min(0.01, deadline - time.monotonic())))
-                except queue.Empty:
-                    break
             if batch:
                 try:
                     self._fh.write(b"".join(batch))

@@ -89,6 +89,8 @@ class KrakenPrivateParser:
     # ------------------------------------------------------------------ entry point
 
     def on_message(self, raw: str | bytes, ts_capture: int) -> list[PrivateItem]:
+        if (b'"method"' if isinstance(raw, (bytes, bytearray)) else '"method"') in raw[:16]:
+            return self._other(raw, ts_capture)  # a method reply: skip the channel decoder
         try:
             msg = PRIVATE_DECODER.decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError):
