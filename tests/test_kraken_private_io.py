@@ -236,3 +236,12 @@ def test_duplicated_and_reordered_execution_messages_count_each_fill_once(tmp_pa
             await sup.close()
 
     run(scenario())
+
+
+def test_kraken_venue_implements_the_trading_seam(tmp_path) -> None:
+    from mm_core.trading.venue import TradingVenue
+
+    venue = KrakenVenue.connect(CREDS, nonce_file=tmp_path / "nonce", ws_url="ws://127.0.0.1:9/v2",
+                                rest_url="http://127.0.0.1:9")
+    assert isinstance(venue, TradingVenue) and venue.deadman is not None
+    assert venue.describe()["dead_man_refreshes"] == 0 and API_KEY not in repr(venue)

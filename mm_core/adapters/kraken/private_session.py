@@ -103,7 +103,8 @@ class KrakenPrivateSession:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, wait_s: Optional[float] = None) -> None:
-        """Connect in the background; return once subscribed (or after ``wait_s``, raising)."""
+        """Connect in the background; return once subscribed. After ``wait_s`` without success it
+        raises :class:`SessionClosed` while the background loop keeps trying: call :meth:`close`."""
         if self._runner is None:
             self._runner = asyncio.get_running_loop().create_task(self._run(), name="kraken-private")
         try:
@@ -136,7 +137,7 @@ class KrakenPrivateSession:
         self._fail_pending("session closed")
 
     async def drop_connection(self) -> None:
-        """Close the socket abruptly (tests, and the watchdog): the run loop reconnects."""
+        """Close the socket abruptly (a network fault, for tests): the run loop reconnects."""
         ws = self._ws
         if ws is not None:
             with contextlib.suppress(Exception):
