@@ -94,20 +94,6 @@ def test_cache_round_trip_and_hftbacktest_format(tmp_path):
     assert np.allclose(hb["px"][depth], m.tick[depth] * 0.1)
 
 
-def test_rows_are_the_same_whatever_order_the_messages_come_in():
-    evs = list(ea.simulator_events(30.0, 6))
-    ordered = ea.from_events(evs, tick_size=0.1, depth=10, tops="never")
-    # the snapshot stays first (it has no exchange time); the rest arrive shuffled
-    rng = np.random.default_rng(0)
-    rest = evs[1:]
-    shuffled = [evs[0]] + [rest[i] for i in rng.permutation(len(rest))]
-    again = ea.from_events(shuffled, tick_size=0.1, depth=10, tops="never")
-    ts = [e.ts_exchange for e in rest]
-    assert len(set(ts)) < len(ts)  # ties exist: the order among them must come from the rule, not input order
-    for name in ("kind", "side", "tick", "qty", "exch_ts", "best_bid_tick", "best_ask_tick"):
-        assert np.array_equal(getattr(ordered, name), getattr(again, name)), name
-
-
 def test_a_message_applies_the_last_change_of_a_level_and_deletes_before_sets():
     events = [
         _ev(BookSnapshot, T0, bids=((100.0, 1.0),), asks=((101.0, 1.0), (102.0, 1.0)), depth=10),

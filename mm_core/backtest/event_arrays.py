@@ -64,7 +64,7 @@ MAX_TICK_RANGE = 50_000_000  # dense book size limit: 2 x 400 MB at most
 _UNKNOWN_TS = -1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class MarketArrays:
     """Columnar market rows in exchange-time order plus the book's best prices after each row.
 
@@ -87,6 +87,20 @@ class MarketArrays:
     depth: int
     exchange: str = "kraken"
     symbol: str = "BTC/EUR"
+
+    def __init__(self, kind, side, exch_ts, capture_ts, msg, price, tick, qty, best_bid_tick, best_ask_tick,
+                 tick_size, lot_size, depth, exchange="kraken", symbol="BTC/EUR", *,
+                 best_bid_qty: Optional[np.ndarray] = None, best_ask_qty: Optional[np.ndarray] = None) -> None:
+        """The fields in order; ``best_bid_qty``/``best_ask_qty`` may be given when the caller has
+        them already (otherwise they are derived on first use)."""
+        for name, value in (("kind", kind), ("side", side), ("exch_ts", exch_ts), ("capture_ts", capture_ts),
+                            ("msg", msg), ("price", price), ("tick", tick), ("qty", qty),
+                            ("best_bid_tick", best_bid_tick), ("best_ask_tick", best_ask_tick),
+                            ("tick_size", tick_size), ("lot_size", lot_size), ("depth", depth),
+                            ("exchange", exchange), ("symbol", symbol)):
+            object.__setattr__(self, name, value)
+        if best_bid_qty is not None and best_ask_qty is not None:
+            object.__setattr__(self, "_bq", (best_bid_qty, best_ask_qty))
 
     @property
     def best_bid_qty(self) -> np.ndarray:
@@ -247,13 +261,14 @@ def _book_clear(book, st, k):
 
 
 @_kernel
-def _assemble_kernel(b_perm, b_ts, b_cap, b_snap, b_off, b_px, b_q, a_off, a_px, a_q,
-                     t_perm, t_ts, t_cap, t_side, t_px, t_q,
+def _assemble_kernel(b_perm, b_ts, b_cap, b_seq, b_snap, b_off, b_px, b_q, a_off, a_px, a_q,
+                     t_perm, t_ts, t_cap, t_seq, t_side, t_px, t_q,
                      tick_size, lo, n_ticks, depth, book, mark, st, d_kind, d_side, d_idx, d_px, d_q, d_x,
                      o_kind, o_side, o_ts, o_cap, o_msg, o_px, o_tick, o_q, o_bb, o_ba):
     """Merge the book and trade streams in time order and write every row (see module docstring).
 
-    ``b_perm``/``t_perm``: message order within each stream (empty = already in order). ``book``
+    ``b_perm``/``t_perm``: message order within each stream (empty = already in order); ties in time
+    go by ``b_seq``/``t_seq``, every message's rank in wire order. ``book``
     (2 x n_ticks zeros), ``mark`` (2 x n_ticks of -1), ``st`` (count/best/worst per side) and the
     ``d_*`` arrays (one message's rows: at least its levels + 2) are scratch; ``o_*`` receive the
     rows. Returns the number of rows written."""
@@ -270,7 +285,7 @@ def _assemble_kernel(b_perm, b_ts, b_cap, b_snap, b_off, b_px, b_q, a_off, a_px,
         if it < n_t:
             j = t_perm[it] if t_perm.shape[0] > 0 else it
         nd = 0  # this message's rows, in order: d_kind, d_side (0 bid / 1 ask), d_idx, d_px, d_q
-        if j >= 0 and (m < 0 or t_ts[j] < b_ts[m] or (t_ts[j] == b_ts[m] and t_cap[j] <= b_cap[m])):
+        if j >= 0 and (m < 0 or t_ts[j] < b_ts[m] or (t_ts[j] == b_ts[m] and t_seq[j] < b_seq[m])):
             it += 1
             ts = t_ts[j]
             cap = t_cap[j]
@@ -389,6 +404,17 @@ def _replay_kernel(kind, side, tick, qty, lo, n_ticks, book, st, bb, ba, bbq, ba
         baq[i] = book[1, ai] if ai >= 0 else 0.0
 
 
+def book_pass(kind, side, tick, qty, msg, depth, lo, n_ticks):
+    """The earlier row-level interface, for rows that are final already (``depth`` 0): best prices
+    after every row, and no truncations -- ``(bb, ba, bbq, baq, after, side, tick, 0)``. Rows are
+    built (and truncated) by :func:`assemble`; this re-derives the book of rows rewritten since."""
+    if depth:
+        raise ValueError("book_pass only re-derives the book of final rows (depth 0); build rows with assemble()")
+    bb, ba, bbq, baq = replay_best(kind, side, tick, qty, lo, n_ticks)
+    none = np.zeros(0, np.int64)
+    return bb, ba, bbq, baq, none, np.zeros(0, np.int8), none, 0
+
+
 def replay_best(kind, side, tick, qty, lo: int, n_ticks: int):
     """``(best_bid_tick, best_ask_tick, best_bid_qty, best_ask_qty)`` after every row of final rows
     (used when prices are rewritten, e.g. a volatility shock, and the book must be re-derived)."""
@@ -418,6 +444,7 @@ class BookStream:
     ask_qty: np.ndarray
 
     levels_max: Optional[int] = None  # most levels in one message (bids + asks), if the source knows
+    seq: Optional[np.ndarray] = None  # rank of each message in wire order across both streams
 
     @classmethod
     def empty(cls) -> "BookStream":
@@ -442,6 +469,7 @@ class TradeStream:
     side: np.ndarray  # int8 taker side
     px: np.ndarray
     qty: np.ndarray
+    seq: Optional[np.ndarray] = None  # rank of each message in wire order across both streams
 
     @classmethod
     def empty(cls) -> "TradeStream":
@@ -463,35 +491,114 @@ def _ro(a, dtype) -> np.ndarray:
 
 
 def _fill_unknown_ts(ts: np.ndarray, cap: np.ndarray) -> np.ndarray:
-    """Messages without an exchange time get ``min(capture, next known exchange time)``."""
-    unknown = np.flatnonzero(ts == _UNKNOWN_TS)
-    if unknown.size == 0:
-        return ts
-    if unknown.size < 64:  # a few snapshots: no day-sized temporaries
-        out = ts.copy()
-        for i in unknown.tolist():
-            later = ts[i + 1:]
-            known = np.flatnonzero(later != _UNKNOWN_TS)
-            nxt = int(later[known[0]]) if known.size else None
-            c = int(cap[i])
-            out[i] = (min(c, nxt) if c > 0 else nxt) if nxt is not None else c
-        return out
+    """In wire order: a message without an exchange time gets ``min(capture, next known exchange
+    time)`` (its capture time if nothing known follows)."""
     unknown = ts == _UNKNOWN_TS
+    if not unknown.any():
+        return ts
     big = np.iinfo(np.int64).max
     next_known = np.minimum.accumulate(np.where(unknown, big, ts)[::-1])[::-1]
     fill = np.where(cap > 0, np.minimum(cap, next_known), next_known)
-    fill = np.where(fill == big, cap, fill)  # nothing known after: capture time
+    fill = np.where(fill == big, cap, fill)
     return np.where(unknown, fill, ts)
 
 
-def _order(ts: np.ndarray, cap: np.ndarray) -> np.ndarray:
-    """Order of a stream's messages by (time, capture time, source order); empty when in order."""
-    if ts.shape[0] < 2:
+def _stable_order(*keys: np.ndarray) -> np.ndarray:
+    """Stable order by ``keys`` (last is primary); empty when the arrays are already in order.
+    Checked with boolean temporaries only: the common case, data in order, allocates nothing big."""
+    n = keys[0].shape[0]
+    if n < 2:
         return np.zeros(0, np.int64)
-    a, b = ts[:-1], ts[1:]
-    if np.all(b >= a) and not np.any((b == a) & (cap[1:] < cap[:-1])):  # boolean temporaries only
+    ok = np.ones(n - 1, bool)
+    tie = np.ones(n - 1, bool)
+    for k in reversed(keys):
+        a, b = k[:-1], k[1:]
+        ok &= ~(tie & (b < a))
+        tie &= b == a
+    if ok.all():
         return np.zeros(0, np.int64)
-    return np.lexsort((cap, ts)).astype(np.int64)  # stable: ties keep source order
+    return np.lexsort(keys).astype(np.int64)
+
+
+def _gather(a: np.ndarray, order: np.ndarray) -> np.ndarray:
+    return a[order] if order.shape[0] else a
+
+
+def _scatter(a: np.ndarray, order: np.ndarray) -> np.ndarray:
+    if not order.shape[0]:
+        return a
+    out = np.empty_like(a)
+    out[order] = a
+    return out
+
+
+def _next_known(ts_w: np.ndarray, seq_w: np.ndarray, after: int) -> tuple[int, Optional[int]]:
+    """(rank, time) of the first message of a wire-ordered stream after rank ``after`` that has an
+    exchange time; (max, None) if there is none."""
+    p = int(np.searchsorted(seq_w, after, side="right"))
+    while p < ts_w.shape[0]:
+        chunk = ts_w[p:p + 4096]
+        hit = np.flatnonzero(chunk != _UNKNOWN_TS)
+        if hit.size:
+            k = p + int(hit[0])
+            return int(seq_w[k]), int(ts_w[k])
+        p += chunk.shape[0]
+    return np.iinfo(np.int64).max, None
+
+
+def _wire_times(book: BookStream, trades: TradeStream):
+    """Exchange times that keep book messages in wire order, and every message's wire rank.
+
+    Books apply in the order received, never by timestamp (kraken-protocol.md 2). Wire order is the
+    sources' order when they give it (``seq``: events in memory), else capture order with trades
+    first at equal capture time (a run directory). In wire order a message without an exchange
+    time (a Kraken v2 snapshot) takes ``min(capture, next known exchange time)``, and a book message
+    whose stamp went backwards takes the latest book stamp before it, so the merge by time can
+    never move a book message ahead of an earlier one (or a snapshot's clears behind the updates
+    after it). Trades keep their stamps.
+
+    Returns (book order, book times, book ranks, trade order, trade times, trade ranks): the times
+    and ranks in each stream's own order, the orders as in :func:`_stable_order`.
+    """
+    b_ts, b_cap = np.asarray(book.ts, np.int64), np.asarray(book.cap, np.int64)
+    t_ts, t_cap = np.asarray(trades.ts, np.int64), np.asarray(trades.cap, np.int64)
+    nb, nt = b_ts.shape[0], t_ts.shape[0]
+    if book.seq is not None and trades.seq is not None:
+        b_seq, t_seq = np.asarray(book.seq, np.int64), np.asarray(trades.seq, np.int64)
+        b_wire, t_wire = _stable_order(b_seq), _stable_order(t_seq)
+    else:  # capture order; trades first at equal capture time (they caused the book change)
+        b_wire, t_wire = _stable_order(b_cap), _stable_order(t_cap)
+        bc, tc = _gather(b_cap, b_wire), _gather(t_cap, t_wire)
+        b_seq = _scatter(np.arange(nb, dtype=np.int64) + np.searchsorted(tc, bc, side="right"), b_wire)
+        t_seq = _scatter(np.arange(nt, dtype=np.int64) + np.searchsorted(bc, tc, side="left"), t_wire)
+    ub, ut = np.flatnonzero(b_ts == _UNKNOWN_TS), np.flatnonzero(t_ts == _UNKNOWN_TS)
+    if 0 < ub.size + ut.size <= 64:  # a few snapshots: no day-sized temporaries
+        bw_ts, bw_seq = _gather(b_ts, b_wire), _gather(b_seq, b_wire)
+        tw_ts, tw_seq = _gather(t_ts, t_wire), _gather(t_seq, t_wire)
+        b_ts, t_ts = b_ts.copy(), t_ts.copy()
+        for ts_, cap_, seq_, idx in ((b_ts, b_cap, b_seq, ub), (t_ts, t_cap, t_seq, ut)):
+            for i in idx.tolist():
+                nxt = min(_next_known(bw_ts, bw_seq, int(seq_[i])), _next_known(tw_ts, tw_seq, int(seq_[i])))
+                c = int(cap_[i])
+                if nxt[1] is None:
+                    ts_[i] = c
+                else:
+                    ts_[i] = min(c, nxt[1]) if c > 0 else nxt[1]
+    elif ub.size + ut.size:
+        # one merged wire-order sequence (ranks are 0..n-1), filled, split back
+        seq = np.concatenate([b_seq, t_seq])
+        rank = np.empty_like(seq)
+        rank[np.argsort(seq, kind="stable")] = np.arange(seq.shape[0])
+        ts = np.empty(seq.shape[0], np.int64)
+        cap = np.empty(seq.shape[0], np.int64)
+        ts[rank] = np.concatenate([b_ts, t_ts])
+        cap[rank] = np.concatenate([b_cap, t_cap])
+        ts = _fill_unknown_ts(ts, cap)
+        b_ts, t_ts = ts[rank[:nb]], ts[rank[nb:]]
+    if nb:  # book stamps never go backwards in wire order
+        b_ts = _scatter(np.maximum.accumulate(_gather(b_ts, b_wire)), b_wire)
+    t_order = _stable_order(t_seq, t_ts)
+    return b_wire, b_ts, b_seq, t_order, t_ts, t_seq
 
 
 def _price_range(*arrays: np.ndarray) -> tuple[float, float]:
@@ -505,10 +612,9 @@ def _price_range(*arrays: np.ndarray) -> tuple[float, float]:
 def assemble(book: BookStream, trades: TradeStream, *, tick_size: float, lot_size: float, depth: int,
              exchange: str = "kraken", symbol: str = "BTC/EUR") -> MarketArrays:
     """Rows of a book stream and a trade stream: time order, truncation to ``depth``, best prices."""
-    b_ts = _ro(_fill_unknown_ts(np.asarray(book.ts, np.int64), np.asarray(book.cap, np.int64)), np.int64)
-    b_cap = _ro(book.cap, np.int64)
-    t_ts = _ro(_fill_unknown_ts(np.asarray(trades.ts, np.int64), np.asarray(trades.cap, np.int64)), np.int64)
-    t_cap = _ro(trades.cap, np.int64)
+    b_order, b_ts, b_seq, t_order, t_ts, t_seq = _wire_times(book, trades)
+    b_ts, b_seq, b_cap = _ro(b_ts, np.int64), _ro(b_seq, np.int64), _ro(book.cap, np.int64)
+    t_ts, t_seq, t_cap = _ro(t_ts, np.int64), _ro(t_seq, np.int64), _ro(trades.cap, np.int64)
     bpx, bq = _ro(book.bid_px, np.float64), _ro(book.bid_qty, np.float64)
     apx, aq = _ro(book.ask_px, np.float64), _ro(book.ask_qty, np.float64)
     tpx, tq = _ro(trades.px, np.float64), _ro(trades.qty, np.float64)
@@ -533,8 +639,8 @@ def assemble(book: BookStream, trades: TradeStream, *, tick_size: float, lot_siz
     dtypes = (np.uint8, np.int8, np.int64, np.int64, np.int64, np.float64, np.int64, np.float64, np.int64, np.int64)
     out = [np.empty(cap_rows, dt) for dt in dtypes]
     m_rows = book.max_levels() + 2  # one message's rows at most (its levels + 2 clears)
-    n = _assemble_kernel(_order(b_ts, b_cap), b_ts, b_cap, _ro(book.snap, np.bool_), boff, bpx, bq, aoff, apx, aq,
-                         _order(t_ts, t_cap), t_ts, t_cap, _ro(trades.side, np.int8), tpx, tq,
+    n = _assemble_kernel(b_order, b_ts, b_cap, b_seq, _ro(book.snap, np.bool_), boff, bpx, bq, aoff, apx, aq,
+                         t_order, t_ts, t_cap, t_seq, _ro(trades.side, np.int8), tpx, tq,
                          float(tick_size), np.int64(lo), np.int64(n_ticks), np.int64(depth),
                          np.zeros((2, n_ticks)), np.full((2, n_ticks), -1, np.int64),
                          np.array([0, -1, -1, 0, -1, -1], np.int64), np.empty(m_rows, np.int64),
@@ -562,8 +668,10 @@ class _StreamBuilder:
         self.n_ask: list[int] = []
         self.bid: list[tuple[float, float]] = []
         self.ask: list[tuple[float, float]] = []
+        self.seq: list[int] = []
 
-    def book(self, ts: Optional[int], cap: int, bids, asks, snapshot: bool) -> None:
+    def book(self, ts: Optional[int], cap: int, bids, asks, snapshot: bool, seq: int) -> None:
+        self.seq.append(seq)
         self.ts.append(_UNKNOWN_TS if ts is None else ts)
         self.cap.append(cap)
         self.snap.append(snapshot)
@@ -581,14 +689,16 @@ class _StreamBuilder:
         bid = np.array(self.bid, np.float64).reshape(-1, 2)
         ask = np.array(self.ask, np.float64).reshape(-1, 2)
         return BookStream(np.array(self.ts, np.int64), np.array(self.cap, np.int64), np.array(self.snap, bool),
-                          off(self.n_bid), bid[:, 0], bid[:, 1], off(self.n_ask), ask[:, 0], ask[:, 1])
+                          off(self.n_bid), bid[:, 0], bid[:, 1], off(self.n_ask), ask[:, 0], ask[:, 1],
+                          seq=np.array(self.seq, np.int64))
 
 
 def from_events(
     events: Iterable[object], *, tick_size: float, lot_size: float = 1e-8, depth: Optional[int] = None,
     tops: str = "auto",
 ) -> MarketArrays:
-    """Rows from canonical events (any order; sorted by exchange time).
+    """Rows from canonical events, in the order given (the wire order: book messages apply in
+    it; trades interleave by exchange time).
 
     ``tops``: "auto" uses TopOfBook events only if the source has no L2 book (a BBO-only capture),
     "never" ignores them, "only" builds a one-level book from them.
@@ -602,14 +712,15 @@ def from_events(
     t_side: list[int] = []
     t_px: list[float] = []
     t_q: list[float] = []
+    t_seq: list[int] = []
     seen_depth = 0
     has_levels = False
     exchange, symbol = "kraken", "BTC/EUR"
-    for ev in events:
+    for k, ev in enumerate(events):
         t = type(ev)
         if t is BookUpdate or t is BookSnapshot:
             if tops != "only":
-                books.book(ev.ts_exchange, ev.ts_capture, ev.bids, ev.asks, t is BookSnapshot)
+                books.book(ev.ts_exchange, ev.ts_capture, ev.bids, ev.asks, t is BookSnapshot, k)
                 has_levels = has_levels or bool(ev.bids) or bool(ev.asks)
             seen_depth = seen_depth or ev.depth
             exchange, symbol = ev.exchange, ev.symbol
@@ -619,15 +730,16 @@ def from_events(
             t_side.append(1 if ev.side == "buy" else -1)
             t_px.append(ev.price)
             t_q.append(ev.qty)
+            t_seq.append(k)
         elif t is TopOfBook and tops != "never":
-            top_books.book(ev.ts_exchange, ev.ts_capture, [(ev.bid, ev.bid_qty)], [(ev.ask, ev.ask_qty)], True)
+            top_books.book(ev.ts_exchange, ev.ts_capture, [(ev.bid, ev.bid_qty)], [(ev.ask, ev.ask_qty)], True, k)
             exchange, symbol = ev.exchange, ev.symbol
     book = books.stream()
     if tops == "only" or (tops == "auto" and not has_levels):
         book = top_books.stream()
         seen_depth = 1
     trades = TradeStream(np.array(t_ts, np.int64), np.array(t_cap, np.int64), np.array(t_side, np.int8),
-                         np.array(t_px, np.float64), np.array(t_q, np.float64))
+                         np.array(t_px, np.float64), np.array(t_q, np.float64), seq=np.array(t_seq, np.int64))
     d = depth if depth is not None else seen_depth
     return assemble(book, trades, tick_size=tick_size, lot_size=lot_size, depth=d, exchange=exchange, symbol=symbol)
 
