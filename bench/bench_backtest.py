@@ -245,6 +245,7 @@ def bench_day(a: argparse.Namespace, seed: int, work: Path) -> dict:
 
     def env(numba_dir: str, row_cache_on: bool = False) -> dict[str, str]:
         e = dict(base, NUMBA_CACHE_DIR=numba_dir, MM_CACHE_DIR=row_cache if row_cache_on else str(work / "none"))
+        e.pop("MM_ROW_CACHE", None)
         if not row_cache_on:
             e["MM_ROW_CACHE"] = "off"
         return e
@@ -282,9 +283,16 @@ def align_runs(a: argparse.Namespace, run: Path, hbt_data: Path, work: Path, hbt
     from mm_core.backtest.engine import run_backtest
     from mm_core.cli import build_parser
 
-    os.environ["MM_ROW_CACHE"] = "off"
     args = build_parser("backtest").parse_args(["backtest", str(run), *_cli_flags(a)])
-    r = run_backtest(load_market(args), config_from_args(args))
+    before = os.environ.get("MM_ROW_CACHE")
+    os.environ["MM_ROW_CACHE"] = "off"  # the same conversion the timed runs did
+    try:
+        r = run_backtest(load_market(args), config_from_args(args))
+    finally:
+        if before is None:
+            os.environ.pop("MM_ROW_CACHE", None)
+        else:
+            os.environ["MM_ROW_CACHE"] = before
     ours = str(work / "ours-dump.npz")
     o, f = r.orders, r.fills
     np.savez(ours, o_ts=o["submit_local_ts"], o_side=o["side"].astype(np.int64), o_tick=o["tick"], o_qty=o["qty"],
