@@ -43,6 +43,7 @@ class FeedConfig(_Strict):
     reconnect_budget: int = 50
     reconnect_budget_window_s: float = 3600.0
     flush_interval_s: float = 1.0
+    writer_queue_max: int = 100_000  # items (~1 per frame) waiting for the writer thread
 
 
 class LatencyConfig(_Strict):
@@ -144,6 +145,8 @@ def _check_values(cfg: RuntimeConfig, where: str) -> None:
                  "flush_interval_s", "reconnect_budget_window_s"):
         if getattr(f, name) <= 0:
             problems.append(f"feed.{name} must be > 0")
+    if f.writer_queue_max < 2:
+        problems.append("feed.writer_queue_max must be >= 2")
     if f.reconnect_max_s < f.reconnect_base_s:
         problems.append("feed.reconnect_max_s must be >= feed.reconnect_base_s")
     if not 0 < lat.normal_max_ms < lat.degraded_max_ms:

@@ -94,7 +94,8 @@ def test_dropped_connection_is_logged_and_reconnected(tmp_path: Path) -> None:
     kinds = [e["kind"] for e in events]
     assert "disconnected" in kinds and "reconnecting" in kinds
     rec = [e for e in events if e["kind"] == "reconnecting"]
-    assert all(0.0 < e["delay_s"] <= 0.3 for e in rec)
+    # each dropped session had delivered a verified snapshot: healthy, so no backoff
+    assert all(e["delay_s"] == 0.0 for e in rec)
     s = read_summary(run_dir)
     assert s["reconnects"] == len(rec) and s["reconnects"] >= 1
 

@@ -2,7 +2,8 @@
 
 Rewritten atomically every few seconds and at exit, so a killed run still leaves a summary that says
 how far it got (``exit_reason`` stays "running" and ``updated_ns`` shows when it was last alive).
-The gate reads duration, exit reason, samples, reconnects and the longest gap from it.
+The gate reads duration, exit reason, samples, reconnects and the longest gap from it, and reports
+the capture loop's lag and the writer queue's state (``loop_lag_ms``, ``writer``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class RunSummary:
     trades: int = 0
     exit_reason: str = EXIT_RUNNING
     fatal_error: str | None = None
+    # the capture loop's own lag (mm_core/capture/loop_lag.py): interval_ms, ticks, p50, p99, max, mean
+    loop_lag_ms: dict | None = None
+    # the writer thread's queue: queue_max, queue_high_water, queue_full_events, queue_full_wait_s
+    writer: dict = field(default_factory=dict)
     clock_offsets_ms: list[float] = field(default_factory=list, repr=False)
     rtts_ms: list[float] = field(default_factory=list, repr=False)
 
