@@ -8,6 +8,8 @@ the capture loop's lag and the writer queue's state (``loop_lag_ms``, ``writer``
 
 from __future__ import annotations
 
+import os
+import socket
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -28,6 +30,9 @@ class RunSummary:
     config: str | None
     csv: str
     started_ns: int = field(default_factory=time.time_ns)
+    # who writes this run: a later start (or mm repair) can tell a killed collector from a live one
+    pid: int = field(default_factory=os.getpid)
+    host: str = field(default_factory=socket.gethostname)
     updated_ns: int = 0
     ended_ns: int | None = None
     duration_s: float = 0.0

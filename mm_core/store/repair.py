@@ -28,6 +28,8 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -275,12 +277,34 @@ def apply_repair(plan: RepairPlan, tool: str = "mm repair") -> dict[str, Any]:
 
 
 def live_collector_age_s(run_dir: Path) -> float | None:
-    """Seconds since a collector that may still be running last rewrote the summary, else None."""
+    """Seconds since a collector that may still be running last rewrote the summary, else None.
+
+    A summary that says "running" and was rewritten within the last minute belongs to a live
+    collector -- unless it names its process (``pid``, ``host``) and that process is gone (a kill).
+    """
     s = read_summary(run_dir)
     if not s or s.get("exit_reason") != EXIT_RUNNING or not isinstance(s.get("updated_ns"), int):
         return None
     age = (time.time_ns() - s["updated_ns"]) / 1e9
-    return age if age < LIVE_SUMMARY_S else None
+    if age >= LIVE_SUMMARY_S:
+        return None
+    pid = s.get("pid")
+    if isinstance(pid, int) and s.get("host") == socket.gethostname() and not _process_exists(pid):
+        return None
+    return age
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (unknown -> True: assume it is alive)."""
+    if os.name == "nt":  # os.kill would terminate it there; without a probe, stay on the safe side
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists, owned by someone else
+        return True
+    return True
 
 
 def refuse_reason(run_dir: Path) -> str:
