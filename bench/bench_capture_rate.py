@@ -16,7 +16,10 @@ Defaults are the collector's own (Parquet part every 60 s, files flushed every s
 run crosses two Parquet flushes and ~130 raw/CSV flushes. The collector runs as the user runs it
 (``python -m mm_core collect``, its own process); the simulator runs in another. Also printed: the
 collector's event-loop lag (``summary.json`` ``loop_lag_ms``), the writer queue's high-water mark
-and the number of Parquet parts written. Exit code 1 when a rate misses the target.
+and the number of Parquet parts written; "ovh" is the per-message overhead ``ts_capture - sent_ns``
+(loopback + client library + our stamp: the excess message by message rather than percentile by
+percentile). The loop lag is an upper bound: it also holds the probe thread's own wake-up delay,
+which on a loaded machine is milliseconds. Exit code 1 when a rate misses the target.
 """
 
 from __future__ import annotations
@@ -86,8 +89,11 @@ def capture_at_rate(rate: float, seconds: float, work: Path, *, parquet_flush_s:
     return run_dir, log, proc.returncode
 
 
-def paired_ages(csv: Path, sim_log: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(injected ms, measured ms) per CSV row, paired with the simulator's record of that update.
+def paired_ages(csv: Path, sim_log: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(injected ms, measured ms, overhead ms) per CSV row, paired with the simulator's record.
+
+    Overhead is ``ts_capture - sent_ns`` of the same update: loopback, the client library, our
+    stamp -- and whatever delayed the stamp (one clock, so never negative).
 
     Several updates can share one exchange microsecond: rows take the records of their timestamp
     in send order (the CSV is in order of receipt, and a TCP stream delivers in order).
@@ -106,19 +112,20 @@ def paired_ages(csv: Path, sim_log: Path) -> tuple[np.ndarray, np.ndarray]:
     for r in sorted(records, key=lambda r: (r["conn"], r["seq"])):
         queues[r["ts_exchange"]].append(r)
     df = pl.read_csv(csv)
-    injected, measured = [], []
-    for te, age in zip(df["ts_exchange"].to_list(), df["age_ms"].to_list()):
+    injected, measured, overhead = [], [], []
+    for te, tc, age in zip(df["ts_exchange"].to_list(), df["ts_capture"].to_list(), df["age_ms"].to_list()):
         q = queues.get(te)
         if not q:
             raise AssertionError(f"CSV row with ts_exchange {te} has no simulator record")
         r = q.popleft()
         injected.append((r["sent_ns"] - r["ts_exchange"]) / 1e6)
         measured.append(age)
-    return np.asarray(injected), np.asarray(measured)
+        overhead.append((tc - r["sent_ns"]) / 1e6)
+    return np.asarray(injected), np.asarray(measured), np.asarray(overhead)
 
 
 def figures(run_dir: Path, sim_log: Path) -> dict[str, Any]:
-    injected, measured = paired_ages(run_dir / "F.csv", sim_log)
+    injected, measured, overhead = paired_ages(run_dir / "F.csv", sim_log)
     s = read_summary(run_dir) or {}
     lag = s.get("loop_lag_ms") or {}
     writer = s.get("writer") or {}
@@ -132,7 +139,7 @@ def figures(run_dir: Path, sim_log: Path) -> dict[str, Any]:
                            "loop_lag_p99_ms": lag.get("p99"), "loop_lag_max_ms": lag.get("max"),
                            "writer_queue_high_water": writer.get("queue_high_water"),
                            "writer_queue_full": writer.get("queue_full_events")}
-    for name, a in (("injected", injected), ("measured", measured)):
+    for name, a in (("injected", injected), ("measured", measured), ("overhead", overhead)):
         out[f"{name}_p50_ms"] = q(a, 50)
         out[f"{name}_p99_ms"] = q(a, 99)
         out[f"{name}_max_ms"] = float(a.max())
@@ -150,12 +157,14 @@ def format_row(rate: float, f: dict[str, Any]) -> str:
             f"{f['injected_p50_ms']:>7.2f} {f['measured_p50_ms']:>7.2f}  "
             f"{f['injected_p99_ms']:>7.2f} {f['measured_p99_ms']:>7.2f} {f['p99_excess_ms']:>+7.2f}  "
             f"{f['injected_max_ms']:>7.2f} {f['measured_max_ms']:>7.2f} {f['max_excess_ms']:>+7.2f}  "
+            f"{f['overhead_p50_ms']:>6.2f} {f['overhead_p99_ms']:>6.2f} {f['overhead_max_ms']:>7.2f}  "
             f"{fmt(f['loop_lag_p99_ms']):>7} {fmt(f['loop_lag_max_ms']):>7}  "
             f"{'yes' if f['meets_target'] else 'NO'}")
 
 
 HEADER = (f"{'rate':>6} {'samples':>8} {'parts':>5}  {'inj p50':>7} {'meas':>7}  {'inj p99':>7} {'meas':>7} "
-          f"{'excess':>7}  {'inj max':>7} {'meas':>7} {'excess':>7}  {'lag p99':>7} {'lag max':>7}  target")
+          f"{'excess':>7}  {'inj max':>7} {'meas':>7} {'excess':>7}  {'ovh p50':>6} {'p99':>6} {'max':>7}  "
+          f"{'lag p99':>7} {'lag max':>7}  target")
 
 
 def main() -> int:

@@ -19,7 +19,7 @@ from mm_core.capture.collector import Collector
 from mm_core.capture.layout import read_events, read_summary
 from mm_core.config import load_config
 from mm_core.simexchange.server import spawn_process
-from scripted_exchange import Script, ScriptedExchange, load_v2_recording
+from scripted_exchange import Script, load_v2_recording
 from test_collector import collect, fast_config
 
 

@@ -22,7 +22,8 @@ def clients() -> list[str]:
     return [c for c in ("websockets", "picows") if c in CLIENTS]
 
 
-async def _serve_and_read(client: str, handler, reads: int, pause_s: float) -> tuple[list, list]:  # type: ignore[no-untyped-def]
+async def _serve_and_read(client: str, handler, reads: int,  # type: ignore[no-untyped-def]
+                          pause_s: float) -> tuple[list, list]:
     sent: list[int] = []
     out: list[tuple] = []
 

@@ -39,7 +39,6 @@ import gc
 import random
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -176,7 +175,8 @@ class Collector:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise FatalCaptureError(f"cannot create run directory {self.run_dir}: {describe_write_error(exc)}") from None
+            raise FatalCaptureError(f"cannot create run directory {self.run_dir}: "
+                                    f"{describe_write_error(exc)}") from None
         if (self.run_dir / SUMMARY_NAME).exists():
             raise FatalCaptureError(refuse_reason(self.run_dir))
         header = {
@@ -663,6 +663,10 @@ class Collector:
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.lag.start(self._loop)
+        # the run starts now, once its files are open and warmed up: setup is not downtime
+        self.summary.started_ns = time.time_ns()
+        self._last_summary = self._last_status = time.monotonic()
+        self._session_started = self._last_frame_mono = time.monotonic()
         deadline = time.monotonic() + self.max_seconds if self.max_seconds else None
         self._say(f"collecting {self.config.symbol} from {self.url} into {self.run_dir.resolve()} "
                   f"({self.ws_client})")

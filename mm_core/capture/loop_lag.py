@@ -8,7 +8,13 @@ the time from the probe's scheduled tick to the callback running on the loop.
 
 Why a thread and not an asyncio timer: the selector sleeps in whole milliseconds (epoll rounds its
 timeout up), so a timer's lateness has a 0-1 ms floor that says nothing about the loop. The probe's
-own wake-up (a plain sleep) is accurate to tens of microseconds.
+own wake-up (a plain sleep) is accurate to tens of microseconds on an idle machine.
+
+It is an upper bound: the lag is counted from the tick the probe *meant* to post at, so it also
+holds the probe thread's own wake-up delay -- the OS scheduling it late, or it waiting for the GIL.
+The latter is real (a frame would wait for the same GIL); the former is not ours and, on a machine
+whose cores are all busy, amounts to milliseconds. Counting from the moment the probe did post
+would miss a loop blocked inside a C call that holds the GIL, the stall this probe exists to see.
 
 Lags go into a log-bucketed histogram (2 % wide buckets; a day at 100 ticks/s in ~1,000 counters);
 ``summary()`` reports p50/p99 from it (bucket upper edges) and the exact maximum.

@@ -38,9 +38,9 @@ def describe(health: dict[str, Any]) -> list[str]:
     out: list[str] = []
     lag = health.get("loop_lag_ms")
     if lag:
-        out.append(f"capture loop lag (our own stalls, inside every age): p50 {_ms(lag.get('p50'))}, "
-                   f"p99 {_ms(lag.get('p99'))}, max {_ms(lag.get('max'))} over {lag.get('ticks', 0)} "
-                   f"probes every {lag.get('interval_ms', '?')} ms")
+        out.append(f"capture loop lag (our own stalls, inside every age; an upper bound): "
+                   f"p50 {_ms(lag.get('p50'))}, p99 {_ms(lag.get('p99'))}, max {_ms(lag.get('max'))} "
+                   f"over {lag.get('ticks', 0)} probes every {lag.get('interval_ms', '?')} ms")
     else:
         out.append("capture loop lag: not recorded (summary.json has no loop_lag_ms: an older collector, "
                    "or one killed before its first summary update)")

@@ -60,7 +60,7 @@ class WriterFailed(RuntimeError):
 
 def describe_write_error(exc: BaseException) -> str:
     """One line for a failed write: what failed and where (``[Errno 28] No space left on device: 'x'``)."""
-    if isinstance(exc, OSError):
+    if isinstance(exc, OSError) and exc.errno is not None:
         where = f": {exc.filename}" if exc.filename else ""
         name = exc.strerror or str(exc)
         return f"cannot write the run's files ([Errno {exc.errno}] {name}{where})"
