@@ -45,7 +45,6 @@ from mm_core.store.sample_csv import SampleCsvWriter
 FRAME = 0  # (FRAME, ts_capture, frame, market_events, health_events, sample) -- one per frame
 LOG = 1  # (LOG, event): a health event for the event log and the Parquet health table
 SUMMARY = 2  # (SUMMARY, dict): replace summary.json (atomically, fsync'd)
-SYNC = 3  # (SYNC, threading.Event): flush every file, then set the event
 
 DEFAULT_QUEUE_MAX = 100_000
 
@@ -120,12 +119,6 @@ class RunWriter:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def sync(self, timeout_s: float = 10.0) -> bool:
-        """Wait until everything put so far is written and flushed (tests, tools); False on timeout."""
-        done = threading.Event()
-        self.put((SYNC, done))
-        return done.wait(timeout_s) and self.error is None
-
     def close(self, timeout_s: float | None = 60.0) -> None:
         """Write what is queued, close every file, stop the thread. Raises :class:`WriterFailed`."""
         self._stop.set()
@@ -162,9 +155,6 @@ class RunWriter:
         except BaseException as exc:  # a failed write ends the run: report it, never hide it
             self.error = exc
             self._close_quietly()
-            for item in self.queue:  # nobody may wait forever on a writer that is gone
-                if item[0] == SYNC:
-                    item[1].set()
             if self.on_failure is not None:
                 try:
                     self.on_failure(exc)
@@ -200,11 +190,6 @@ class RunWriter:
                 add(ev)
             elif kind == SUMMARY:
                 write_atomic(self.run_dir / SUMMARY_NAME, orjson.dumps(item[1], option=orjson.OPT_INDENT_2))
-            elif kind == SYNC:
-                csv.flush()
-                raw.flush()
-                parquet.flush()
-                item[1].set()
 
     def _close_files(self) -> None:
         """Close in an order that keeps the most valuable files first: CSV, raw, Parquet, log."""
