@@ -1,0 +1,141 @@
+"""Which stored rows are latency samples: the one rule ``qa``, ``analyze``, ``daily`` and ``gate`` share.
+
+A row of the sample CSV (or of the Parquet ``top_of_book`` table) counts as a latency sample only
+when every field parsed (the reader's job, :mod:`mm_core.quality`) and it passes the rules below.
+A row that fails is *rejected*: it is not a sample anywhere, and every reader reports it (QA as a
+FAIL naming its line, analyze/gate/daily as a count by reason) -- never silently dropped, never
+counted as a sample by one command and not by another.
+
+The bounds are fixed from what a feed can physically produce, not from any capture:
+
+* ``time_range``: both timestamps lie in [2009-01-03, 2100-01-01). Nothing was traded on a crypto
+  exchange before the Bitcoin genesis block; a 1970 value is a zero or a unit error.
+* ``age_range``: |age| <= 1 hour. The collector's watchdog drops a connection after seconds of
+  silence and Kraken stamps each message when it sends it, so an age of an hour is a broken
+  timestamp, not a slow feed; a clock off by an hour is a time-zone bug, not skew. Ages inside the
+  bound stay samples whatever their sign: a negative age is a clock signal the analyzer and the gate
+  report and judge, not garbage.
+* ``age_mismatch`` (CSV only): ``age_ms`` equals ``(ts_capture - ts_exchange) / 1e6`` to the three
+  decimals the writer prints; otherwise the row contradicts itself and neither value can be trusted.
+* ``missing``: an empty, NaN or infinite field (a Parquet row without an exchange time is not
+  garbage -- a ticker without a timestamp -- but it has no age, so it is ``no_exchange_time``).
+* ``non_positive``: a price or size <= 0 is not a quote.
+
+Rejected rows keep their reason in this order of precedence (a row is counted once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+EPOCH_MIN_NS = 1_230_940_800_000_000_000  # 2009-01-03T00:00:00Z
+EPOCH_MAX_NS = 4_102_444_800_000_000_000  # 2100-01-01T00:00:00Z
+AGE_ABS_MAX_MS = 3_600_000.0  # one hour
+AGE_TOLERANCE_MS = 0.01  # age_ms is written with 3 decimals; further off is a wrong value
+PRICE_QTY = ("bid", "bid_qty", "ask", "ask_qty")
+
+MISSING, TIME_RANGE, AGE_MISMATCH, AGE_RANGE, NON_POSITIVE, NO_EXCHANGE_TIME = (
+    "missing", "time_range", "age_mismatch", "age_range", "non_positive", "no_exchange_time")
+# precedence: the first rule a row breaks is its reason
+REASONS = (MISSING, TIME_RANGE, AGE_MISMATCH, AGE_RANGE, NON_POSITIVE, NO_EXCHANGE_TIME)
+GARBAGE = frozenset(REASONS) - {NO_EXCHANGE_TIME}  # reasons that make QA fail
+
+
+@dataclass
+class RowVerdicts:
+    """Per-row verdict of :func:`classify_rows`: ``reason[i]`` is '' for a sample."""
+
+    reason: np.ndarray  # object array of str, one per row
+    by_field: dict[str, dict[str, int]] = field(default_factory=dict)  # missing/non_positive per column
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.reason == ""
+
+    def counts(self) -> dict[str, int]:
+        kinds, n = np.unique(self.reason[~self.ok], return_counts=True)
+        return {str(k): int(v) for k, v in sorted(zip(kinds, n), key=lambda kv: REASONS.index(kv[0]))}
+
+
+def _missing(col: pl.Series) -> np.ndarray:
+    m = col.is_null().to_numpy()
+    if col.dtype == pl.Float64:
+        m = m | ~np.isfinite(col.fill_null(0.0).to_numpy())
+    elif col.dtype == pl.String:
+        m = m | (col.fill_null("") == "").to_numpy()
+    return m
+
+
+def classify_rows(df: pl.DataFrame, kind: str) -> RowVerdicts:
+    """The verdict of every typed row of ``df`` (CSV columns; ``kind`` is "csv" or "parquet")."""
+    n = df.height
+    reason = np.full(n, "", dtype=object)
+    by_field: dict[str, dict[str, int]] = {MISSING: {}, NON_POSITIVE: {}}
+    if n == 0:
+        return RowVerdicts(reason, by_field)
+    parquet = kind == "parquet"
+
+    def assign(mask: np.ndarray, why: str) -> None:
+        reason[mask & (reason == "")] = why
+
+    missing = np.zeros(n, dtype=bool)
+    for c in df.columns:
+        if c == "_row" or (parquet and c in ("ts_exchange", "age_ms")):
+            continue
+        m = _missing(df[c])
+        if m.any():
+            by_field[MISSING][c] = int(m.sum())
+            missing |= m
+    assign(missing, MISSING)
+    tc = df["ts_capture"].fill_null(0).to_numpy()
+    te_null = df["ts_exchange"].is_null().to_numpy()
+    te = df["ts_exchange"].fill_null(EPOCH_MIN_NS).to_numpy()
+    bad_time = (tc < EPOCH_MIN_NS) | (tc >= EPOCH_MAX_NS) | (te < EPOCH_MIN_NS) | (te >= EPOCH_MAX_NS)
+    assign(bad_time, TIME_RANGE)
+    age = df["age_ms"].fill_null(0.0).to_numpy().astype(np.float64)
+    if not parquet:
+        with np.errstate(invalid="ignore"):
+            off = np.abs(age - (tc - te).astype(np.float64) / 1e6) > AGE_TOLERANCE_MS
+        assign(off, AGE_MISMATCH)
+    with np.errstate(invalid="ignore"):
+        assign(np.abs(age) > AGE_ABS_MAX_MS, AGE_RANGE)
+    non_pos = np.zeros(n, dtype=bool)
+    for c in PRICE_QTY:
+        with np.errstate(invalid="ignore"):
+            m = df[c].fill_null(1.0).to_numpy() <= 0
+        if m.any():
+            by_field[NON_POSITIVE][c] = int(m.sum())
+            non_pos |= m
+    assign(non_pos, NON_POSITIVE)
+    if parquet:
+        assign(te_null, NO_EXCHANGE_TIME)
+    return RowVerdicts(reason, by_field)
+
+
+def describe(rec: dict, why: str, where: str) -> str:
+    """One line saying why a row is not a sample (``rec`` is the row as a dict)."""
+    if why == MISSING:
+        bad = [c for c, v in rec.items() if c != "_row" and (v is None or v == "" or
+                                                            (isinstance(v, float) and not np.isfinite(v)))]
+        return f"{where}: empty/NaN/inf field(s) {', '.join(bad)}"
+    if why == TIME_RANGE:
+        return (f"{where}: timestamp outside 2009..2100 (ts_exchange {rec.get('ts_exchange')}, "
+                f"ts_capture {rec.get('ts_capture')}): a zero or unit error, not a time")
+    if why == AGE_MISMATCH:
+        calc = (rec["ts_capture"] - rec["ts_exchange"]) / 1e6
+        return f"{where}: age_ms {rec.get('age_ms')} != (ts_capture - ts_exchange)/1e6 = {calc:.3f}"
+    if why == AGE_RANGE:
+        return (f"{where}: age {rec.get('age_ms'):.3f} ms is beyond +/- 1 h: a broken timestamp, "
+                "not a latency")
+    if why == NON_POSITIVE:
+        bad = [f"{c} = {rec.get(c)!r}" for c in PRICE_QTY if rec.get(c) is not None and rec.get(c) <= 0]
+        return f"{where}: {', '.join(bad)} <= 0 is not a quote"
+    return f"{where}: no exchange time (no age)"
+
+
+def plausible_time(ns: int | None) -> int | None:
+    """``ns`` if it can be placed on a calendar day, else None (the daily export's question)."""
+    return ns if ns is not None and EPOCH_MIN_NS <= ns < EPOCH_MAX_NS else None
