@@ -53,9 +53,10 @@ def test_qa_analyze_daily_and_gate_count_the_same_samples_and_report_the_garbage
     _, daily = run_json(["daily", str(rd), "--json", "--out", str(tmp_path / "d.csv")], capsys)
 
     gate_samples = next(c for c in gate["checks"] if c["name"] == "samples")["value"]
-    counts = {"qa": qa["samples"], "analyze": an["samples"], "gate": gate_samples,
+    counts = {"qa": qa["rows"], "analyze": an["samples"], "gate": gate_samples,
               "daily": sum(d["samples"] for d in daily["days"])}
     assert counts == {k: GOOD for k in counts}, counts
+    assert qa["samples"] == qa["rows"]
 
     # the garbage is reported, not dropped: the same reasons everywhere
     expected = {"unparseable": 1, "missing": 1, "time_range": 1, "age_mismatch": 1, "age_range": 2,
