@@ -4,13 +4,15 @@
 --degraded-max-ms 80``) reads the sample CSV (or Parquet ``top_of_book`` parts, or a run directory)
 and reports the age distribution (``age = ts_capture - ts_exchange``): percentiles, the share of
 samples in the normal / degraded / unsafe regimes, a per-hour table, the longest unsafe spell, and
-the clock offset behind those numbers. A skewed local clock shifts every age by the offset, so the
-offset is estimated twice -- from the collector's ping/pong ``clock_estimate`` events and from the
-data itself (negative ages, ages below half the RTT) -- and a WARNING is printed when it looks off.
+the clock offset behind those numbers. A skewed clock shifts every age by the offset, so the offset
+is judged from the collector's ping/pong ``clock_estimate`` events (:mod:`mm_core.clock_skew`: the
+proven interval, whether the estimate is reliable, the percentiles on offset-corrected ages) and
+from the data itself: negative ages are counted and reported (count, share, minimum), never clamped.
 
-Built for 24-hour files (5M rows in a few seconds): Polars reads only ``ts_capture`` and ``age_ms``,
-NumPy computes the percentiles (linear interpolation, the NumPy default, so numbers can be checked
-with ``numpy.percentile`` on the same data).
+Rows are judged by the rule every reader shares (:mod:`mm_core.sample_rows`); rows that are not
+samples are counted by reason. Built for 24-hour files (5M rows in a few seconds): Polars reads the
+file, NumPy computes the percentiles (linear interpolation, the NumPy default, so numbers can be
+checked with ``numpy.percentile`` on the same data).
 
 Exit codes: 0 = analyzed, 2 = missing/unreadable input or no samples.
 """

@@ -347,7 +347,7 @@ def _reject_non_samples(s: Samples) -> None:
     rejected = s.df[idx]
     room = max(0, _DETAILED_DEFECTS - len(s.defects))
     for i, rec in zip(idx[:room], rejected.head(room).iter_rows(named=True)):
-        why = str(v.reason[i])
+        why = v.reason(int(i))
         s.defects.append(Defect(int(rec["_row"]), why, describe(rec, why, s.where(int(rec["_row"]))),
                                 plausible_time(rec.get("ts_capture"))))
     for why, n in v.counts().items():

@@ -46,73 +46,81 @@ GARBAGE = frozenset(REASONS) - {NO_EXCHANGE_TIME}  # reasons that make QA fail
 
 @dataclass
 class RowVerdicts:
-    """Per-row verdict of :func:`classify_rows`: ``reason[i]`` is '' for a sample."""
+    """Per-row verdict of :func:`classify_rows`: ``code[i]`` is 0 for a sample, else 1 + the index
+    of its reason in :data:`REASONS`."""
 
-    reason: np.ndarray  # object array of str, one per row
+    code: np.ndarray  # uint8, one per row
     by_field: dict[str, dict[str, int]] = field(default_factory=dict)  # missing/non_positive per column
 
     @property
     def ok(self) -> np.ndarray:
-        return self.reason == ""
+        return self.code == 0
+
+    def reason(self, i: int) -> str:
+        c = int(self.code[i])
+        return REASONS[c - 1] if c else ""
 
     def counts(self) -> dict[str, int]:
-        kinds, n = np.unique(self.reason[~self.ok], return_counts=True)
-        return {str(k): int(v) for k, v in sorted(zip(kinds, n), key=lambda kv: REASONS.index(kv[0]))}
+        n = np.bincount(self.code, minlength=len(REASONS) + 1)
+        return {REASONS[c - 1]: int(n[c]) for c in range(1, len(REASONS) + 1) if n[c]}
 
 
-def _missing(col: pl.Series) -> np.ndarray:
-    m = col.is_null().to_numpy()
+def _missing(col: pl.Series) -> np.ndarray | None:
+    """Rows where ``col`` is empty, null, NaN or infinite; None when there are none (the common case)."""
     if col.dtype == pl.Float64:
-        m = m | ~np.isfinite(col.fill_null(0.0).to_numpy())
+        m = ~col.is_finite().fill_null(False)
     elif col.dtype == pl.String:
-        m = m | (col.fill_null("") == "").to_numpy()
-    return m
+        m = col.is_null() | (col == "")
+    else:
+        m = col.is_null()
+    return m.to_numpy() if m.any() else None
 
 
 def classify_rows(df: pl.DataFrame, kind: str) -> RowVerdicts:
-    """The verdict of every typed row of ``df`` (CSV columns; ``kind`` is "csv" or "parquet")."""
+    """The verdict of every typed row of ``df`` (CSV columns; ``kind`` is "csv" or "parquet").
+
+    Vectorised and cheap on clean data (a 24-hour file of 5M rows is judged in a fraction of its
+    read time): each rule is one pass; rows already rejected keep their first reason.
+    """
     n = df.height
-    reason = np.full(n, "", dtype=object)
+    code = np.zeros(n, dtype=np.uint8)
     by_field: dict[str, dict[str, int]] = {MISSING: {}, NON_POSITIVE: {}}
     if n == 0:
-        return RowVerdicts(reason, by_field)
+        return RowVerdicts(code, by_field)
     parquet = kind == "parquet"
 
-    def assign(mask: np.ndarray, why: str) -> None:
-        reason[mask & (reason == "")] = why
+    def assign(mask: np.ndarray | None, why: str) -> None:
+        if mask is not None and mask.any():
+            code[mask & (code == 0)] = REASONS.index(why) + 1
 
     missing = np.zeros(n, dtype=bool)
     for c in df.columns:
         if c == "_row" or (parquet and c in ("ts_exchange", "age_ms")):
             continue
         m = _missing(df[c])
-        if m.any():
+        if m is not None:
             by_field[MISSING][c] = int(m.sum())
             missing |= m
     assign(missing, MISSING)
-    tc = df["ts_capture"].fill_null(0).to_numpy()
-    te_null = df["ts_exchange"].is_null().to_numpy()
-    te = df["ts_exchange"].fill_null(EPOCH_MIN_NS).to_numpy()
-    bad_time = (tc < EPOCH_MIN_NS) | (tc >= EPOCH_MAX_NS) | (te < EPOCH_MIN_NS) | (te >= EPOCH_MAX_NS)
-    assign(bad_time, TIME_RANGE)
-    age = df["age_ms"].fill_null(0.0).to_numpy().astype(np.float64)
+    tc = df["ts_capture"].fill_null(EPOCH_MIN_NS).to_numpy()
+    te_col = df["ts_exchange"]
+    te = te_col.fill_null(EPOCH_MIN_NS).to_numpy()
+    assign((tc < EPOCH_MIN_NS) | (tc >= EPOCH_MAX_NS) | (te < EPOCH_MIN_NS) | (te >= EPOCH_MAX_NS), TIME_RANGE)
+    age = df["age_ms"].fill_null(0.0).fill_nan(0.0).to_numpy()
     if not parquet:
-        with np.errstate(invalid="ignore"):
-            off = np.abs(age - (tc - te).astype(np.float64) / 1e6) > AGE_TOLERANCE_MS
-        assign(off, AGE_MISMATCH)
-    with np.errstate(invalid="ignore"):
-        assign(np.abs(age) > AGE_ABS_MAX_MS, AGE_RANGE)
+        assign(np.abs(age - (tc - te) / 1e6) > AGE_TOLERANCE_MS, AGE_MISMATCH)
+    assign(np.abs(age) > AGE_ABS_MAX_MS, AGE_RANGE)
     non_pos = np.zeros(n, dtype=bool)
     for c in PRICE_QTY:
-        with np.errstate(invalid="ignore"):
-            m = df[c].fill_null(1.0).to_numpy() <= 0
-        if m.any():
+        col = df[c]
+        if (col <= 0).any():
+            m = (col <= 0).fill_null(False).to_numpy()
             by_field[NON_POSITIVE][c] = int(m.sum())
             non_pos |= m
     assign(non_pos, NON_POSITIVE)
-    if parquet:
-        assign(te_null, NO_EXCHANGE_TIME)
-    return RowVerdicts(reason, by_field)
+    if parquet and te_col.null_count():
+        assign(te_col.is_null().to_numpy(), NO_EXCHANGE_TIME)
+    return RowVerdicts(code, by_field)
 
 
 def describe(rec: dict, why: str, where: str) -> str:
