@@ -27,6 +27,7 @@ Rejected rows keep their reason in this order of precedence (a row is counted on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -65,61 +66,50 @@ class RowVerdicts:
         return {REASONS[c - 1]: int(n[c]) for c in range(1, len(REASONS) + 1) if n[c]}
 
 
-def _missing(col: pl.Series) -> np.ndarray | None:
-    """Rows where ``col`` is empty, null, NaN or infinite; None when there are none (the common case)."""
-    if col.dtype == pl.Float64:
-        m = ~col.is_finite().fill_null(False)
-    elif col.dtype == pl.String:
-        m = col.is_null() | (col == "")
-    else:
-        m = col.is_null()
-    return m.to_numpy() if m.any() else None
+def _missing(name: str, dtype: pl.DataType) -> pl.Expr:
+    """Rows where column ``name`` is empty, null, NaN or infinite."""
+    c = pl.col(name)
+    if dtype == pl.Float64:
+        return ~c.is_finite().fill_null(False)
+    if dtype == pl.String:
+        return c.is_null() | (c == "")
+    return c.is_null()
 
 
 def classify_rows(df: pl.DataFrame, kind: str) -> RowVerdicts:
     """The verdict of every typed row of ``df`` (CSV columns; ``kind`` is "csv" or "parquet").
 
-    Vectorised and cheap on clean data (a 24-hour file of 5M rows is judged in a fraction of its
-    read time): each rule is one pass; rows already rejected keep their first reason.
+    One Polars expression (multi-threaded) gives each row the first rule it breaks; the per-column
+    counts are only computed when some row broke a rule. A 24-hour file of 5M rows is judged in a
+    small fraction of its read time.
     """
     n = df.height
-    code = np.zeros(n, dtype=np.uint8)
     by_field: dict[str, dict[str, int]] = {MISSING: {}, NON_POSITIVE: {}}
     if n == 0:
-        return RowVerdicts(code, by_field)
+        return RowVerdicts(np.zeros(0, dtype=np.uint8), by_field)
     parquet = kind == "parquet"
-
-    def assign(mask: np.ndarray | None, why: str) -> None:
-        if mask is not None and mask.any():
-            code[mask & (code == 0)] = REASONS.index(why) + 1
-
-    missing = np.zeros(n, dtype=bool)
-    for c in df.columns:
-        if c == "_row" or (parquet and c in ("ts_exchange", "age_ms")):
-            continue
-        m = _missing(df[c])
-        if m is not None:
-            by_field[MISSING][c] = int(m.sum())
-            missing |= m
-    assign(missing, MISSING)
-    tc = df["ts_capture"].fill_null(EPOCH_MIN_NS).to_numpy()
-    te_col = df["ts_exchange"]
-    te = te_col.fill_null(EPOCH_MIN_NS).to_numpy()
-    assign((tc < EPOCH_MIN_NS) | (tc >= EPOCH_MAX_NS) | (te < EPOCH_MIN_NS) | (te >= EPOCH_MAX_NS), TIME_RANGE)
-    age = df["age_ms"].fill_null(0.0).fill_nan(0.0).to_numpy()
-    if not parquet:
-        assign(np.abs(age - (tc - te) / 1e6) > AGE_TOLERANCE_MS, AGE_MISMATCH)
-    assign(np.abs(age) > AGE_ABS_MAX_MS, AGE_RANGE)
-    non_pos = np.zeros(n, dtype=bool)
-    for c in PRICE_QTY:
-        col = df[c]
-        if (col <= 0).any():
-            m = (col <= 0).fill_null(False).to_numpy()
-            by_field[NON_POSITIVE][c] = int(m.sum())
-            non_pos |= m
-    assign(non_pos, NON_POSITIVE)
-    if parquet and te_col.null_count():
-        assign(te_col.is_null().to_numpy(), NO_EXCHANGE_TIME)
+    cols = [c for c in df.columns if c != "_row" and not (parquet and c in ("ts_exchange", "age_ms"))]
+    missing = {c: _missing(c, df.schema[c]) for c in cols}
+    non_pos = {c: (pl.col(c) <= 0).fill_null(False) for c in PRICE_QTY}
+    tc, te, age = pl.col("ts_capture"), pl.col("ts_exchange"), pl.col("age_ms")
+    bad_time = (~tc.is_between(EPOCH_MIN_NS, EPOCH_MAX_NS, closed="left")
+                | ~te.fill_null(EPOCH_MIN_NS).is_between(EPOCH_MIN_NS, EPOCH_MAX_NS, closed="left"))
+    mismatch = (pl.lit(False) if parquet
+                else (age - (tc - te).cast(pl.Float64) / 1e6).abs() > AGE_TOLERANCE_MS)
+    rules = [(pl.any_horizontal(list(missing.values())), MISSING), (bad_time, TIME_RANGE),
+             (mismatch, AGE_MISMATCH), (age.abs() > AGE_ABS_MAX_MS, AGE_RANGE),
+             (pl.any_horizontal(list(non_pos.values())), NON_POSITIVE)]
+    if parquet:
+        rules.append((te.is_null(), NO_EXCHANGE_TIME))
+    expr: Any = pl
+    for cond, why in rules:
+        expr = expr.when(cond.fill_null(False)).then(pl.lit(REASONS.index(why) + 1, dtype=pl.UInt8))
+    code = df.select(expr.otherwise(pl.lit(0, dtype=pl.UInt8)).alias("c"))["c"].to_numpy()
+    if code.any():
+        counts = df.select([m.sum().alias(f"m_{c}") for c, m in missing.items()]
+                           + [m.sum().alias(f"n_{c}") for c, m in non_pos.items()]).row(0, named=True)
+        by_field[MISSING] = {c: int(counts[f"m_{c}"]) for c in missing if counts[f"m_{c}"]}
+        by_field[NON_POSITIVE] = {c: int(counts[f"n_{c}"]) for c in non_pos if counts[f"n_{c}"]}
     return RowVerdicts(code, by_field)
 
 
