@@ -42,7 +42,6 @@ MISSING, TIME_RANGE, AGE_MISMATCH, AGE_RANGE, NON_POSITIVE, NO_EXCHANGE_TIME = (
     "missing", "time_range", "age_mismatch", "age_range", "non_positive", "no_exchange_time")
 # precedence: the first rule a row breaks is its reason
 REASONS = (MISSING, TIME_RANGE, AGE_MISMATCH, AGE_RANGE, NON_POSITIVE, NO_EXCHANGE_TIME)
-GARBAGE = frozenset(REASONS) - {NO_EXCHANGE_TIME}  # reasons that make QA fail
 
 
 @dataclass
