@@ -210,7 +210,8 @@ def session_frame(session: Session, vol_window_s: float = 300.0) -> SessionFrame
     qty = t.column("qty").to_numpy()[order].astype(np.float64)
     maker = t.column("maker").to_numpy(zero_copy_only=False)[order].astype(bool)
     fee_raw = t.column("fee").to_numpy(zero_copy_only=False)[order].astype(np.float64)
-    fee_asset = [t.column("fee_asset").to_pylist()[i] for i in order]
+    fa_all = t.column("fee_asset").to_pylist()
+    fee_asset = [fa_all[i] for i in order]
     base = str(session.info.get("instrument", {}).get("base") or "")
     fee = _fee_quote(fee_raw, fee_asset, price, base)
     if np.isnan(fee).any():

@@ -60,7 +60,7 @@ def _figures(r: TcaResult) -> list[tuple[str, str]]:
             ax.set_xscale("log")
             ax.axhline(0, color="grey", lw=0.5)
             ax.set_xlabel("horizon after the fill (s; 0 drawn at 0.2)")
-            ax.set_title(f"markout vs {name} mid")
+            ax.set_title("markout vs the fair mid" if name == "fair" else "markout vs the plain mid")
         axes[0].set_ylabel("bp (qty-weighted, 95 % CI clustered)")
         axes[0].legend(fontsize=7)
         out.append(("Markout curves (by volatility bucket)", _png(fig)))
@@ -88,7 +88,7 @@ def _figures(r: TcaResult) -> list[tuple[str, str]]:
     vb = r.groups.get("vol_bucket", {})
     if n and vb:
         fig, ax = plt.subplots(figsize=(9, 3.2))
-        names = [b for b in vb if vb[b]["fills"]]
+        names = [b for b in r.vol_bucket_names if b in vb and vb[b]["fills"]]
         width = 0.8 / max(len(names), 1)
         for j, b in enumerate(names):
             g = vb[b]["adverse_selection"]
