@@ -82,3 +82,30 @@ def test_a_session_without_replay_arguments_is_a_clear_error(tmp_path, capsys):
     rd = known_session(tmp_path / "p", npz, [], [])
     assert main(["reconcile-day", str(rd)]) == 2
     assert "no backtest_args" in capsys.readouterr().err
+
+
+def test_a_session_recording_its_own_market_data_replays_from_dot(tmp_path, capsys, monkeypatch):
+    """What mm paper will write: the market data in the run directory itself (collector layout),
+    ``market = {"kind": "run_dir", "path": "."}`` and ``backtest_args.run_dir = "."``."""
+    from mm_core.backtest import event_arrays as ea
+    from mm_core.store.parquet_store import ParquetEventStore
+
+    monkeypatch.setenv("MM_CACHE_DIR", str(tmp_path / "cache"))
+    rd = tmp_path / "paper"
+    store = ParquetEventStore(rd / "parquet")
+    store.add_many(ea.simulator_events(900.0, 6))
+    store.close()
+    assert main(["backtest", str(rd), "--half-spread-bps", "0.05", "--rate-tier", "pro", "--out", str(rd),
+                 "--json"]) == 0
+    capsys.readouterr()
+    info = json.loads((rd / "session.json").read_text())
+    info.update(source="paper", market={"kind": "run_dir", "path": ".", "depth": None}, market_fingerprint=None)
+    info["backtest_args"]["run_dir"] = "."
+    moved = tmp_path / "moved"
+    (rd / "session.json").write_text(json.dumps(info))
+    rd.rename(moved)  # relative references survive moving the directory (a laptop -> another disk)
+    assert main(["tca", str(moved), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["fills"] > 0
+    assert main(["reconcile-day", str(moved), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["session_source"] == "paper" and out["fills"]["fill_match_rate"] == 1.0

@@ -35,6 +35,25 @@ Optional fill/order columns (written when the runner knows them; TCA groups by t
 ``lat_regime`` (int8: 0 normal, 1 degraded, 2 unsafe -- strategy/view.py LAT_*), ``vol_regime``
 (int8: 0 low, 1 normal, 2 high -- VOL_*): the regime in force at the decision that produced the
 order, and for a fill the one in force when it was reported. Text names are accepted as well.
+
+What a paper/live runner must write for TCA, reconcile-day, incidents and rollout-check to work:
+
+1. the collector's files for the market data it trades on, in the run directory itself
+   (``parquet/``, the sample CSV, ``events.jsonl``, ``summary.json`` with ``duration_s``,
+   ``uptime_share``, ``exit_reason`` and ``risk_breaches``);
+2. ``fills.parquet`` / ``orders.parquet`` (``tables.fills_table`` / ``tables.orders_table``, plus the
+   regime columns above), rewritten with :func:`write_table` at least at exit (a crash loses at most
+   what the order manager's journal and the exchange snapshot recover);
+3. ``session.json`` from :func:`session_info` with ``source`` paper/live, ``market = {"kind":
+   "run_dir", "path": "."}`` (no fingerprint: the data grows while it runs), ``fair`` = the fair-mid
+   spec, and ``backtest_args`` = the ``mm backtest`` arguments that replay the day: ``run_dir = "."``,
+   ``capture_ts = true`` (or ``latency`` = what it measured), the strategy parameters, ``fees`` /
+   ``volume_30d`` of its fee tier, ``requote_ms``, ``queue``, ``rate_tier``;
+4. ``transitions.jsonl``: one JSON object per regime/risk transition (strategy/transitions.py
+   ``records``), and for each the incident hook :func:`mm_core.trading.incidents.report_transitions`;
+   reconciliation differences through ``OrderSupervisor(on_difference=...)`` ->
+   :func:`mm_core.trading.incidents.report_difference`; any other alarm ->
+   :func:`mm_core.trading.incidents.open_incident` (with its in-memory telemetry window).
 """
 
 from __future__ import annotations
@@ -213,7 +232,8 @@ def load_market(session: Session):
             p = Path(str(ref["path"]))
             p = session.run_dir / p if not p.is_absolute() else p
             depth = ref.get("depth")
-            key = {**ea.run_dir_key(p), "tick": tick, "depth": depth}
+            # keyed by the market-data parts only: a session's own fills/orders files change often
+            key = {**ea.run_dir_key(p / "parquet" if (p / "parquet").is_dir() else p), "tick": tick, "depth": depth}
             m, _, _ = ea.cached(key, lambda: ea.from_run_dir(p, tick_size=tick, lot_size=lot, depth=depth))
         else:
             raise SessionError(f"{session.run_dir / SESSION_NAME}: unknown market kind {kind!r}")
