@@ -399,6 +399,8 @@ def replay_backtest(session: Session, out: Path, overrides: Optional[Mapping[str
     try:
         market = command.load_market(ns)
         config = command.config_from_args(ns)
+        if hasattr(command, "in_sample_context"):  # the same in-sample refusal as mm backtest
+            command.in_sample_context(ns, market)
     except (ValueError, FileNotFoundError) as exc:
         raise SessionError(f"{session.run_dir}: cannot replay: {exc}") from None
     result = run_backtest(market, config)
