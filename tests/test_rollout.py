@@ -112,3 +112,15 @@ def test_rollout_bounds_are_validated(tmp_path):
         load_config(_config(tmp_path, adverse_horizon_s=7.0))
     with pytest.raises(ConfigError, match="unknown key"):
         load_config(_config(tmp_path, min_dayz=1.0))
+
+
+def test_a_reviewed_risk_breach_still_counts_as_a_breach(paper, tmp_path, monkeypatch):
+    rd, cache = paper
+    monkeypatch.setenv("MM_CACHE_DIR", str(cache))
+    run = shutil.copytree(rd, tmp_path / "breach")
+    ref = open_incident(run, "risk_breach", "inventory 0.012 > 0.01", T0 + 120 * S, key="inventory")
+    from mm_core.trading.incidents import IncidentStore
+
+    IncidentStore(run).close(ref.id, cause="two fills in one cycle", action="max_order_qty halved")
+    res = evaluate_rollout([run], _config(tmp_path, min_days=0.04, min_fills_volatile=20))
+    assert {c.name for c in res.failed} == {"risk_breaches", "stable_days"}

@@ -63,7 +63,8 @@ RECONCILE_DIFFERENCE = "reconcile_difference"
 DISCONNECT_STORM = "disconnect_storm"
 CHECKSUM_BURST = "checksum_burst"
 CLOCK_SKEW = "clock_skew"
-KINDS = (KILL_SWITCH, RISK_TRIGGER, RECONCILE_DIFFERENCE, DISCONNECT_STORM, CHECKSUM_BURST, CLOCK_SKEW)
+RISK_BREACH = "risk_breach"  # a hard limit actually exceeded (not a trigger that held it): mm rollout-check counts these
+KINDS = (KILL_SWITCH, RISK_TRIGGER, RECONCILE_DIFFERENCE, DISCONNECT_STORM, CHECKSUM_BURST, CLOCK_SKEW, RISK_BREACH)
 
 # risk-layer causes (strategy/risk.py CAUSE_NAMES) -> (incident kind, key). The feed-fault kill
 # switches map to the kinds the event-log scan uses, so the runner's report and the scan of the same

@@ -103,7 +103,7 @@ def evaluate_rollout(run_dirs: Sequence[str | Path], config: Any = None, *, tca:
     """Every Phase 5 check over ``run_dirs``. Raises SessionError for a directory that is not a session."""
     from mm_core.capture.layout import read_events, read_summary
     from mm_core.config import RuntimeConfig, load_config
-    from mm_core.trading.incidents import IncidentStore, ScanSettings, scan_event_log
+    from mm_core.trading.incidents import RISK_BREACH, IncidentStore, ScanSettings, scan_event_log
 
     cfg = config if isinstance(config, RuntimeConfig) else load_config(config)
     r = cfg.rollout
@@ -152,7 +152,7 @@ def evaluate_rollout(run_dirs: Sequence[str | Path], config: Any = None, *, tca:
             if inc.is_open:
                 open_total += 1
                 days.open_incidents[inc.t_ns // _DAY] = days.open_incidents.get(inc.t_ns // _DAY, 0) + 1
-            if inc.kind == "risk_breach":
+            if inc.kind == RISK_BREACH:
                 breaches_total += 1
                 days.breaches[inc.t_ns // _DAY] = days.breaches.get(inc.t_ns // _DAY, 0) + 1
         rb = summary.get("risk_breaches")
