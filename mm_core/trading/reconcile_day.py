@@ -77,7 +77,8 @@ class _Run:
     first_fill: np.ndarray  # int64, -1 = no fill
     n_fills: np.ndarray
     fill_ts: np.ndarray  # all fills, sorted: for positions
-    fill_sq: np.ndarray
+    fill_pos: np.ndarray  # position after each of them (leading 0: before the first)
+    by_created: np.ndarray  # order indices sorted by creation time
 
 
 def _run_tables(s: Session) -> _Run:
@@ -108,11 +109,12 @@ def _run_tables(s: Session) -> _Run:
             first[i] = t
     filled = np.maximum(o.column("filled").to_numpy().astype(np.float64), fq)
     order = np.argsort(f_local, kind="stable")
+    pos = np.concatenate([[0.0], np.cumsum((f_side * f_qty)[order])])
     return _Run(oid, o.column("side").to_numpy().astype(np.int64),
                 np.round(o.column("price").to_numpy().astype(np.float64) / tick).astype(np.int64),
                 o.column("qty").to_numpy().astype(np.float64), filled,
                 np.asarray(o.column("result").to_pylist(), dtype=object), created, done, first, nf,
-                f_local[order], (f_side * f_qty)[order])
+                f_local[order], pos, np.argsort(created, kind="stable"))
 
 
 def match_orders(a: _Run, b: _Run, window_ns: int) -> list[tuple[int, int]]:
@@ -139,8 +141,16 @@ def match_orders(a: _Run, b: _Run, window_ns: int) -> list[tuple[int, int]]:
 
 
 def _position_at(r: _Run, t: int) -> float:
-    k = int(np.searchsorted(r.fill_ts, t, side="left"))
-    return float(r.fill_sq[:k].sum())
+    """Position from the fills reported before ``t``."""
+    return float(r.fill_pos[int(np.searchsorted(r.fill_ts, t, side="left"))])
+
+
+def _created_near(r: _Run, t: int, window_ns: int) -> np.ndarray:
+    """Indices of ``r``'s orders created within ``window_ns`` of ``t``."""
+    c = r.created[r.by_created]
+    lo = int(np.searchsorted(c, t - window_ns, side="left"))
+    hi = int(np.searchsorted(c, t + window_ns, side="right"))
+    return r.by_created[lo:hi]
 
 
 def _rejected(result: str) -> Optional[str]:
@@ -254,7 +264,8 @@ def compare(session: Session, backtest: Session, settings: ReconcileSettings = R
             cause = _rejected(r.result[i])
             if cause is None:
                 t = int(r.created[i])
-                near = np.nonzero((other.side == r.side[i]) & (np.abs(other.created - t) <= window))[0]
+                near = _created_near(other, t, window)
+                near = near[other.side[near] == r.side[i]]
                 rej = [c for c in (_rejected(other.result[k]) for k in near) if c]
                 cause = rej[0] if rej else ("latency" if near.size else "unexplained")
             diff(f"order_only_in_{name}", cause, i if name == "session" else None,
