@@ -88,6 +88,9 @@ def register(subparsers) -> None:
     add_config_args(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--html", help="write the HTML report here")
+    p.add_argument("--out", metavar="RUN_DIR", help="write fills/orders tables, the market-data reference and "
+                                                    "the parameters here (a trading run directory: mm tca, "
+                                                    "mm reconcile-day)")
     p.set_defaults(func=run)
 
 
@@ -269,6 +272,16 @@ def run(args) -> int:
         path = write_html(result, Path(args.html), ctx)
         if not args.json:
             print(f"report: {path}", file=sys.stderr)
+    if getattr(args, "out", None):
+        from mm_core.trading.session_dir import write_backtest_run
+
+        try:
+            rd = write_backtest_run(Path(args.out), result, market, args)
+        except OSError as exc:
+            print(f"mm backtest: cannot write {args.out}: {exc}", file=sys.stderr)
+            return 2
+        if not args.json:
+            print(f"run directory: {rd}", file=sys.stderr)
     if args.json:
         print(json.dumps({**result.summary(), **trust_summary(result, ctx)}, default=_json_default))
     else:
