@@ -203,11 +203,3 @@ def run_days(args: argparse.Namespace, horizons: tuple[float, ...]) -> int:
         sys.stdout.write(render_text(doc))
         sys.stdout.write(f"report: {args.out}\n")
     return 0 if doc["go"] else 1
-
-
-def comparable(doc: dict[str, Any]) -> dict[str, Any]:
-    """``doc`` without timings, paths and the executor: for equality checks between executors."""
-    out = {k: v for k, v in doc.items() if k not in ("seconds", "scheduler", "report", "models")}
-    out["days"] = [{k: v for k, v in d.items() if k != "timings_s"} for d in doc.get("days", [])]
-    return out
-
