@@ -247,6 +247,11 @@ def test_mm_query_reads_the_partitions_as_tables(store, cache, tmp_path, capsys)
 
     n_trades = sum(pq.ParquetFile(f).metadata.num_rows for f in store.rglob("trade-*.parquet"))
     assert sum(r["n"] for r in rows) == n_trades
+    import polars as pl  # the README's Polars form of the same query agrees
+
+    by_day = (pl.scan_parquet(f"{store.as_posix()}/**/trade-*.parquet", hive_partitioning=True)
+              .group_by("date").agg(pl.len().alias("n")).sort("date").collect())
+    assert [(str(d), n) for d, n in by_day.iter_rows()] == [(r["date"], r["n"]) for r in rows]
     code, tables = _json(capsys, ["query", "SHOW TABLES", "--store", str(store), "--json"])
     assert {t["name"] for t in tables} == {"book", "trade", "top_of_book", "fills", "orders"}
     code, fills = _json(capsys, ["query", "SELECT run, count(*) AS n FROM fills GROUP BY run", "--store", str(store),
