@@ -65,23 +65,41 @@ def _args(argv=None) -> argparse.Namespace:
 # --------------------------------------------------------------------------- children
 
 
+def neutral_regimes():
+    """Regime machines that run but never change the quotes (every multiplier 1)."""
+    from mm_core.strategy.pipeline import RegimeConfig
+
+    return RegimeConfig.neutral()
+
+
+def open_risk():
+    """Risk limits far beyond anything the benchmark's strategy does (checks run, never bind)."""
+    from mm_core.strategy.pipeline import RiskConfig
+
+    return RiskConfig(max_inventory=1e6, max_order_qty=1e6, max_notional=1e12, max_drawdown=1e12)
+
+
 def child_ours(a: argparse.Namespace) -> dict:
     t_imp = time.perf_counter()
     from mm_core.backtest.engine import BacktestConfig, run_backtest
     from mm_core.backtest.event_arrays import MarketArrays
     from mm_core.backtest.fees import kraken_schedule
     from mm_core.backtest.latency import ConstantLatency
-    from mm_core.policy import BaselinePolicy
+    from mm_core.strategy import load_strategy
+    from mm_core.strategy.requote import RequoteConfig
 
     imp = time.perf_counter() - t_imp
     t = time.perf_counter()
     m = MarketArrays.load(Path(a.market))
     load = time.perf_counter() - t
     cfg = BacktestConfig(
-        policy=BaselinePolicy(half_spread_bps=a.half_spread_bps, size=a.size, skew_bps=a.skew_bps,
-                              max_inventory=a.max_inventory),
+        strategy=load_strategy("baseline", dict(half_spread_bps=a.half_spread_bps, size=a.size,
+                                                skew_bps=a.skew_bps, max_inventory=a.max_inventory)),
         latency=ConstantLatency(a.latency_ms, a.latency_ms, a.latency_ms), queue="risk_averse",
-        rate_tier="off", fees=kraken_schedule(0.0), requote_ms=a.requote_ms)
+        rate_tier="off", fees=kraken_schedule(0.0), requote_ms=a.requote_ms,
+        # the hftbacktest loop below cancels and replaces on every price change; regimes and risk run
+        # (and cost what they cost) but with neutral multipliers and limits that never bind
+        requote=RequoteConfig.cancel_replace(), regimes=neutral_regimes(), risk=open_risk())
     t = time.perf_counter()
     r = run_backtest(m, cfg)
     first = time.perf_counter() - t
@@ -115,8 +133,8 @@ def child_hbt(a: argparse.Namespace) -> dict:
     from hftbacktest.order import PARTIALLY_FILLED
     from numba import njit
 
-    from mm_core.policy import BaselinePolicy
-    from mm_core.policy.baseline import baseline_quote
+    from mm_core.strategy import load_strategy
+    from mm_core.strategy.baseline import quote_ticks as baseline_quote
 
     imp = time.perf_counter() - t_imp
 
@@ -203,8 +221,8 @@ def child_hbt(a: argparse.Namespace) -> dict:
         data = z["data"]
     load = time.perf_counter() - t
     lat = int(round(a.latency_ms * 1e6))
-    params = BaselinePolicy(half_spread_bps=a.half_spread_bps, size=a.size, skew_bps=a.skew_bps,
-                            max_inventory=a.max_inventory).params()
+    params = load_strategy("baseline", dict(half_spread_bps=a.half_spread_bps, size=a.size, skew_bps=a.skew_bps,
+                                            max_inventory=a.max_inventory)).vector
 
     n_max = int(a.seconds * 1e3 / a.requote_ms) * 2 + 64  # at most two new orders per requote
 

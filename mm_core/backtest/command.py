@@ -44,7 +44,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--skew-bps", type=float, default=2.0, help="quote shift at max inventory")
     g.add_argument("--max-inventory", type=float, default=0.01)
     g.add_argument("--fair", default="mid", help="mid, microprice, or a saved fair-model JSON")
-    g.add_argument("--requote-ms", type=float, help="timer of the policy (default: config [backtest], else 100)")
+    g.add_argument("--requote-ms", type=float, help="timer of the strategy (default: config [backtest], else 100)")
     g.add_argument("--latency", help="const:MS | const:FEED,ENTRY,RESP | lognormal:FEED,ORDER,SIGMA | "
                                      "capture:CSV[,FACTOR] (default: config [backtest], else const:5)")
     g.add_argument("--latency-scale", type=float, default=1.0, help="multiply every latency (stress)")
@@ -157,7 +157,7 @@ def load_market(args):
 def config_from_args(args, **overrides):
     """A :class:`BacktestConfig` from CLI arguments (``overrides`` replace single fields)."""
     from mm_core.backtest.engine import BacktestConfig
-    from mm_core.policy import BaselinePolicy
+    from mm_core.strategy import load_strategy
 
     _, rules = instrument_rules(args)
     r = resolved(args)
@@ -174,8 +174,9 @@ def config_from_args(args, **overrides):
     fees = fee_model_from_spec(args.fees, volume_30d=r["volume_30d"], growth=r["fee_volume_growth"],
                                quote_usd=r["quote_usd"], tiers=config_tiers(args))
     kw = dict(
-        policy=BaselinePolicy(half_spread_bps=args.half_spread_bps, size=args.size, skew_bps=args.skew_bps,
-                              max_inventory=args.max_inventory, fair=args.fair),
+        strategy=load_strategy("baseline", dict(half_spread_bps=args.half_spread_bps, size=args.size,
+                                                skew_bps=args.skew_bps, max_inventory=args.max_inventory,
+                                                fair=args.fair)),
         latency=latency, use_capture_ts=args.capture_ts, queue=r["queue"], queue_n=r["queue_n"],
         rate_tier=r["rate_tier"], rate_guard=args.rate_guard, fees=fees, requote_ms=r["requote_ms"], rules=rules,
     )
