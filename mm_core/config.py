@@ -15,6 +15,8 @@ from typing import Optional
 import msgspec
 
 from mm_core.instrument import Instrument
+from mm_core.strategy.regimes import RegimeConfig
+from mm_core.strategy.risk import RiskConfig
 
 DEFAULT_CONFIG_NAME = "kraken-btc-eur.toml"
 
@@ -113,6 +115,8 @@ class RuntimeConfig(_Strict):
     gate: GateConfig = GateConfig()
     fees: Optional[FeesConfig] = None
     backtest: Optional[BacktestDefaults] = None
+    regimes: RegimeConfig = RegimeConfig()  # [regimes.latency|volatility|market], validated in its module
+    risk: RiskConfig = RiskConfig()  # [risk]
     source: Optional[str] = None
 
     @property
