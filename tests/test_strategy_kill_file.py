@@ -42,7 +42,6 @@ def test_a_polled_kill_pulls_every_quote_in_the_same_decision(tmp_path: Path) ->
     log = np.zeros((8, V.N_L), np.int64)
     view = np.zeros(V.N_V)
     view[V.V_LOT] = 1e-8
-    orders = np.zeros((0, V.N_O))
     seen = False
     quotes = []
     n = 0
@@ -55,7 +54,7 @@ def test_a_polled_kill_pulls_every_quote_in_the_same_decision(tmp_path: Path) ->
         seen = kill_requested(tmp_path)
         n = K.risk_update(ks, kc, t, 0.0, 0.0, 80_000.0, 5.0, 1.0, 0.0, 60.0, log, n)
         out = np.array([79_999.0, 0.001, 80_001.0, 0.001, V.R_QUOTE])
-        K.risk_clamp(ks, kc, view, orders, 0, out)
+        K.risk_clamp(ks, kc, view, out)
         quotes.append((out[V.Q_BID_QTY], out[V.Q_ASK_QTY]))
     assert quotes == [(0.001, 0.001), (0.001, 0.001), (0.0, 0.0), (0.0, 0.0)]
     assert n == 1 and log[0, V.L_CAUSE] == K.C_MANUAL_KILL

@@ -173,6 +173,14 @@ def test_every_transition_carries_a_known_cause_and_its_value() -> None:
         assert _reversals_within(log, kind, dwell * MS) == 0
 
 
+def test_dwell_per_machine_for_the_flap_count() -> None:
+    cfg = R.RegimeConfig.from_config({"latency": {"dwell_ms": 1.0}, "volatility": {"dwell_ms": 2.0},
+                                      "market": {"dwell_ms": 3.0}})
+    assert [cfg.dwell_ms_for(k) for k in (V.K_LATENCY, V.K_VOLATILITY, V.K_MARKET)] == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError):
+        cfg.dwell_ms_for(V.K_TRADING)
+
+
 def test_a_full_log_counts_rows_it_could_not_write() -> None:
     rc = R.RegimeConfig().vector()
     rs = R.new_state(rc)

@@ -86,7 +86,8 @@ MAX_ROWS_PER_UPDATE = 3
 
 # ----------------------------------------------------------------------------- state layout
 
-N_BUCKETS = 16
+N_BUCKETS = 16  # a power of two: the ring index is a bit mask
+_MASK = N_BUCKETS - 1
 _BUCKET_W = 5  # per bucket: count, > degraded_exit, > degraded_enter, > unsafe_exit, > unsafe_enter
 
 RS_LAT = 0
@@ -107,7 +108,7 @@ N_REG_STATE = RS_BUCKETS + N_BUCKETS * _BUCKET_W
 
 # ----------------------------------------------------------------------------- config vector layout
 
-RC_BUCKET_NS = 0
+RC_INV_BUCKET_NS = 0  # 1 / bucket width in ns
 RC_LAT_QUANTILE = 1
 RC_LAT_THR = 2  # 4 thresholds (ms): degraded_exit, degraded_enter, unsafe_exit, unsafe_enter
 RC_LAT_DWELL_NS = 6
@@ -232,7 +233,7 @@ class RegimeConfig(_Section):
         """The float64 config vector the jitted functions read (``RC_*`` indices)."""
         lat, vol, mkt = self.latency, self.volatility, self.market
         v = np.zeros(N_REG_CONFIG, np.float64)
-        v[RC_BUCKET_NS] = lat.window_ms * 1e6 / N_BUCKETS
+        v[RC_INV_BUCKET_NS] = N_BUCKETS / (lat.window_ms * 1e6)
         v[RC_LAT_QUANTILE] = lat.quantile
         v[RC_LAT_THR:RC_LAT_THR + 4] = (lat.degraded_exit_ms, lat.degraded_enter_ms,
                                         lat.unsafe_exit_ms, lat.unsafe_enter_ms)
@@ -252,6 +253,15 @@ class RegimeConfig(_Section):
 
     def describe(self) -> dict[str, Any]:
         return msgspec.to_builtins(self)
+
+    def dwell_ms_for(self, kind: int) -> float:
+        """Minimum dwell (ms) of machine ``kind`` (``K_LATENCY``, ``K_VOLATILITY``, ``K_MARKET``):
+        a transition reversed within it is a flap."""
+        by_kind = {K_LATENCY: self.latency.dwell_ms, K_VOLATILITY: self.volatility.dwell_ms,
+                   K_MARKET: self.market.dwell_ms}
+        if kind not in by_kind:
+            raise ValueError(f"no regime machine of kind {kind}")
+        return float(by_kind[kind])
 
 
 def _clean_error(exc: Exception) -> str:
@@ -312,7 +322,7 @@ def regimes_init(RS, RC):
 @njit(cache=True)
 def _advance(RS, RC, t_ns):
     """Move the window's head to ``t_ns``'s bucket, clearing (and un-counting) the expired ones."""
-    b = t_ns // np.int64(RC[RC_BUCKET_NS])
+    b = np.int64(float(t_ns) * RC[RC_INV_BUCKET_NS])  # float multiply, not a 64-bit division
     last = np.int64(RS[RS_LAST_BUCKET])
     if b <= last:
         return last
@@ -320,7 +330,7 @@ def _advance(RS, RC, t_ns):
     if n_clear > N_BUCKETS:
         n_clear = N_BUCKETS
     for k in range(1, n_clear + 1):
-        base = RS_BUCKETS + ((last + k) % N_BUCKETS) * _BUCKET_W
+        base = RS_BUCKETS + ((last + k) & _MASK) * _BUCKET_W
         RS[RS_WIN_N] -= RS[base]
         for j in range(4):
             RS[RS_WIN_GT + j] -= RS[base + 1 + j]
@@ -339,7 +349,7 @@ def regimes_on_age(RS, RC, t_ns, age_ms):
     if not math.isfinite(age_ms):
         return
     b = _advance(RS, RC, t_ns)
-    base = RS_BUCKETS + (b % N_BUCKETS) * _BUCKET_W
+    base = RS_BUCKETS + (b & _MASK) * _BUCKET_W
     RS[base] += 1.0
     RS[RS_WIN_N] += 1.0
     for j in range(4):

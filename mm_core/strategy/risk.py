@@ -54,10 +54,6 @@ from mm_core.strategy.view import (
     K_TRADING,
     MKT_CANCEL_ONLY,
     MKT_MAINTENANCE,
-    O_LEAVES,
-    O_SIDE,
-    O_STATE,
-    OS_CANCEL_PENDING,
     Q_ASK_PX,
     Q_ASK_QTY,
     Q_BID_PX,
@@ -74,6 +70,8 @@ from mm_core.strategy.view import (
     V_LOT,
     V_MARKET,
     V_MAX_POSITION,
+    V_OTHER_ASK_QTY,
+    V_OTHER_BID_QTY,
     V_POSITION,
 )
 
@@ -421,13 +419,12 @@ def _side_cap(qty, room, px, KC, lot):
 
 
 @njit(cache=True)
-def risk_clamp(KS, KC, view, orders, n_orders, out):
+def risk_clamp(KS, KC, view, out):
     """Make the strategy's ``out`` safe (see module docstring); sets ``out[Q_REASON]`` when it cuts.
 
-    Inventory counts resting orders: ``orders[:n_orders]`` rows on a side whose cancel is in flight
-    (``OS_CANCEL_PENDING``) can still fill, so their leaves use up that side's room. The side's
-    target replaces its working order (amend or cancel+new); a caller that sends the cancel and
-    the new order together must count the cancelled order's leaves too.
+    Inventory counts resting orders: the side's target replaces its working order, and
+    ``view[V_OTHER_BID_QTY]`` / ``view[V_OTHER_ASK_QTY]`` -- size resting on that side besides the
+    working order (cancels in flight, leftovers) -- can still fill, so it uses up that side's room.
     """
     if np.int64(KS[KS_TRADING]) == TRADING_HALTED:
         out[Q_BID_QTY] = 0.0
@@ -450,14 +447,12 @@ def risk_clamp(KS, KC, view, orders, n_orders, out):
     if vmax > 0.0 and vmax < max_inv:
         max_inv = vmax
     pos = view[V_POSITION]
-    pend_buy = 0.0
-    pend_sell = 0.0
-    for i in range(n_orders):
-        if np.int64(orders[i, O_STATE]) == OS_CANCEL_PENDING and orders[i, O_LEAVES] > 0.0:
-            if orders[i, O_SIDE] > 0:
-                pend_buy += orders[i, O_LEAVES]
-            else:
-                pend_sell += orders[i, O_LEAVES]
+    pend_buy = view[V_OTHER_BID_QTY]
+    pend_sell = view[V_OTHER_ASK_QTY]
+    if not (pend_buy > 0.0):  # NaN or none
+        pend_buy = 0.0
+    if not (pend_sell > 0.0):
+        pend_sell = 0.0
     room_buy = max_inv - pos - pend_buy
     room_sell = max_inv + pos - pend_sell
     if np.int64(KS[KS_TRADING]) == TRADING_REDUCING:

@@ -41,7 +41,9 @@ V_MIN_QTY = 19  # venue minimum order size
 V_MIN_COST = 20  # venue minimum order value (quote currency)
 V_RATE_COUNTER = 21  # the strategy's own estimate of the venue's order rate counter
 V_RATE_LIMIT = 22  # the venue's rate-counter threshold
-N_V = 23
+V_OTHER_BID_QTY = 23  # size resting on the bid besides the working order (being cancelled, leftovers)
+V_OTHER_ASK_QTY = 24  # the same on the ask: risk limits count it, it may still fill
+N_V = 25
 
 # ---------------------------------------------------------------- orders table columns
 O_SIDE = 0  # +1 buy / -1 sell
