@@ -42,3 +42,32 @@ def test_shipped_regimes_and_risk_are_the_documented_defaults() -> None:
 def test_quoting_config_mistakes_are_clear_errors(tmp_path: Path, old: str, new: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_config(_shipped_with(tmp_path, old, new))
+
+
+def test_shipped_strategy_sections_are_the_documented_defaults() -> None:
+    from mm_core.strategy import avellaneda_stoikov as AS
+    from mm_core.strategy import glft as GL
+
+    st = load_config().strategy
+    assert st.name == "baseline" and st.calibration == ""
+    assert AS.Params.from_config(st.section("avellaneda-stoikov")) == AS.Params()
+    assert GL.Params.from_config(st.section("glft")) == GL.Params()
+
+
+@pytest.mark.parametrize("old, new, match", [
+    ("[strategy.glft]", "[strategy.glft]\ngama = 1.0", r"strategy.glft: .*unknown key\(s\) gama"),
+    ("[strategy.glft]", "[strategy.glft]\nkappa = -3.0", r"strategy.glft: .*kappa must be > 0"),
+    ('name = "baseline"', 'name = "glfd"', r"strategy.name: unknown strategy 'glfd'.*glft"),
+    ("[strategy.glft]", "[strategy.glfd]\n[strategy.glft]", r"strategy.glfd: unknown strategy 'glfd'"),
+    ('calibration = ""', "calibration = 3", r"Expected `str`.*strategy.calibration"),
+    ('[strategy]', "[strategy]\nnmae = 'glft'", r"unknown key `nmae`.*strategy"),
+])
+def test_strategy_config_mistakes_are_clear_errors(tmp_path: Path, old: str, new: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config(_shipped_with(tmp_path, old, new))
+
+
+def test_calibration_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    cfg = load_config(_shipped_with(tmp_path, 'calibration = ""', 'calibration = "cal/params.json"'))
+    assert cfg.strategy.calibration_path(cfg.source) == tmp_path / "cal" / "params.json"
+    assert load_config().strategy.calibration_path(None) is None
