@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mm_core.strategy import regimes as R
+from mm_core.strategy import transitions
 from mm_core.strategy import view as V
 
 T0 = 1_767_225_600_000_000_000  # 2026-01-01, epoch ns: the state must cope with real magnitudes
@@ -151,14 +152,18 @@ def test_same_input_twice_gives_a_bit_identical_transition_log() -> None:
     assert len(a) > 20  # real transitions, of every machine
     assert set(a[:, V.L_KIND]) == {V.K_LATENCY, V.K_VOLATILITY, V.K_MARKET}
     assert a.dtype == np.int64 and a.tobytes() == b.tobytes()
-    assert R.transitions_digest(a, len(a)) == R.transitions_digest(b, len(b))
+    assert transitions.digest(a, len(a)) == transitions.digest(b, len(b))
     c, _, _ = _run(ages[::-1].copy(), sigmas=sig, status=status)
-    assert R.transitions_digest(c, len(c)) != R.transitions_digest(a, len(a))
+    assert transitions.digest(c, len(c)) != transitions.digest(a, len(a))
 
 
 def test_every_transition_carries_a_known_cause_and_its_value() -> None:
     ages, sig, status = _noisy_stream(3, 20000)
     log, _, _ = _run(ages, sigmas=sig, status=status)
+    recs = transitions.records(log, len(log))
+    assert len(recs) == len(log) and all(r["cause"] != str(int(c)) for r, c in zip(recs, log[:, V.L_CAUSE]))
+    assert {r["kind"] for r in recs} == {"latency", "volatility", "market"}
+    assert all(r["from"] in V.STATE_NAMES[k] for r, k in zip(recs, log[:, V.L_KIND]))
     cfg = R.RegimeConfig()
     for r in log:
         assert r[V.L_CAUSE] in R.CAUSE_NAMES and r[V.L_FROM] != r[V.L_TO]

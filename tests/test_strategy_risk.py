@@ -11,6 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mm_core.strategy import risk as K
+from mm_core.strategy import transitions
 from mm_core.strategy import view as V
 
 T0 = 1_767_225_600_000_000_000
@@ -244,6 +245,10 @@ def test_every_trigger_is_a_row_with_a_known_cause() -> None:
     assert set(K.KILL_SWITCH_CAUSES) <= set(causes)
     assert all(c in K.CAUSE_NAMES for c in causes)
     assert b.ks[K.KS_TRIGGERS] == len(K.KILL_SWITCH_CAUSES)
+    assert transitions.kill_switch_events(b.log, b.n) == len(K.KILL_SWITCH_CAUSES)
+    recs = transitions.records(b.log, b.n)
+    assert {r["cause"] for r in recs} >= {"drawdown", "reject_storm", "manual_kill", "clock_skew", "resume"}
+    assert recs[0]["kind"] == "trading" and recs[0]["to"] == "halted"
 
 
 @pytest.mark.parametrize("section, match", [

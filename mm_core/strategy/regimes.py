@@ -477,10 +477,3 @@ CAUSE_NAMES = {
     C_MARKET_ONLINE: "exchange_online_dwell",
 }
 
-
-def transitions_digest(log: np.ndarray, n_log: int) -> str:
-    """sha256 of the first ``n_log`` rows (little-endian int64): the determinism fingerprint."""
-    import hashlib
-
-    rows = np.ascontiguousarray(log[: min(n_log, log.shape[0])], dtype="<i8")
-    return hashlib.sha256(rows.tobytes()).hexdigest()
