@@ -222,3 +222,23 @@ def test_params_errors_are_clear(mod) -> None:
         mod.Params.from_config({"order_qty": 0.1, "max_position": 0.01})
     with pytest.raises(ValueError, match="'kappa' missing"):
         mod.Params.from_config({}, calibration={"A": 1.0, "sigma": 1.0})
+
+
+def test_avellaneda_stoikov_state_cache_changes_nothing() -> None:
+    """The kept reservation offsets give bit-identical quotes to a fresh computation every time."""
+    p = AS.Params(kappa=5.0, sigma=1.0, sigma_source="live").vector()
+    rng = np.random.default_rng(4)
+    state = np.zeros(AS.STATE_SIZE)
+    view = np.zeros(V.N_V)
+    view[[V.V_FAIR, V.V_WIDTH_MULT, V.V_SIZE_MULT]] = (S, 1.0, 1.0)
+    orders = np.zeros((0, V.N_O))
+    for _ in range(300):
+        if rng.random() < 0.3:
+            view[V.V_POSITION] = rng.choice([-0.02, -0.004, 0.0, 0.001, 0.009, 0.05])
+        if rng.random() < 0.2:
+            view[V.V_SIGMA] = rng.choice([math.nan, 0.5, 2.0, 40.0])
+        view[V.V_FAIR] = S + rng.normal()
+        kept, fresh = np.zeros(V.N_Q), np.zeros(V.N_Q)
+        AS.decide(np.int64(0), p, state, view, orders, np.int64(0), kept)
+        AS.decide(np.int64(0), p, np.zeros(AS.STATE_SIZE), view, orders, np.int64(0), fresh)
+        assert kept.tobytes() == fresh.tobytes()

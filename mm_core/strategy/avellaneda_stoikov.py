@@ -75,7 +75,14 @@ from mm_core.strategy.view import (
 )
 
 NAME = "avellaneda-stoikov"
-STATE_SIZE = 0
+# state: the reservation offsets depend only on (position, sigma), which change on fills and on
+# sigma updates -- not on every decision -- so they are kept and recomputed only when those move
+S_VALID = 0  # 1 once the cache holds a result
+S_POSITION = 1
+S_SIGMA = 2
+S_DA = 3  # r_a - s (NaN: no ask)
+S_DB = 4  # r_b - s (NaN: no bid)
+STATE_SIZE = 5
 _SECTION = f"[strategy.{NAME}]"
 _CALIBRATED = ("kappa", "sigma")
 
@@ -217,7 +224,6 @@ def decide(t_ns, params, state, view, orders, n_orders, out):
         out[Q_ASK_QTY] = 0.0
         out[Q_REASON] = R_NO_BOOK
         return
-    g = params[P_G]
     q_lot = params[P_ORDER_QTY]
     sigma = params[P_SIGMA]
     if params[P_SIGMA_LIVE] != 0.0:
@@ -225,7 +231,38 @@ def decide(t_ns, params, state, view, orders, n_orders, out):
         if math.isfinite(live) and live > 0.0:
             sigma = live
     _sides(view, out, params[P_MAX_POSITION], q_lot * view[V_SIZE_MULT])
-    n = view[V_POSITION] / q_lot
+    pos = view[V_POSITION]
+    if state[S_VALID] == 0.0 or state[S_POSITION] != pos or state[S_SIGMA] != sigma:
+        _reservation(params, state, pos, sigma)
+    da = state[S_DA]
+    db = state[S_DB]
+    c = params[P_C]
+    w = view[V_WIDTH_MULT]
+    if math.isfinite(da) and math.isfinite(db):
+        r = s + 0.5 * (da + db)
+        half = 0.5 * (da - db) + c
+        out[Q_BID_PX] = r - w * half
+        out[Q_ASK_PX] = r + w * half
+        return
+    # beyond the model's inventory bound: only the side with a finite reservation price
+    if math.isfinite(da):
+        out[Q_ASK_PX] = s + da + w * c
+    else:
+        out[Q_ASK_QTY] = 0.0
+    if math.isfinite(db):
+        out[Q_BID_PX] = s + db - w * c
+    else:
+        out[Q_BID_QTY] = 0.0
+    if out[Q_REASON] == R_QUOTE:
+        out[Q_REASON] = R_INVENTORY
+
+
+@njit(cache=True)
+def _reservation(params, state, pos, sigma):
+    """``r_a - s`` and ``r_b - s`` at this position and sigma (NaN where the model has no price)."""
+    g = params[P_G]
+    q_lot = params[P_ORDER_QTY]
+    n = pos / q_lot
     lim = params[P_MAX_POSITION] / q_lot  # the formulas are evaluated inside the position limit
     if n > lim:
         n = lim
@@ -233,28 +270,10 @@ def decide(t_ns, params, state, view, orders, n_orders, out):
         n = -lim
     gs2 = g * g * sigma * sigma
     den = 2.0 * params[P_OMEGA] - gs2 * n * n
-    c = params[P_C]
-    w = view[V_WIDTH_MULT]
     y_a = (2.0 * n - 1.0) * gs2 / den  # ln(1 + y) via log1p: y is often far below float64 epsilon
     y_b = -(2.0 * n + 1.0) * gs2 / den
-    ok_a = den > 0.0 and y_a > -1.0
-    ok_b = den > 0.0 and y_b > -1.0
-    if ok_a and ok_b:
-        ra = s - math.log1p(y_a) / g
-        rb = s + math.log1p(y_b) / g
-        r = 0.5 * (ra + rb)
-        half = 0.5 * (ra - rb) + c
-        out[Q_BID_PX] = r - w * half
-        out[Q_ASK_PX] = r + w * half
-        return
-    # beyond the model's inventory bound: only the side with a finite reservation price
-    if ok_a:
-        out[Q_ASK_PX] = s - math.log1p(y_a) / g + w * c
-    else:
-        out[Q_ASK_QTY] = 0.0
-    if ok_b:
-        out[Q_BID_PX] = s + math.log1p(y_b) / g - w * c
-    else:
-        out[Q_BID_QTY] = 0.0
-    if out[Q_REASON] == R_QUOTE:
-        out[Q_REASON] = R_INVENTORY
+    state[S_DA] = -math.log1p(y_a) / g if (den > 0.0 and y_a > -1.0) else np.nan
+    state[S_DB] = math.log1p(y_b) / g if (den > 0.0 and y_b > -1.0) else np.nan
+    state[S_POSITION] = pos
+    state[S_SIGMA] = sigma
+    state[S_VALID] = 1.0
