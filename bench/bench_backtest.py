@@ -67,16 +67,22 @@ def _args(argv=None) -> argparse.Namespace:
 
 def neutral_regimes():
     """Regime machines that run but never change the quotes (every multiplier 1)."""
-    from mm_core.strategy.pipeline import RegimeConfig
+    from mm_core.strategy.regimes import (LatencyRegimeConfig, MarketRegimeConfig, RegimeConfig,
+                                          VolatilityRegimeConfig)
 
-    return RegimeConfig.neutral()
+    one = (1.0, 1.0, 1.0)
+    return RegimeConfig(latency=LatencyRegimeConfig(width_mult=one, size_mult=one),
+                        volatility=VolatilityRegimeConfig(width_mult=one, size_mult=one),
+                        market=MarketRegimeConfig(size_mult=(1.0, 1.0, 0.0, 1.0, 0.0)))
 
 
 def open_risk():
     """Risk limits far beyond anything the benchmark's strategy does (checks run, never bind)."""
     from mm_core.strategy.pipeline import RiskConfig
 
-    return RiskConfig(max_inventory=1e6, max_order_qty=1e6, max_notional=1e12, max_drawdown=1e12)
+    return RiskConfig(max_inventory=1e6, max_order_qty=1e6, max_notional=1e12, max_drawdown=1e12,
+                      rate_counter_max_frac=1.0, reject_storm_count=64, reject_storm_window_s=1e-6,
+                      cancel_storm_count=64, cancel_storm_window_s=1e-6)
 
 
 def child_ours(a: argparse.Namespace) -> dict:

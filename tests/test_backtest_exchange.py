@@ -40,7 +40,9 @@ def trade(ts, price, qty, side):
                  side=side)
 
 
-OPEN_RISK = RiskConfig(max_inventory=1e6, max_order_qty=1e6, max_notional=1e12, max_drawdown=1e12)
+OPEN_RISK = RiskConfig(max_inventory=1e6, max_order_qty=1e6, max_notional=1e12, max_drawdown=1e12,
+                       rate_counter_max_frac=1.0, reject_storm_count=64, reject_storm_window_s=1e-6,
+                       cancel_storm_count=64, cancel_storm_window_s=1e-6)
 
 
 def run(events, rows, **kw):

@@ -11,6 +11,7 @@ from mm_core.backtest.fees import TradingValueFee, kraken_schedule
 from mm_core.backtest.latency import LognormalLatency
 from mm_core.backtest.pnl import decompose
 from mm_core.strategy import load_strategy
+from mm_core.strategy.risk import RiskConfig
 
 S = 1_000_000_000
 
@@ -62,8 +63,10 @@ def test_same_configuration_twice_gives_identical_results(market):
 
 
 def test_retail_fees_are_charged_in_full_and_shown(market):
+    # the drawdown kill switch sees equity after fees; far away, fees change no decision
+    no_dd = RiskConfig(max_drawdown=1e12)
     r = run_backtest(market, BacktestConfig(strategy=load_strategy("baseline", {"half_spread_bps": 0.0}), rate_tier="off",
-                                            fees=kraken_schedule(0.0)))
+                                            fees=kraken_schedule(0.0), risk=no_dd))
     p = r.pnl
     assert r.fills["maker"].all()
     assert p.fees == pytest.approx(0.0025 * p.volume_quote, rel=1e-12)  # 0.25 % maker, every fill
@@ -72,6 +75,6 @@ def test_retail_fees_are_charged_in_full_and_shown(market):
                                            - s["fees"], abs=1e-9)
     # at a spread of ~0.2 bps the edge cannot cover 25 bps of fees: the report must say it loses
     assert s["total_pnl"] < 0 < s["fees"]
-    free = run_backtest(market, BacktestConfig(strategy=load_strategy("baseline", {"half_spread_bps": 0.0}), rate_tier="off",
-                                               fees=TradingValueFee(0.0, 0.0)))
+    free = run_backtest(market, BacktestConfig(strategy=load_strategy("baseline", {"half_spread_bps": 0.0}),
+                                               rate_tier="off", fees=TradingValueFee(0.0, 0.0), risk=no_dd))
     assert free.pnl.total == pytest.approx(p.total + p.fees, abs=1e-9)

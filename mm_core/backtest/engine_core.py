@@ -332,6 +332,7 @@ _x_cancel = mx.LOOP["x_cancel"]
 _x_amend = mx.LOOP["x_amend"]
 _on_book = pl.on_book_inline
 _on_fault = pl.on_fault_inline
+F_REJECT = pl._risk.F_REJECT
 
 
 def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty, ba_qty, fair,
@@ -431,6 +432,7 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
                 of[o, OF_LLEAVES] -= q
                 forget = of[o, OF_LLEAVES] < 0.5 * lot
             elif rk == RSP_CANCEL_REJECTED:
+                _on_fault(KS, KC, PI, LOG, now, F_REJECT, 0.0)
                 if oi[o, OI_LSTATE] == LS_CANCEL_PENDING:
                     oi[o, OI_LSTATE] = LS_LIVE  # still live: cancel it again at the next decision
             elif rk == RSP_AMENDED:
@@ -443,12 +445,14 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
                     oi[o, OI_LSTATE] = LS_LIVE
                 forget = of[o, OF_LLEAVES] < 0.5 * lot
             elif rk == RSP_AMEND_REJECTED:
+                _on_fault(KS, KC, PI, LOG, now, F_REJECT, 0.0)
                 counters[C_AMEND_REJECTED] += 1
                 if oi[o, OI_LSTATE] == LS_AMEND_PENDING:
                     oi[o, OI_LSTATE] = LS_LIVE
             else:  # rejected, canceled (also by an amend below the filled size), too late: gone
                 if rk == RSP_REJECTED:
                     oi[o, OI_ACK_LOCAL] = now
+                    _on_fault(KS, KC, PI, LOG, now, F_REJECT, 0.0)
                 elif rk == RSP_AMEND_TOO_LATE:
                     counters[C_AMEND_TOO_LATE] += 1
                 forget = True

@@ -10,29 +10,24 @@ risk step believed.
 - ``quotes_while_stale_ms``: time our orders rested at the exchange while the data was stale
   (a pull takes the entry latency to arrive, so this is small but not zero).
 - ``regime_transitions`` per machine, ``regime_flaps`` (a transition undone within the machine's
-  dwell time), ``kill_switch_events`` (entries into HALTED), ``transitions_sha256`` (digest of the
-  transition log: the determinism check), ``decision_latency_us`` (p50/p99 of the in-loop decision,
+  dwell time), ``kill_switch_events`` (kill switches that fired, manual kills included),
+  ``transitions_sha256`` (digest of the transition log: the determinism check), ``decision_latency_us`` (p50/p99 of the in-loop decision,
   event in -> actions out, from the cycle counter), and ``telemetry``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
 
 from mm_core.backtest.feed_health import stale_intervals
-from mm_core.strategy.view import (K_LATENCY, K_MARKET, K_TRADING, K_VOLATILITY, KIND_NAMES, L_CAUSE, L_FROM,
-                                   L_KIND, L_T, L_TO, L_VALUE_E6, STATE_NAMES, TRADING_HALTED)
+from mm_core.strategy import transitions
+from mm_core.strategy.view import (K_LATENCY, K_MARKET, K_TRADING, K_VOLATILITY, KIND_NAMES, L_FROM, L_KIND, L_T,
+                                   L_TO, STATE_NAMES)
 
 REGIME_KINDS = (K_LATENCY, K_VOLATILITY, K_MARKET, K_TRADING)
 _INITIAL = {K_LATENCY: 0, K_VOLATILITY: 1, K_MARKET: 0, K_TRADING: 0}
-
-
-def transitions_digest(log: np.ndarray) -> str:
-    """SHA-256 of the transition log rows (little-endian int64): bit-exact across runs and machines."""
-    return hashlib.sha256(np.ascontiguousarray(log, dtype="<i8").tobytes()).hexdigest()
 
 
 def _dwell_ms(regimes, kind: int) -> float:
@@ -137,16 +132,16 @@ def evaluate(result) -> dict[str, object]:
     rested = _overlap_ns(arrive[accepted], np.maximum(rest_end[accepted], arrive[accepted]), stale)
     br = breaches(result, stale)
     trans = {KIND_NAMES[k]: int(np.count_nonzero(log[:, L_KIND] == k)) for k in REGIME_KINDS}
-    kills = log[(log[:, L_KIND] == K_TRADING) & (log[:, L_TO] == TRADING_HALTED)]
     d = np.asarray(result.decision_ns, np.float64)
     lat = ({"p50": float(np.percentile(d, 50)) / 1e3, "p99": float(np.percentile(d, 99)) / 1e3,
             "samples": int(d.size)} if d.size else {"p50": None, "p99": None, "samples": 0})
     c = result.counters
     span_s = max((end - start) / 1e9, 1e-9)
     causes: dict[str, int] = {}
-    for r in log[(log[:, L_KIND] != K_LATENCY) & (log[:, L_KIND] != K_VOLATILITY) & (log[:, L_KIND] != K_MARKET)]:
-        key = f"{KIND_NAMES.get(int(r[L_KIND]), str(int(r[L_KIND])))}:cause{int(r[L_CAUSE])}"
-        causes[key] = causes.get(key, 0) + 1
+    recs = transitions.records(log, log.shape[0])
+    for r in recs:
+        if r["kind"] in ("trading", "risk"):
+            causes[r["cause"]] = causes.get(r["cause"], 0) + 1
     hist_edges = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000]
     hist = np.histogram(d / 1e3, bins=[0, *hist_edges, math.inf])[0].tolist() if d.size else []
     return {
@@ -154,10 +149,10 @@ def evaluate(result) -> dict[str, object]:
         "regime_transitions": trans,
         "regime_flaps": count_flaps(log, cfg.regimes),
         "risk_breaches": int(sum(br.values())),
-        "kill_switch_events": int(kills.shape[0]),
+        "kill_switch_events": transitions.kill_switch_events(log, log.shape[0]),
         "quotes_while_stale_ms": float(rested.sum() / 1e6),
         "decision_latency_us": lat,
-        "transitions_sha256": transitions_digest(log),
+        "transitions_sha256": transitions.digest(log, log.shape[0]),
         "telemetry": {
             "decisions": c["requotes"],
             "decisions_by_trigger": {"timer": c["timer_decisions"], "feed_status": c["status_decisions"],
@@ -172,8 +167,6 @@ def evaluate(result) -> dict[str, object]:
             "stale_ms": float(sum(b - a for a, b in stale) / 1e6),
             "transitions_logged": int(log.shape[0]),
             "decision_latency_hist_us": {"edges": hist_edges, "counts": hist},
-            "last_transitions": [{"t_ns": int(r[L_T]), "kind": KIND_NAMES.get(int(r[L_KIND]), int(r[L_KIND])),
-                                  "from": int(r[L_FROM]), "to": int(r[L_TO]), "cause": int(r[L_CAUSE]),
-                                  "value": r[L_VALUE_E6] / 1e6} for r in log[-5:]],
+            "last_transitions": recs[-5:],
         },
     }

@@ -47,12 +47,8 @@ from mm_core.strategy.view import (MKT_CANCEL_ONLY, MKT_MAINTENANCE, N_L, N_O, N
                                    V_WIDTH_MULT, V_DATA_AGE_MS)
 from mm_core.backtest.rate_limit import decayed
 
-try:  # the real regime machines and risk limits (branch ``quoting``)
-    from mm_core.strategy import regimes as _reg
-    from mm_core.strategy import risk as _risk
-except ImportError:  # until they are merged: stand-ins with the same names
-    from mm_core.strategy import standin_limits as _reg
-    from mm_core.strategy import standin_limits as _risk
+from mm_core.strategy import regimes as _reg
+from mm_core.strategy import risk as _risk
 
 RegimeConfig = _reg.RegimeConfig
 RiskConfig = _risk.RiskConfig
@@ -109,8 +105,9 @@ def _step(t, V, ORD, n_ord, P, ST, OUT, RS, RC, KS, KC, QC, PF, PI, LOG, ACT):
         PI[PI_VOL_SEC] = sec
         PI[PI_VOL_NEXT] = (sec + 1) * _S
     V[V_SIGMA] = PF[PF_SIGMA]
-    # 1. regimes
-    n_log = _regimes_update(RS, RC, t, V[V_SIGMA], V[V_MARKET], LOG, n_log)
+    # 1. regimes (volatility bands in bp of the fair mid per sqrt(second))
+    sigma_bp = 1e4 * PF[PF_SIGMA] / V[V_FAIR] if V[V_FAIR] > 0.0 else math.nan
+    n_log = _regimes_update(RS, RC, t, sigma_bp, V[V_MARKET], LOG, n_log)
     V[V_LAT_REGIME] = RS[RS_LAT]
     V[V_VOL_REGIME] = RS[RS_VOL]
     V[V_MARKET] = RS[RS_MARKET]
@@ -159,15 +156,10 @@ def _step(t, V, ORD, n_ord, P, ST, OUT, RS, RC, KS, KC, QC, PF, PI, LOG, ACT):
     PI[PI_REASONS + (reason if 0 <= reason < 15 else 15)] += 1
     want_bid = OUT[Q_BID_QTY]
     want_ask = OUT[Q_ASK_QTY]
-    # 4. risk clamp; the market status closes both sides
+    # 4. risk clamp (also closes both sides when the market status accepts no new orders)
     _risk_clamp(KS, KC, V, OUT)
     if KS[KS_STALE] != 0.0:
         PI[PI_STALE] += 1
-    mkt = V[V_MARKET]
-    if mkt == MKT_CANCEL_ONLY or mkt == MKT_MAINTENANCE:
-        OUT[Q_BID_QTY] = 0.0
-        OUT[Q_ASK_QTY] = 0.0
-        OUT[Q_REASON] = R_MARKET
     # 5. ticks (outwards), post-only against the visible book, lot and venue minimums
     tick = V[V_TICK]
     lot = V[V_LOT]
@@ -202,6 +194,9 @@ def _step(t, V, ORD, n_ord, P, ST, OUT, RS, RC, KS, KC, QC, PF, PI, LOG, ACT):
     # 6. requote
     n_act = _plan(t, ORD, n_ord, wb, wa, bt, bq, at, aq, pull_bid, pull_ask, cut_bid, cut_ask, V[V_FAIR], tick,
                   QC, PF, PI, ACT)
+    for a in range(n_act):  # every cancel counts towards the cancel-storm kill switch
+        if ACT[a, A_KIND] == _rq.ACT_CANCEL:
+            n_log = _risk_on_fault(KS, KC, t, _risk.F_CANCEL, 0.0, LOG, n_log)
     PI[PI_N_LOG] = n_log
     return n_act
 
@@ -275,11 +270,9 @@ class DecisionPipeline:
         self.ST = spec.new_state()
         self.OUT = np.zeros(N_Q, np.float64)
         self.RC = np.ascontiguousarray(self.regimes.vector(), np.float64)
-        self.RS = np.zeros(_reg.N_REG_STATE, np.float64)
-        _reg.regimes_init(self.RS, self.RC)
+        self.RS = _reg.new_state(self.RC)
         self.KC = np.ascontiguousarray(self.risk.vector(), np.float64)
-        self.KS = np.zeros(_risk.N_RISK_STATE, np.float64)
-        _risk.risk_init(self.KS, self.KC)
+        self.KS = _risk.new_state(self.KC)
         if not rate_guard > 0 or max_open_per_side < 1:
             raise ValueError("rate_guard must be > 0 and max_open_per_side >= 1")
         self.QC = self.requote.vector(rate_limit=rate_limit, rate_decay=rate_decay, rate_guard=rate_guard,

@@ -173,12 +173,15 @@ def _emit(act, n, kind, side, tick, qty, row, oid, pull):
 
 @njit(cache=True, nogil=True, error_model="numpy", forceinline=True)
 def _budget(PF, PI, QC, t, cost, limit):
-    """Spend ``cost`` of the own rate-counter estimate if it stays <= ``limit``."""
+    """Spend ``cost`` of the own rate-counter estimate if it stays <= ``limit``. A request the venue
+    will reject (estimate above its threshold, possible only when ``limit`` is above it) is sent but
+    does not raise the estimate: rejected requests do not raise Kraken's counter."""
     v = decayed(PF[PF_RC], PI[PI_RC_T], t, QC[QC_RATE_DECAY]) + cost
     if v > limit:
         return False
-    PF[PF_RC] = v
-    PI[PI_RC_T] = t
+    if v <= QC[QC_RATE_LIMIT]:
+        PF[PF_RC] = v
+        PI[PI_RC_T] = t
     return True
 
 
@@ -187,9 +190,7 @@ def _cancel(PF, PI, QC, act, n, t, orders, r, pull):
     """Cancel row ``r`` if the budget allows (pulls: always; the estimate is spent up to the limit)."""
     cost = cancel_cost(np.int64(orders[r, O_AGE_MS] * 1e6))
     if pull:
-        if not _budget(PF, PI, QC, t, cost, QC[QC_RATE_LIMIT]):
-            PF[PF_RC] = decayed(PF[PF_RC], PI[PI_RC_T], t, QC[QC_RATE_DECAY])  # sent anyway, venue decides
-            PI[PI_RC_T] = t
+        _budget(PF, PI, QC, t, cost, math.inf)  # sent whatever the counter says: the venue decides
         PI[PI_PULLS] += 1
     elif not _budget(PF, PI, QC, t, cost, QC[QC_RATE_GUARD]):
         PI[PI_RATE_SKIPS] += 1
