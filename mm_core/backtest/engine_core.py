@@ -134,7 +134,7 @@ S_VALID = 19  # data valid (1/0) per the feed-status events
 S_MARKET = 20  # market status per the feed-status events (strategy's view)
 S_LAT_N = 21  # decision-latency samples taken
 S_PB = 22  # next book message (feed-age sample)
-S_DIRTY = 23  # the strategy's order table changed since the last decision
+S_UNUSED = 23
 S_N_TRACE = 24  # rows written to the call trace (when one is given)
 N_S = 25
 # float loop state
@@ -347,6 +347,30 @@ def run_core_for(spec, queue_kind):
     return fn
 
 
+@njit(cache=True, nogil=True, error_model="numpy", forceinline=True, no_cpython_wrapper=True,
+      no_cfunc_wrapper=True)
+def _ord_row(ORD, a, oi, of, o, tick_size):
+    """Row ``a`` of the strategy's order table from order ``o`` (all but what changes with time)."""
+    ls = oi[o, OI_LSTATE]
+    ORD[a, O_SIDE] = oi[o, OI_SIDE]
+    ORD[a, O_TICK] = oi[o, OI_LTICK]
+    ORD[a, O_PRICE] = oi[o, OI_LTICK] * tick_size
+    ORD[a, O_LEAVES] = of[o, OF_LLEAVES]
+    ORD[a, O_FILLED] = of[o, OF_LQTY] - of[o, OF_LLEAVES]
+    ORD[a, O_ID] = o
+    ORD[a, O_STATE] = (OS_LIVE if ls == LS_LIVE else OS_PENDING_NEW if ls == LS_PENDING_NEW
+                       else OS_CANCEL_PENDING if ls == LS_CANCEL_PENDING else OS_AMEND_PENDING)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", forceinline=True, no_cpython_wrapper=True,
+      no_cfunc_wrapper=True)
+def _ord_index(lopen, n_open, o):
+    for a in range(n_open):
+        if lopen[a] == o:
+            return a
+    return -1
+
+
 @_helper
 def _fault(KS, KC, PI, LOG, S, tr_i, tr_f, now, kind, value):
     """A fault for the risk controls (traced when a trace is given)."""
@@ -454,7 +478,6 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
             rk = rs_i[1, slot]
             o = rs_i[2, slot]
             forget = False
-            S[S_DIRTY] = 1
             if rk == RSP_ACCEPTED:
                 oi[o, OI_ACK_LOCAL] = now
                 if oi[o, OI_LSTATE] == LS_PENDING_NEW:
@@ -493,14 +516,18 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
                 elif rk == RSP_AMEND_TOO_LATE:
                     counters[C_AMEND_TOO_LATE] += 1
                 forget = True
-            if forget and oi[o, OI_LSTATE] != LS_DONE:  # the strategy stops tracking the order
-                oi[o, OI_LSTATE] = LS_DONE
-                n_open = S[S_N_LOPEN]
-                for a in range(n_open):
-                    if lopen[a] == o:
-                        lopen[a] = lopen[n_open - 1]
-                        S[S_N_LOPEN] = n_open - 1
-                        break
+            # the strategy's order table (rows aligned with lopen) follows the change
+            n_open = S[S_N_LOPEN]
+            a = _ord_index(lopen, n_open, o)
+            if a >= 0:
+                if forget:  # the strategy stops tracking the order
+                    oi[o, OI_LSTATE] = LS_DONE
+                    lopen[a] = lopen[n_open - 1]
+                    for c in range(ORD.shape[1]):
+                        ORD[a, c] = ORD[n_open - 1, c]
+                    S[S_N_LOPEN] = n_open - 1
+                else:
+                    _ord_row(ORD, a, oi, of, o, tick_size)
         elif t_req <= t_dec:  # an order request reaches the matching engine
             slot = S[S_RQ_HEAD] % RING
             S[S_RQ_HEAD] += 1
@@ -571,20 +598,7 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
             V[V_DATA_AGE_MS] = (now - conf_exch[kc]) * 1e-6 if kc >= 0 else 1e18
             V[V_DATA_VALID] = 1.0 if S[S_VALID] != 0 else 0.0
             V[V_MARKET] = S[S_MARKET]
-            n_ord = S[S_N_LOPEN]
-            if S[S_DIRTY] != 0:  # an order changed since the last decision: rebuild the table
-                S[S_DIRTY] = 0
-                for a in range(n_ord):
-                    o = lopen[a]
-                    ls = oi[o, OI_LSTATE]
-                    ORD[a, O_SIDE] = oi[o, OI_SIDE]
-                    ORD[a, O_TICK] = oi[o, OI_LTICK]
-                    ORD[a, O_PRICE] = oi[o, OI_LTICK] * tick_size
-                    ORD[a, O_LEAVES] = of[o, OF_LLEAVES]
-                    ORD[a, O_FILLED] = of[o, OF_LQTY] - of[o, OF_LLEAVES]
-                    ORD[a, O_ID] = o
-                    ORD[a, O_STATE] = (OS_LIVE if ls == LS_LIVE else OS_PENDING_NEW if ls == LS_PENDING_NEW
-                                       else OS_CANCEL_PENDING if ls == LS_CANCEL_PENDING else OS_AMEND_PENDING)
+            n_ord = S[S_N_LOPEN]  # ORD[:n_ord] follows every order change (rows aligned with lopen)
             for a in range(n_ord):  # what changes with time alone
                 o = lopen[a]
                 ORD[a, O_AGE_MS] = (now - oi[o, OI_SUBMIT_LOCAL]) * 1e-6
@@ -608,8 +622,6 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
                     for c in range(ACT.shape[1]):
                         tr_f[k_tr, w + a * ACT.shape[1] + c] = ACT[a, c]
                 S[S_N_TRACE] = k_tr + 1
-            if n_act > 0:
-                S[S_DIRTY] = 1
             for a in range(n_act):
                 ak = ACT[a, A_KIND]
                 if ak == ACT_NEW:
@@ -631,18 +643,21 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
                     of[o, OF_LLEAVES] = q
                     of[o, OF_LQTY] = q
                     lopen[S[S_N_LOPEN]] = o
+                    _ord_row(ORD, S[S_N_LOPEN], oi, of, o, tick_size)
                     S[S_N_LOPEN] += 1
                     _request(S, rq, now, np.int64(REQ_NEW), o, lat_ts, lat_entry)
                     counters[C_NEW] += 1
                 elif ak == ACT_CANCEL:
                     o = np.int64(ACT[a, A_ID])
                     oi[o, OI_LSTATE] = LS_CANCEL_PENDING
+                    _ord_row(ORD, _ord_index(lopen, S[S_N_LOPEN], o), oi, of, o, tick_size)
                     oi[o, OI_CANCEL_SENT] = now
                     _request(S, rq, now, np.int64(REQ_CANCEL), o, lat_ts, lat_entry)
                     counters[C_CANCEL] += 1
                 else:
                     o = np.int64(ACT[a, A_ID])
                     oi[o, OI_LSTATE] = LS_AMEND_PENDING
+                    _ord_row(ORD, _ord_index(lopen, S[S_N_LOPEN], o), oi, of, o, tick_size)
                     oi[o, OI_AMEND_TICK] = np.int64(ACT[a, A_TICK])
                     of[o, OF_AMEND_QTY] = (of[o, OF_LQTY] - of[o, OF_LLEAVES]) + ACT[a, A_QTY]
                     oi[o, OI_AMEND_SENT] = now

@@ -10,7 +10,8 @@ risk step believed.
 - ``quotes_while_stale_ms``: time our orders rested at the exchange while the data was stale
   (a pull takes the entry latency to arrive, so this is small but not zero).
 - ``regime_transitions`` per machine, ``regime_flaps`` (a transition undone within the machine's
-  dwell time), ``kill_switch_events`` (kill switches that fired, manual kills included),
+  dwell time), ``kill_switch_events`` (kill-switch triggers, manual kills included, also one that
+  fires again while already halted; ``telemetry.halts`` counts entries into HALTED),
   ``transitions_sha256`` (digest of the transition log: the determinism check), ``decision_latency_us`` (p50/p99 of the in-loop decision,
   event in -> actions out, from the cycle counter), and ``telemetry``.
 """
@@ -24,7 +25,7 @@ import numpy as np
 from mm_core.backtest.feed_health import stale_intervals
 from mm_core.strategy import transitions
 from mm_core.strategy.view import (K_LATENCY, K_MARKET, K_TRADING, K_VOLATILITY, KIND_NAMES, L_FROM, L_KIND, L_T,
-                                   L_TO, STATE_NAMES)
+                                   L_TO, STATE_NAMES, TRADING_HALTED)
 
 REGIME_KINDS = (K_LATENCY, K_VOLATILITY, K_MARKET, K_TRADING)
 _INITIAL = {K_LATENCY: 0, K_VOLATILITY: 1, K_MARKET: 0, K_TRADING: 0}
@@ -162,6 +163,8 @@ def evaluate(result) -> dict[str, object]:
             "risk_pulls": c["risk_pulls"], "stale_decisions": c["stale_decisions"],
             "time_in_regime_s": time_in_states(log, start, end),
             "risk_triggers": causes,
+            "halts": int(np.count_nonzero((log[:, L_KIND] == K_TRADING) & (log[:, L_TO] == TRADING_HALTED)
+                                          & (log[:, L_FROM] != TRADING_HALTED))),
             "risk_breaches_by_kind": br,
             "stale_intervals": len(stale),
             "stale_ms": float(sum(b - a for a, b in stale) / 1e6),
