@@ -246,17 +246,9 @@ def load_config(
 
 
 def _strategy_module(name: str) -> Any:
-    """The module of strategy ``name`` (``ValueError`` listing the known names)."""
-    try:
-        from mm_core.strategy.registry import strategy_module
-    except ImportError:  # the registry lands with the strategy seam; until then the modules by name
-        import importlib
+    """The module of strategy ``name`` (``StrategyNotFound``, a ``ValueError``, lists the known names)."""
+    from mm_core.strategy.registry import strategy_module
 
-        known = {"avellaneda-stoikov": "mm_core.strategy.avellaneda_stoikov", "glft": "mm_core.strategy.glft",
-                 "baseline": None, "scripted": None}
-        if name not in known:
-            raise ValueError(f"unknown strategy {name!r}; known strategies: {', '.join(known)}") from None
-        return importlib.import_module(known[name]) if known[name] else None
     return strategy_module(name)
 
 
