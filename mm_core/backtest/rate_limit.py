@@ -5,8 +5,9 @@ that would take it above the tier's threshold is rejected with ``EOrder:Rate lim
 Cancelling a young order costs most (+8 under 5 s), which is exactly what naive quote churn does:
 cancel-and-replace every 100 ms would be throttled live within seconds, so it is throttled here.
 
-The counter is two floats (value, time of last update) kept by the engine; these jitted functions
-are the whole model. Rejected requests do not raise the counter.
+The counter is two floats (value, time of last update) kept by the engine; an add costs +1 (the
+engine adds it inline), :func:`cancel_cost` prices a cancel and :func:`amend_cost` an amend by the
+order's age, and :func:`decayed` is the decay. Rejected requests do not raise the counter.
 """
 
 from __future__ import annotations
@@ -47,11 +48,6 @@ def decayed(value, last_ts, now_ts, decay_per_s):
     """Counter value at ``now_ts`` after linear decay since ``last_ts`` (never below 0)."""
     v = value - decay_per_s * (now_ts - last_ts) / _S
     return v if v > 0.0 else 0.0
-
-
-@njit(cache=True)
-def add_cost():
-    return 1.0
 
 
 @njit(cache=True)
