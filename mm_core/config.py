@@ -143,6 +143,7 @@ class RuntimeConfig(_Strict):
     strategy: StrategyConfig = StrategyConfig()
     regimes: RegimeConfig = RegimeConfig()  # [regimes.latency|volatility|market], validated in its module
     risk: RiskConfig = RiskConfig()  # [risk]
+    requote: dict[str, Any] = {}  # [requote]: mm_core.strategy.requote.RequoteConfig, validated on load
     source: Optional[str] = None
 
     @property
@@ -241,6 +242,7 @@ def load_config(
         raise ConfigError(f"{where}: {exc}") from None
     _check_values(cfg, where)
     _check_strategy(cfg.strategy, where)
+    _check_requote(cfg.requote, where)
     _check_with_adapter(cfg, where)
     return cfg
 
@@ -266,6 +268,15 @@ def _check_strategy(st: StrategyConfig, where: str) -> None:
         except (ValueError, TypeError) as exc:
             label = "strategy.name" if name == st.name and name not in st.sections else f"strategy.{name}"
             raise ConfigError(f"{where}: {label}: {exc}") from None
+
+
+def _check_requote(section: dict[str, Any], where: str) -> None:
+    from mm_core.strategy.requote import RequoteConfig
+
+    try:
+        RequoteConfig.from_config(dict(section))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _check_with_adapter(cfg: RuntimeConfig, where: str) -> None:

@@ -5,9 +5,11 @@ that would take it above the tier's threshold is rejected with ``EOrder:Rate lim
 Cancelling a young order costs most (+8 under 5 s), which is exactly what naive quote churn does:
 cancel-and-replace every 100 ms would be throttled live within seconds, so it is throttled here.
 
-The counter is two floats (value, time of last update) kept by the engine; an add costs +1 (the
-engine adds it inline), :func:`cancel_cost` prices a cancel and :func:`amend_cost` an amend by the
-order's age, and :func:`decayed` is the decay. Rejected requests do not raise the counter.
+The counter is two floats (value, time of last update) kept by the exchange side
+(:mod:`mm_core.backtest.matching`); an add costs +1 (added inline), :func:`cancel_cost` and
+:func:`amend_cost` price a cancel and an amend by the order's age, :func:`decayed` is the decay.
+Rejected requests do not raise the counter. The strategy's requote rules budget the same costs
+against their own estimate of the counter (:mod:`mm_core.strategy.requote`).
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def cancel_cost(age_ns):
 
 @njit(cache=True)
 def amend_cost(age_ns):
-    """+1 plus +3/+2/+1 for orders younger than 5/10/15 s."""
+    """+1 plus +3/+2/+1 for orders younger than 5/10/15 s (an amend is cheaper than cancel + new)."""
     s = age_ns / _S
     if s < 5.0:
         return 4.0

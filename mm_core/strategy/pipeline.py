@@ -35,7 +35,8 @@ from numba import njit
 from mm_core.strategy import requote as _rq
 from mm_core.strategy.base import StrategySpec
 from mm_core.strategy.requote import (A_KIND, N_A, N_PF, N_PI, PF_SIGMA, PF_VAR, PF_VOL_MID, PI_DECISIONS,
-                                      PI_N_LOG, PI_REASONS, PI_RULE_SKIPS, PI_STALE, PI_VOL_NEXT, PI_VOL_SEC,
+                                      PI_N_LOG, PI_REASONS, PI_RULE_SKIPS, PI_STALE, PI_VOL_N, PI_VOL_NEXT,
+                                      PI_VOL_SEC,
                                       QC_VOL_ALPHA,
                                       RequoteConfig)
 from mm_core.strategy.view import (MKT_CANCEL_ONLY, MKT_MAINTENANCE, N_L, N_O, N_Q, N_V, O_LEAVES, O_SIDE,
@@ -53,6 +54,7 @@ from mm_core.strategy import risk as _risk
 RegimeConfig = _reg.RegimeConfig
 RiskConfig = _risk.RiskConfig
 LOG_ROOM = 32  # rows one decision (or one fault) may append at most
+VOL_MIN_SAMPLES = 30  # 1-second returns before the realised vol is reported (NaN before)
 
 _S = 1_000_000_000
 
@@ -93,20 +95,24 @@ def _step(t, V, ORD, n_ord, P, ST, OUT, RS, RC, KS, KC, QC, PF, PI, LOG, ACT):
     if not two_sided:
         V[V_DATA_VALID] = 0.0
     # realised vol: EWMA of squared relative mid returns over whole seconds, sampled at the first
-    # decision of each second (cheap, and identical wherever the step runs)
+    # decision of each second (cheap, and identical wherever the step runs); bias-corrected for its
+    # start, and unknown (NaN) until VOL_MIN_SAMPLES returns are in
     if t >= PI[PI_VOL_NEXT] and two_sided and V[V_DATA_VALID] != 0.0:
         sec = t // _S
         mid = 0.5 * (bid + ask)
         if PF[PF_VOL_MID] > 0.0:
             r = mid / PF[PF_VOL_MID] - 1.0
-            PF[PF_VAR] += QC[QC_VOL_ALPHA] * (r * r / (sec - PI[PI_VOL_SEC]) - PF[PF_VAR])
-            PF[PF_SIGMA] = mid * math.sqrt(PF[PF_VAR])
+            a = QC[QC_VOL_ALPHA]
+            PF[PF_VAR] += a * (r * r / (sec - PI[PI_VOL_SEC]) - PF[PF_VAR])
+            PI[PI_VOL_N] += 1
+            if PI[PI_VOL_N] >= VOL_MIN_SAMPLES:
+                PF[PF_SIGMA] = mid * math.sqrt(PF[PF_VAR] / (1.0 - (1.0 - a) ** PI[PI_VOL_N]))
         PF[PF_VOL_MID] = mid
         PI[PI_VOL_SEC] = sec
         PI[PI_VOL_NEXT] = (sec + 1) * _S
     V[V_SIGMA] = PF[PF_SIGMA]
     # 1. regimes (volatility bands in bp of the fair mid per sqrt(second))
-    sigma_bp = 1e4 * PF[PF_SIGMA] / V[V_FAIR] if V[V_FAIR] > 0.0 else math.nan
+    sigma_bp = 1e4 * PF[PF_SIGMA] / V[V_FAIR] if V[V_FAIR] > 0.0 else math.nan  # NaN: no estimate
     n_log = _regimes_update(RS, RC, t, sigma_bp, V[V_MARKET], LOG, n_log)
     V[V_LAT_REGIME] = RS[RS_LAT]
     V[V_VOL_REGIME] = RS[RS_VOL]
@@ -280,6 +286,7 @@ class DecisionPipeline:
         self.PF = np.zeros(N_PF, np.float64)
         self.PI = np.zeros(N_PI, np.int64)
         self.PI[PI_VOL_SEC] = -1
+        self.PF[PF_SIGMA] = math.nan
         self.LOG = np.zeros((log_capacity, N_L), np.int64)
         self.ACT = np.zeros((max_orders + 4, N_A), np.float64)
 

@@ -91,15 +91,16 @@ PI_STALE = 13  # decisions that saw stale/invalid data
 PI_QUOTE_CHANGES = 14  # actions that changed what rests (new, cancel, amend)
 PI_VOL_NEXT = 15  # next whole second at which the pipeline samples the mid
 PI_REASONS = 16  # 16 slots: decisions by the strategy's reason code (>= 15 counted in the last)
-N_PI = 32
+PI_VOL_N = 32  # 1-second returns in the realised-vol estimate
+N_PI = 33
 
 
 @dataclass(frozen=True)
 class RequoteConfig:
     """``[requote]`` settings (see the module docstring)."""
 
-    deadband_ticks: float = 1.0
-    deadband_bps: float = 0.0
+    deadband_ticks: float = 0.0
+    deadband_bps: float = 0.2
     max_age_ms: float = 60_000.0
     min_rest_ms: float = 0.0
     amend: bool = True
