@@ -162,6 +162,7 @@ class BacktestResult:
     decision_ns: np.ndarray = field(default_factory=lambda: np.zeros(0))  # sampled decision latencies
     span: tuple[int, int] = (0, 0)  # first/last exchange timestamp of the data
     gonogo: dict = field(default_factory=dict)  # mm_core.backtest.gonogo.evaluate
+    trace: Optional[tuple] = None  # (int rows, float rows) of the pipeline calls, when asked for
 
     @property
     def events_per_second(self) -> float:
@@ -247,8 +248,11 @@ def new_pipeline(config: BacktestConfig, tick_size: float) -> DecisionPipeline:
 
 
 def run_backtest(market: MarketArrays, config: BacktestConfig = BacktestConfig(), *,
-                 local_ts: Optional[np.ndarray] = None, fair: Optional[np.ndarray] = None) -> BacktestResult:
-    """Run ``config`` over ``market`` and decompose the PnL."""
+                 local_ts: Optional[np.ndarray] = None, fair: Optional[np.ndarray] = None,
+                 trace: int = 0) -> BacktestResult:
+    """Run ``config`` over ``market`` and decompose the PnL. ``trace`` > 0 records that many pipeline
+    calls (:data:`engine_core.TR_KIND` ...) in ``result.trace`` (tests replay them through the
+    Python-callable pipeline)."""
     from mm_core.backtest.gonogo import evaluate
     from mm_core.backtest.pnl import decompose
 
@@ -277,7 +281,7 @@ def run_backtest(market: MarketArrays, config: BacktestConfig = BacktestConfig()
     t0 = time.perf_counter()
     st, LOG = core.run(market_cols, np.int64(n_ticks), np.int64(lo), (lat.ts, lat.entry, lat.response), exchange,
                        arrays, feed, np.int64(round(config.requote_ms * 1e6)), np.int64(end),
-                       np.int64(1 if config.share_trades else 0), run_core)
+                       np.int64(1 if config.share_trades else 0), run_core, int(trace))
     loop_s = time.perf_counter() - t0
     ns_per_cycle = loop_s * 1e9 / max(int(core.read_cycles()) - int(c0), 1)
     if st.S[core.S_OVERFLOW]:
@@ -318,6 +322,9 @@ def run_backtest(market: MarketArrays, config: BacktestConfig = BacktestConfig()
                             log=LOG[:int(pipe.PI[rq.PI_N_LOG])].copy(), timeline=timeline,
                             decision_ns=st.lat[:n_lat] * ns_per_cycle, span=(start, end))
     result.gonogo = evaluate(result)
+    if trace:
+        n_tr = int(st.S[core.S_N_TRACE])
+        result.trace = (st.tr_i[:n_tr].copy(), st.tr_f[:n_tr].copy())
     return result
 
 

@@ -135,7 +135,8 @@ S_MARKET = 20  # market status per the feed-status events (strategy's view)
 S_LAT_N = 21  # decision-latency samples taken
 S_PB = 22  # next book message (feed-age sample)
 S_DIRTY = 23  # the strategy's order table changed since the last decision
-N_S = 24
+S_N_TRACE = 24  # rows written to the call trace (when one is given)
+N_S = 25
 # float loop state
 F_LPOS = 0  # position as the strategy knows it (from fill reports)
 F_LCASH = 1  # cash as the strategy knows it (quote currency)
@@ -148,6 +149,19 @@ ST_MARKET = 2  # a = market status code
 ST_FAULT = 3  # a = fault kind for the risk controls, v = its value
 
 LAT_EVERY = 16  # decision latency: one sample per this many decisions (two cycle-counter reads)
+
+# call trace (optional, for the test that the Python-callable pipeline decides as the loop does):
+# one row per pipeline call in call order -- TR_KIND (TR_FAULT / TR_DECISION), TR_T, then for a fault
+# its kind (TR_A) and value (float row [0]); for a decision n_ord (TR_A), n_act (TR_B) and the float
+# row: the view as given to the step (N_V), then TRACE_ROWS order rows (N_O each), then TRACE_ROWS
+# action rows (N_A each). Book-message age samples are not traced: the feed timeline has them.
+TR_KIND = 0
+TR_T = 1
+TR_A = 2
+TR_B = 3
+TR_FAULT = 1
+TR_DECISION = 2
+TRACE_ROWS = 8
 
 DONE = 0
 NEED_ROOM = 1
@@ -225,10 +239,17 @@ def _request(S, rq, now, kind, oid, lat_ts, lat_entry):
     S[S_RQ_TAIL] += 1
 
 
+def trace_width() -> int:
+    from mm_core.strategy.requote import N_A
+    from mm_core.strategy.view import N_O, N_V
+
+    return N_V + TRACE_ROWS * (N_O + N_A)
+
+
 class LoopState:
     """Every array the loop reads and writes besides the market rows and the pipeline's arrays."""
 
-    def __init__(self, n_ticks: int, requote_ns: int, first_local_ts: int | None):
+    def __init__(self, n_ticks: int, requote_ns: int, first_local_ts: int | None, trace: int = 0):
         self.S = np.zeros(N_S, np.int64)
         self.F = np.zeros(N_F, np.float64)
         S = self.S
@@ -256,6 +277,8 @@ class LoopState:
         self.rs_i = np.zeros((3, RING), np.int64)
         self.rs_q = np.zeros(RING, np.float64)
         self.lat = np.zeros(1 << 16, np.int64)  # decision-latency samples (cycles), a ring
+        self.tr_i = np.zeros((trace, 4), np.int64)
+        self.tr_f = np.zeros((trace, trace_width() if trace else 0), np.float64)
 
     def grow(self, LOG: np.ndarray, n_log: int) -> np.ndarray:
         """Double whichever of the order and fill tables is nearly full; returns the (grown) log."""
@@ -274,7 +297,7 @@ class LoopState:
 
 
 def run(market_cols, n_ticks, lo, lat, exchange, strategy_arrays, feed, requote_ns, end_ts, share_trades,
-        run_core):
+        run_core, trace: int = 0):
     """Run the loop over all rows (growing its tables as needed); see the module docstring.
 
     ``market_cols``: (kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty, ba_qty, fair);
@@ -283,13 +306,13 @@ def run(market_cols, n_ticks, lo, lat, exchange, strategy_arrays, feed, requote_
     OUT, RS, RC, KS, KC, QC, PF, PI, LOG, ACT); ``feed``: (conf_local, conf_exch, st_ts, st_kind,
     st_a, st_v, bm_local, bm_age_ms). Returns the loop state and the (possibly grown) log."""
     kind = market_cols[0]
-    st = LoopState(int(n_ticks), int(requote_ns), int(market_cols[5][0]) if kind.shape[0] > 0 else None)
+    st = LoopState(int(n_ticks), int(requote_ns), int(market_cols[5][0]) if kind.shape[0] > 0 else None, trace)
     V, ORD, P, ST, OUT, RS, RC, KS, KC, QC, PF, PI, LOG, ACT = strategy_arrays
     while True:
         status = run_core(*market_cols, lo, lo + n_ticks, *lat, *exchange, requote_ns, end_ts, share_trades,
                           *feed, V, ORD, P, ST, OUT, RS, RC, KS, KC, QC, PF, PI, LOG, ACT,
                           st.S, st.F, st.X, st.XF, st.bq, st.aq, st.oi, st.of, st.fi, st.fq, st.counters,
-                          st.xbuy, st.xsell, st.lopen, st.rq, st.rs_i, st.rs_q, st.lat)
+                          st.xbuy, st.xsell, st.lopen, st.rq, st.rs_i, st.rs_q, st.lat, st.tr_i, st.tr_f)
         if status == DONE:
             break
         LOG = st.grow(LOG, int(PI[PI_N_LOG]))
@@ -324,6 +347,19 @@ def run_core_for(spec, queue_kind):
     return fn
 
 
+@_helper
+def _fault(KS, KC, PI, LOG, S, tr_i, tr_f, now, kind, value):
+    """A fault for the risk controls (traced when a trace is given)."""
+    k = S[S_N_TRACE]
+    if k < tr_i.shape[0]:
+        tr_i[k, TR_KIND] = TR_FAULT
+        tr_i[k, TR_T] = now
+        tr_i[k, TR_A] = kind
+        tr_f[k, 0] = value
+        S[S_N_TRACE] = k + 1
+    pl.on_fault_inline(KS, KC, PI, LOG, now, kind, value)
+
+
 _x_depth = mx.LOOP["x_depth"]
 _x_trade = mx.LOOP["x_trade"]
 _x_clear = mx.LOOP["x_clear"]
@@ -342,7 +378,8 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
               requote_ns, end_ts, share_trades,
               conf_local, conf_exch, st_ts, st_kind, st_a, st_v, bm_local, bm_age,
               V, ORD, P, ST, OUT, RS, RC, KS, KC, QC, PF, PI, LOG, ACT,
-              S, F, X, XF, bq, aq, oi, of, fi, fq, counters, xbuy, xsell, lopen, rq, rs_i, rs_q, lat_samples):
+              S, F, X, XF, bq, aq, oi, of, fi, fq, counters, xbuy, xsell, lopen, rq, rs_i, rs_q, lat_samples,
+              tr_i, tr_f):
     """The loop, from the state in ``S``/``F`` (see :func:`run`). Returns ``DONE``, or ``NEED_ROOM``
     (state saved) when the order, fill or log table must grow first. Plain Python:
     :func:`run_core_for` compiles its specialisations."""
@@ -432,7 +469,7 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
                 of[o, OF_LLEAVES] -= q
                 forget = of[o, OF_LLEAVES] < 0.5 * lot
             elif rk == RSP_CANCEL_REJECTED:
-                _on_fault(KS, KC, PI, LOG, now, F_REJECT, 0.0)
+                _fault(KS, KC, PI, LOG, S, tr_i, tr_f, now, F_REJECT, 0.0)
                 if oi[o, OI_LSTATE] == LS_CANCEL_PENDING:
                     oi[o, OI_LSTATE] = LS_LIVE  # still live: cancel it again at the next decision
             elif rk == RSP_AMENDED:
@@ -445,14 +482,14 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
                     oi[o, OI_LSTATE] = LS_LIVE
                 forget = of[o, OF_LLEAVES] < 0.5 * lot
             elif rk == RSP_AMEND_REJECTED:
-                _on_fault(KS, KC, PI, LOG, now, F_REJECT, 0.0)
+                _fault(KS, KC, PI, LOG, S, tr_i, tr_f, now, F_REJECT, 0.0)
                 counters[C_AMEND_REJECTED] += 1
                 if oi[o, OI_LSTATE] == LS_AMEND_PENDING:
                     oi[o, OI_LSTATE] = LS_LIVE
             else:  # rejected, canceled (also by an amend below the filled size), too late: gone
                 if rk == RSP_REJECTED:
                     oi[o, OI_ACK_LOCAL] = now
-                    _on_fault(KS, KC, PI, LOG, now, F_REJECT, 0.0)
+                    _fault(KS, KC, PI, LOG, S, tr_i, tr_f, now, F_REJECT, 0.0)
                 elif rk == RSP_AMEND_TOO_LATE:
                     counters[C_AMEND_TOO_LATE] += 1
                 forget = True
@@ -506,7 +543,7 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
                         S[S_MARKET] = st_a[p]
                         X[X_MARKET] = st_a[p]  # the exchange switches at the same instant
                     else:
-                        _on_fault(KS, KC, PI, LOG, now, st_a[p], st_v[p])
+                        _fault(KS, KC, PI, LOG, S, tr_i, tr_f, now, st_a[p], st_v[p])
                     p += 1
                 S[S_P_ST] = p
             # the view: rows that have reached the strategy; each new book message is an age sample
@@ -552,7 +589,25 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
                 o = lopen[a]
                 ORD[a, O_AGE_MS] = (now - oi[o, OI_SUBMIT_LOCAL]) * 1e-6
                 ORD[a, O_QUEUE_AHEAD] = of[o, OF_FRONT] if oi[o, OI_XSTATE] == 1 else -1.0
+            k_tr = S[S_N_TRACE]
+            if k_tr < tr_i.shape[0]:  # the call trace, when one is given: the view and orders as given
+                tr_i[k_tr, TR_KIND] = TR_DECISION
+                tr_i[k_tr, TR_T] = now
+                tr_i[k_tr, TR_A] = n_ord
+                for c in range(V.shape[0]):
+                    tr_f[k_tr, c] = V[c]
+                w = V.shape[0]
+                for a in range(min(n_ord, TRACE_ROWS)):
+                    for c in range(ORD.shape[1]):
+                        tr_f[k_tr, w + a * ORD.shape[1] + c] = ORD[a, c]
             n_act = _step(now, V, ORD, n_ord, P, ST, OUT, RS, RC, KS, KC, QC, PF, PI, LOG, ACT)
+            if k_tr < tr_i.shape[0]:
+                tr_i[k_tr, TR_B] = n_act
+                w = V.shape[0] + TRACE_ROWS * ORD.shape[1]
+                for a in range(min(n_act, TRACE_ROWS)):
+                    for c in range(ACT.shape[1]):
+                        tr_f[k_tr, w + a * ACT.shape[1] + c] = ACT[a, c]
+                S[S_N_TRACE] = k_tr + 1
             if n_act > 0:
                 S[S_DIRTY] = 1
             for a in range(n_act):

@@ -39,7 +39,7 @@ from mm_core.strategy.requote import (A_KIND, N_A, N_PF, N_PI, PF_SIGMA, PF_VAR,
                                       PI_VOL_SEC,
                                       QC_VOL_ALPHA,
                                       RequoteConfig)
-from mm_core.strategy.view import (MKT_CANCEL_ONLY, MKT_MAINTENANCE, N_L, N_O, N_Q, N_V, O_LEAVES, O_SIDE,
+from mm_core.strategy.view import (TRADING_HALTED, TRADING_REDUCING, MKT_CANCEL_ONLY, MKT_MAINTENANCE, N_L, N_O, N_Q, N_V, O_LEAVES, O_SIDE,
                                    O_STATE, O_AGE_MS, O_ID, OS_CANCEL_PENDING, Q_ASK_PX, Q_ASK_QTY, Q_BID_PX,
                                    Q_BID_QTY, Q_REASON, R_MARKET, R_NO_BOOK, R_STALE, V_ASK, V_BID, V_DATA_VALID,
                                    V_EQUITY, V_FAIR, V_LAT_REGIME, V_LOT, V_MARKET, V_MAX_POSITION, V_MIN_COST,
@@ -190,11 +190,21 @@ def _step(t, V, ORD, n_ord, P, ST, OUT, RS, RC, KS, KC, QC, PF, PI, LOG, ACT):
         if aq > 0.0 and (aq < V[V_MIN_QTY] or aq * at * tick < V[V_MIN_COST]):
             PI[PI_RULE_SKIPS] += 1
             aq = 0.0
+    # a pull (no minimum resting time, no rate guard): the risk step removed a side the strategy
+    # wanted, or the data, the trading state or the market status forbid quoting at all (whatever
+    # the strategy itself decided for the same reason)
     pull_bid = want_bid > 0.0 and OUT[Q_BID_QTY] <= 0.0
     pull_ask = want_ask > 0.0 and OUT[Q_ASK_QTY] <= 0.0
-    if not two_sided or KS[KS_STALE] != 0.0:
+    mkt = V[V_MARKET]
+    if (not two_sided or KS[KS_STALE] != 0.0 or KS[KS_TRADING] == TRADING_HALTED or mkt == MKT_CANCEL_ONLY
+            or mkt == MKT_MAINTENANCE):
         pull_bid = True
         pull_ask = True
+    elif KS[KS_TRADING] == TRADING_REDUCING:
+        if V[V_POSITION] > 0.0:
+            pull_bid = True
+        elif V[V_POSITION] < 0.0:
+            pull_ask = True
     cut_bid = OUT[Q_BID_QTY] < want_bid
     cut_ask = OUT[Q_ASK_QTY] < want_ask
     # 6. requote

@@ -105,6 +105,7 @@ class RequoteConfig:
     min_rest_ms: float = 0.0
     amend: bool = True
     qty_tolerance: float = 0.25
+    pull_reserve: float = 16.0  # rate-counter points ordinary actions leave free for pulling two young quotes
     vol_halflife_s: float = 60.0  # pipeline's realised-vol EWMA
 
     @classmethod
@@ -112,7 +113,7 @@ class RequoteConfig:
         """The plain rule: any price change cancels and replaces at once, size changes are ignored
         (the known-answer tests' and the hftbacktest comparison's loop)."""
         return cls(deadband_ticks=0.0, deadband_bps=0.0, max_age_ms=math.inf, min_rest_ms=0.0, amend=False,
-                   qty_tolerance=math.inf)
+                   qty_tolerance=math.inf, pull_reserve=0.0)
 
     def __post_init__(self) -> None:
         problems = []
@@ -124,6 +125,8 @@ class RequoteConfig:
             problems.append("min_rest_ms must be >= 0")
         if self.qty_tolerance < 0:
             problems.append("qty_tolerance must be >= 0")
+        if self.pull_reserve < 0:
+            problems.append("pull_reserve must be >= 0")
         if self.vol_halflife_s <= 0:
             problems.append("vol_halflife_s must be > 0")
         if problems:
@@ -140,7 +143,8 @@ class RequoteConfig:
     def vector(self, *, rate_limit: float, rate_decay: float, rate_guard: float, max_open_per_side: int,
                max_orders: int) -> np.ndarray:
         """The vector the step reads; ``rate_guard`` is the share of the venue's threshold ordinary
-        actions may use, ``max_orders`` the capacity of the caller's order table."""
+        actions may use (less ``pull_reserve``: a pull must never be what pushes the counter into the
+        risk layer's rate-counter kill switch), ``max_orders`` the capacity of the caller's order table."""
         v = np.zeros(N_QC, np.float64)
         v[QC_DEADBAND_TICKS] = self.deadband_ticks
         v[QC_DEADBAND_BPS] = self.deadband_bps
@@ -150,7 +154,7 @@ class RequoteConfig:
         v[QC_QTY_TOL] = self.qty_tolerance
         v[QC_MAX_OPEN_PER_SIDE] = max_open_per_side
         v[QC_MAX_ORDERS] = max_orders
-        v[QC_RATE_GUARD] = rate_limit * rate_guard
+        v[QC_RATE_GUARD] = rate_limit * rate_guard - self.pull_reserve
         v[QC_RATE_LIMIT] = rate_limit
         v[QC_RATE_DECAY] = rate_decay
         v[QC_VOL_ALPHA] = 1.0 - math.exp(-math.log(2.0) / self.vol_halflife_s)
