@@ -88,3 +88,14 @@ def test_fee_tier_follows_the_runs_own_volume_across_a_boundary():
     assert list(TieredFee(tiers, volume_30d=9_000, growth="fill").fees(p, q, mk))[:2] == pytest.approx([12.5, 10.0])
     with pytest.raises(ValueError, match="daily"):
         TieredFee(tiers, growth="weekly")
+
+
+def test_capture_latency_refuses_negative_ages_instead_of_clamping_them(tmp_path):
+    """A negative age is a clock signal: it is counted and reported, never replaced by 0."""
+    csv = tmp_path / "skewed.csv"
+    csv.write_text("exchange,symbol,ts_exchange,ts_capture,age_ms,bid,bid_qty,ask,ask_qty\n"
+                   f"kraken,BTC/EUR,0,{1 * S},10,1,1,2,1\n"
+                   f"kraken,BTC/EUR,0,{2 * S},-4.5,1,1,2,1\n"
+                   f"kraken,BTC/EUR,0,{3 * S},-0.25,1,1,2,1\n")
+    with pytest.raises(ValueError, match=r"2 of 3 ages \(66.67 %\) are negative, min -4.500 ms"):
+        CaptureLatency.from_csv(csv)
