@@ -55,7 +55,7 @@ from mm_core.backtest.matching import (FI_LOCAL, FI_OID, FILL_ROOM, N_FI, N_OF_X
                                        RSP_CANCEL_REJECTED, RSP_FILL, RSP_REJECTED, X_MARKET, X_MAX_BUY,
                                        X_MIN_SELL, X_N_FILLS, XS_IN_FLIGHT)
 from mm_core.strategy import pipeline as pl
-from mm_core.strategy.requote import A_ID, A_KIND, A_QTY, A_SIDE, A_TICK, ACT_AMEND, ACT_CANCEL, ACT_NEW, PI_N_LOG
+from mm_core.strategy.requote import A_ID, A_KIND, A_QTY, A_SIDE, A_TICK, ACT_CANCEL, ACT_NEW, PI_N_LOG
 from mm_core.strategy.view import (O_AGE_MS, O_FILLED, O_ID, O_LEAVES, O_PRICE, O_QUEUE_AHEAD, O_SIDE, O_STATE,
                                    O_TICK, OS_AMEND_PENDING, OS_CANCEL_PENDING, OS_LIVE, OS_PENDING_NEW,
                                    V_ASK, V_ASK_QTY, V_BID, V_BID_QTY, V_DATA_AGE_MS, V_DATA_VALID, V_EQUITY,

@@ -36,12 +36,10 @@ from mm_core.strategy import requote as _rq
 from mm_core.strategy.base import StrategySpec
 from mm_core.strategy.requote import (A_KIND, N_A, N_PF, N_PI, PF_SIGMA, PF_VAR, PF_VOL_MID, PI_DECISIONS,
                                       PI_N_LOG, PI_REASONS, PI_RULE_SKIPS, PI_STALE, PI_VOL_N, PI_VOL_NEXT,
-                                      PI_VOL_SEC,
-                                      QC_VOL_ALPHA,
-                                      RequoteConfig)
-from mm_core.strategy.view import (TRADING_HALTED, TRADING_REDUCING, MKT_CANCEL_ONLY, MKT_MAINTENANCE, N_L, N_O, N_Q, N_V, O_LEAVES, O_SIDE,
-                                   O_STATE, O_AGE_MS, O_ID, OS_CANCEL_PENDING, Q_ASK_PX, Q_ASK_QTY, Q_BID_PX,
-                                   Q_BID_QTY, Q_REASON, R_MARKET, R_NO_BOOK, R_STALE, V_ASK, V_BID, V_DATA_VALID,
+                                      PI_VOL_SEC, QC_VOL_ALPHA, RequoteConfig)
+from mm_core.strategy.view import (MKT_CANCEL_ONLY, MKT_MAINTENANCE, N_L, N_O, N_Q, N_V, O_AGE_MS, O_ID, O_LEAVES,
+                                   O_SIDE, O_STATE, OS_CANCEL_PENDING, Q_ASK_PX, Q_ASK_QTY, Q_BID_PX, Q_BID_QTY,
+                                   Q_REASON, R_NO_BOOK, TRADING_HALTED, TRADING_REDUCING, V_ASK, V_BID, V_DATA_VALID,
                                    V_EQUITY, V_FAIR, V_LAT_REGIME, V_LOT, V_MARKET, V_MAX_POSITION, V_MIN_COST,
                                    V_MIN_QTY, V_OTHER_ASK_QTY, V_OTHER_BID_QTY, V_POSITION, V_RATE_COUNTER,
                                    V_RATE_LIMIT, V_SIGMA, V_SIZE_MULT, V_TICK, V_TRADING, V_VOL_REGIME,
