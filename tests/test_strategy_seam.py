@@ -91,6 +91,13 @@ def test_unknown_strategy_on_the_command_line_exits_2(capsys):
     assert "unknown strategy 'no-such-strategy'" in err and "baseline" in err
 
 
+def test_a_calibration_goes_only_to_strategies_that_read_one():
+    base = load_strategy("baseline", {}, calibration=CALIBRATION)  # ignored, not an error
+    assert base.vector.tolist() == load_strategy("baseline").vector.tolist()
+    glft = load_strategy("glft", {}, calibration=CALIBRATION)
+    assert glft.params.kappa == CALIBRATION["kappa"]
+
+
 def test_registering_needs_the_whole_module_shape():
     class Half:
         NAME = "half"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import json
 from pathlib import Path
 from types import ModuleType
@@ -107,9 +108,9 @@ def load_strategy(name: str, params_dict: Optional[Mapping[str, Any]] = None,
     try:
         if from_config is None:
             params = module.Params(**pd)
-        elif cal is not None:
+        elif cal is not None and "calibration" in inspect.signature(from_config).parameters:
             params = from_config(pd, calibration=cal)
-        else:
+        else:  # a strategy that reads no calibration ignores one (the config's [strategy] calibration)
             params = from_config(pd)
     except TypeError as exc:
         raise ValueError(f"strategy {name!r}: bad parameters {sorted(pd)}: {exc}") from None
