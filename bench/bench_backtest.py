@@ -3,9 +3,11 @@
 What is compared (both sides get exactly the same rows, converted once by
 :func:`mm_core.backtest.event_arrays.to_hftbacktest`):
 
-- the same baseline quoting decision (the same jitted ``baseline_quote`` kernel is called from our
-  engine and from the hftbacktest strategy loop), requote every 100 ms, post-only limit orders,
-  cancel-and-replace when the target price changes, at most 4 open orders per side;
+- the same baseline quoting decision: our engine runs the full strategy pipeline (regimes and risk
+  on, with neutral multipliers and limits that never bind, cancel-and-replace requoting); the
+  hftbacktest loop calls the same jitted ``baseline.decide`` with the pipeline's rounding
+  (``baseline.quote_ticks``); requote every 100 ms, post-only limit orders, cancel-and-replace when
+  the target price changes, at most 4 open orders per side;
 - constant latency (feed = entry = response), risk-averse queue, partial fills, Kraken retail
   fees (0.25 % maker / 0.40 % taker), no rate limit (hftbacktest has none);
 - the same fills: the bench logs both engines' orders and fills and matches them order by order

@@ -58,7 +58,7 @@ _S = 1_000_000_000
 
 
 def _inline(fn):
-    """The same function re-jitted to be inlined at numba-IR level (no call, no refcounting). A copy
+    """The same function re-jitted with ``forceinline`` (LLVM inlines it into its callers). A copy
     with its own qualified name, so its on-disk cache entry never collides with the original's."""
     src = getattr(fn, "py_func", fn)
     py = types.FunctionType(src.__code__, src.__globals__, src.__name__, src.__defaults__, src.__closure__)
