@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("mm_core.demo", "offline end-to-end demo on the local exchange simulator"),
     "collect": ("mm_core.capture.collector", "capture a live feed (BBO/L2/trades) into a run directory"),
     "replay": ("mm_core.replay", "run a recorded capture through the adapter and book; summarize"),
+    "repair": ("mm_core.store.repair", "rebuild a killed run's missing Parquet from its raw archive"),
     "simexchange": ("mm_core.simexchange.server", "local Kraken-v2-speaking exchange simulator on 127.0.0.1"),
     "qa": ("mm_core.quality", "data-quality checks of a capture file (PASS/WARN/FAIL)"),
     "analyze": ("mm_core.latency", "feed-latency analysis of a capture file"),
@@ -27,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("mm_core.backtest.sweep", "parameter/stress grid of backtests in parallel processes"),
     "calibrate": ("mm_core.strategy.calibrate", "fit fill intensity A, kappa and volatility sigma for the strategies"),
     "kill": ("mm_core.strategy.kill_file", "manual kill switch: a running trader pulls every quote"),
+    "tca": ("mm_core.trading.tca", "transaction-cost analysis of trading run directories (markouts, fees, fill rate)"),
+    "reconcile-day": ("mm_core.trading.reconcile_day", "compare a session with its backtest replay order by order"),
+    "incidents": ("mm_core.trading.incidents", "incident review: list, show, annotate, close"),
+    "rollout-check": ("mm_core.trading.rollout", "Phase 5 go/no-go on recorded sessions (PROCEED / NOT YET)"),
 }
 
 

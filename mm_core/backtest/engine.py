@@ -3,81 +3,80 @@
 This is the Python face of the jitted loop in :mod:`mm_core.backtest.engine_core`: it turns a
 :class:`BacktestConfig` (strategy spec, regimes/risk/requote configs, latency model, queue model
 name, rate tier, fee model, instrument rules, injected feed faults) into the plain arrays and
-numbers the loop takes, times the loop alone
-(``events_per_second`` is market rows per second of loop time, JIT excluded), and hands fills to
-:mod:`mm_core.backtest.pnl`.
+numbers the loop takes, and hands fills to :mod:`mm_core.backtest.pnl` and the go/no-go figures to
+:mod:`mm_core.backtest.gonogo`.
 
-JIT cache: every kernel is ``@njit(cache=True)``, so compilation is paid once per machine (cold
-process ~seconds, warm process loads machine code from ``__pycache__``). Numba invalidates a cached
-function only when *its own* file changes, not when a function it calls changes in another module;
-:func:`_drop_stale_jit_cache` fingerprints every source file the loop is built from and clears the
-cache when any of them changed, so an edit to, say, the queue model can never run stale code.
+Timing (what ``mm backtest --json`` reports): ``run_seconds`` is the whole run -- data to rows (when
+the caller adds it, see :meth:`BacktestResult.add_load`), fair series, loop, PnL decomposition --
+with numba compilation taken out and reported apart as ``compile_seconds`` (measured from numba's
+own compile events, so a cold cache shows it and a warm one shows ~0). ``events_per_second`` =
+market rows / ``run_seconds``; the loop alone is ``loop_seconds``.
+
+JIT cache: every kernel is ``@njit(cache=True)``, so compilation is paid once per machine. numba
+invalidates a cached function only when *its own* file changes; :mod:`mm_core.backtest.jit_cache`
+stamps the loop's cache with a digest of every file it is built from, so an edit to, say, the
+queue model is never served stale machine code (and no cache file is ever deleted).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
-from mm_core.backtest.fees import FeeModel, kraken_schedule
-from mm_core.backtest.latency import (ConstantLatency, LatencyModel, OrderLatencyTable,
-                                      capture_local_timestamps, local_timestamps)
-from mm_core.backtest.queue import queue_kind
-from mm_core.backtest.rate_limit import rate_tier
+from mm_core.backtest import jit_cache
 
-_HERE = Path(__file__).resolve().parent
-_STRATEGY = _HERE.parent / "strategy"
-_JIT_SOURCES = [
-    _HERE / "engine_core.py", _HERE / "matching.py", _HERE / "queue.py", _HERE / "rate_limit.py",
-    _HERE / "event_arrays.py",
-    *sorted(p for p in _STRATEGY.glob("*.py")),  # pipeline, requote, regimes, risk, view, strategies
-]
+jit_cache.install()  # before the jitted modules below define their functions
 
-
-def _drop_stale_jit_cache() -> None:
-    """Delete numba cache files of these modules when any source they are compiled from changed."""
-    h = hashlib.sha256()
-    for p in _JIT_SOURCES:
-        try:
-            h.update(p.read_bytes())
-        except OSError:
-            return
-    stamp = _HERE / "__pycache__" / "jit-sources.sha256"
-    digest = h.hexdigest()
-    try:
-        if stamp.is_file() and stamp.read_text() == digest:
-            return
-        for folder in {p.parent / "__pycache__" for p in _JIT_SOURCES}:
-            if folder.is_dir():
-                for f in folder.iterdir():
-                    if f.suffix in (".nbi", ".nbc"):
-                        f.unlink(missing_ok=True)
-        stamp.parent.mkdir(exist_ok=True)
-        stamp.write_text(digest)
-    except OSError:  # read-only install: numba falls back to its user cache dir
-        pass
-
-
-_drop_stale_jit_cache()
-
-from mm_core.backtest import engine_core as core  # noqa: E402  (after the cache check, on purpose)
-from mm_core.backtest import matching as mx  # noqa: E402
+from mm_core.backtest import engine_core as core  # noqa: E402
 from mm_core.backtest.event_arrays import MarketArrays  # noqa: E402
 from mm_core.backtest.fair import fair_model  # noqa: E402
+from mm_core.backtest.fees import FeeModel, kraken_schedule  # noqa: E402
+from mm_core.backtest.latency import (ConstantLatency, LatencyModel, OrderLatencyTable,  # noqa: E402
+                                      capture_local_timestamps, local_timestamps)
+from mm_core.backtest.queue import queue_kind  # noqa: E402
+from mm_core.backtest.rate_limit import rate_tier  # noqa: E402
+from mm_core.backtest import matching as mx  # noqa: E402
 from mm_core.backtest.feed_health import FeedFaults, FeedTimeline, feed_timeline  # noqa: E402
 from mm_core.strategy import StrategySpec, load_strategy  # noqa: E402
 from mm_core.strategy import requote as rq  # noqa: E402
 from mm_core.strategy.pipeline import DecisionPipeline, RegimeConfig, RiskConfig  # noqa: E402
 from mm_core.strategy.requote import RequoteConfig  # noqa: E402
+from mm_core.strategy.view import K_LATENCY, K_VOLATILITY, L_KIND, L_T, L_TO  # noqa: E402
 
 
 def _baseline() -> StrategySpec:
     return load_strategy("baseline")
+
+
+class Stopwatch:
+    """Wall time of a block and the part of it numba spent compiling (cache loads are not
+    compiling: they count as run time)."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.compile = 0.0
+
+    @property
+    def run(self) -> float:
+        return max(self.wall - self.compile, 0.0)
+
+
+@contextmanager
+def stopwatch() -> Iterator[Stopwatch]:
+    """``with stopwatch() as sw: ...`` -> ``sw.wall``, ``sw.compile``, ``sw.run``."""
+    from numba.core import event
+
+    sw = Stopwatch()
+    listener = event.TimingListener()
+    t0 = time.perf_counter()
+    with event.install_listener("numba:compile", listener):
+        yield sw
+    sw.wall = time.perf_counter() - t0
+    sw.compile = listener.duration if listener.done else 0.0
 
 
 @dataclass(frozen=True)
@@ -157,6 +156,9 @@ class BacktestResult:
     loop_seconds: float
     rows: int
     market: dict[str, object]
+    run_seconds: float = 0.0  # whole run, numba compilation excluded
+    compile_seconds: float = 0.0  # numba compilation inside the run
+    load_seconds: float = 0.0  # data -> rows (part of run_seconds when the caller added it)
     log: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.int64))  # transitions (view.L_*)
     timeline: Optional[FeedTimeline] = None
     decision_ns: np.ndarray = field(default_factory=lambda: np.zeros(0))  # sampled decision latencies
@@ -166,7 +168,18 @@ class BacktestResult:
 
     @property
     def events_per_second(self) -> float:
+        """Market rows per second of the whole run (compilation excluded)."""
+        return self.rows / self.run_seconds if self.run_seconds > 0 else float("inf")
+
+    @property
+    def loop_events_per_second(self) -> float:
         return self.rows / self.loop_seconds if self.loop_seconds > 0 else float("inf")
+
+    def add_load(self, sw: Stopwatch) -> None:
+        """Count the data loading timed by ``sw`` into the run (``mm backtest`` does)."""
+        self.load_seconds = sw.run
+        self.run_seconds += sw.run
+        self.compile_seconds += sw.compile
 
     def summary(self) -> dict[str, object]:
         """The machine-readable result (``mm backtest --json``)."""
@@ -180,7 +193,11 @@ class BacktestResult:
             "fills": int(self.fills["qty"].shape[0]),
             "events_per_second": self.events_per_second,
             "rows": self.rows,
+            "run_seconds": self.run_seconds,
+            "compile_seconds": self.compile_seconds,
+            "load_seconds": self.load_seconds,
             "loop_seconds": self.loop_seconds,
+            "loop_events_per_second": self.loop_events_per_second,
             "volume_base": p.volume_base,
             "volume_quote": p.volume_quote,
             "final_position": self.position,
@@ -226,7 +243,18 @@ def local_ts_for(market: MarketArrays, config: BacktestConfig) -> np.ndarray:
     """Strategy-visible times: the collector's receipt times, or exchange time + feed latency."""
     if config.use_capture_ts:
         return capture_local_timestamps(market.exch_ts, market.capture_ts)
+    if type(config.latency) is ConstantLatency:
+        # exchange times never decrease, so in-order delivery of a constant delay is just a shift:
+        # the same values as the general path without its ~60 MB of day-sized temporaries
+        return market.exch_ts + np.int64(round(config.latency.feed_ms * 1_000_000))
     return local_timestamps(market.exch_ts, market.msg, config.latency)
+
+
+def _state_at(log: np.ndarray, kind: int, initial: int, ts: np.ndarray) -> np.ndarray:
+    """The state of regime machine ``kind`` in force at each time of ``ts`` (int8 codes), from the log."""
+    rows = log[log[:, L_KIND] == kind]
+    states = np.concatenate([[initial], rows[:, L_TO]]).astype(np.int8)
+    return states[np.searchsorted(rows[:, L_T], ts, side="right")]
 
 
 def maker_fee_rate(fees: FeeModel) -> float:
@@ -253,11 +281,19 @@ def run_backtest(market: MarketArrays, config: BacktestConfig = BacktestConfig()
     """Run ``config`` over ``market`` and decompose the PnL. ``trace`` > 0 records that many pipeline
     calls (:data:`engine_core.TR_KIND` ...) in ``result.trace`` (tests replay them through the
     Python-callable pipeline)."""
+    if len(market) == 0:
+        raise ValueError("no market rows to backtest")
+    with stopwatch() as sw:
+        result = _run(market, config, local_ts, fair, trace)
+    result.run_seconds, result.compile_seconds = sw.run, sw.compile
+    return result
+
+
+def _run(market: MarketArrays, config: BacktestConfig, local_ts: Optional[np.ndarray],
+         fair: Optional[np.ndarray], trace: int = 0) -> BacktestResult:
     from mm_core.backtest.gonogo import evaluate
     from mm_core.backtest.pnl import decompose
 
-    if len(market) == 0:
-        raise ValueError("no market rows to backtest")
     loc = local_ts_for(market, config) if local_ts is None else local_ts
     timeline = feed_timeline(market.exch_ts, market.msg, loc, market.kind, config.faults)
     loc = timeline.local_ts
@@ -277,13 +313,16 @@ def run_backtest(market: MarketArrays, config: BacktestConfig = BacktestConfig()
             timeline.st_v, timeline.bm_local, timeline.bm_age_ms)
     arrays = (pipe.V, pipe.ORD, pipe.P, pipe.ST, pipe.OUT, pipe.RS, pipe.RC, pipe.KS, pipe.KC, pipe.QC, pipe.PF,
               pipe.PI, pipe.LOG, pipe.ACT)
-    c0 = core.read_cycles()
-    t0 = time.perf_counter()
-    st, LOG = core.run(market_cols, np.int64(n_ticks), np.int64(lo), (lat.ts, lat.entry, lat.response), exchange,
-                       arrays, feed, np.int64(round(config.requote_ms * 1e6)), np.int64(end),
-                       np.int64(1 if config.share_trades else 0), run_core, int(trace))
-    loop_s = time.perf_counter() - t0
-    ns_per_cycle = loop_s * 1e9 / max(int(core.read_cycles()) - int(c0), 1)
+    with stopwatch() as loop_clock:  # the loop alone, its compilation apart
+        c0 = core.read_cycles()
+        t0 = time.perf_counter()
+        st, LOG = core.run(market_cols, np.int64(n_ticks), np.int64(lo), (lat.ts, lat.entry, lat.response),
+                           exchange, arrays, feed, np.int64(round(config.requote_ms * 1e6)), np.int64(end),
+                           np.int64(1 if config.share_trades else 0), run_core, int(trace))
+        cycles = int(core.read_cycles()) - int(c0)
+        wall = time.perf_counter() - t0
+    loop_s = loop_clock.run
+    ns_per_cycle = wall * 1e9 / max(cycles, 1)  # calibrates the cycle counter (compile time included: a ratio)
     if st.S[core.S_OVERFLOW]:
         raise RuntimeError("order/response queue overflow (more than 65536 messages in flight): "
                            "latency too large for the requote rate")
@@ -314,12 +353,15 @@ def run_backtest(market: MarketArrays, config: BacktestConfig = BacktestConfig()
         "queue_ahead_at_entry": of[:, mx.OF_FRONT0].copy(),
         "queue_ahead": of[:, mx.OF_FRONT].copy(),
     }
+    log = LOG[:int(pipe.PI[rq.PI_N_LOG])].copy()
+    fills["lat_regime"] = _state_at(log, K_LATENCY, 0, fills["ts"])
+    fills["vol_regime"] = _state_at(log, K_VOLATILITY, 1, fills["ts"])
     n_lat = int(min(st.S[core.S_LAT_N], st.lat.shape[0]))
     pnl = decompose(fills, market.exch_ts, fair_series, config.fees, horizons_s=config.markouts_s)
     result = BacktestResult(config, fills, orders, _counters(st, pipe.PI), pnl, float(st.XF[mx.XF_POS]),
                             float(st.F[core.F_LPOS]), float(st.XF[mx.XF_RC_MAX]), loop_s,
                             int(st.counters[core.C_ROWS]), market.describe(),
-                            log=LOG[:int(pipe.PI[rq.PI_N_LOG])].copy(), timeline=timeline,
+                            log=log, timeline=timeline,
                             decision_ns=st.lat[:n_lat] * ns_per_cycle, span=(start, end))
     result.gonogo = evaluate(result)
     if trace:

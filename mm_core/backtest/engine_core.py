@@ -54,15 +54,19 @@ from numba.core import cgutils
 from numba.core import types as nbtypes
 from numba.extending import intrinsic
 
-from mm_core.backtest import matching as mx
-from mm_core.backtest.event_arrays import CLEAR, DEPTH, NO_ASK, NO_BID, TRADE
+from mm_core.backtest import jit_cache
+
+jit_cache.install()  # before the jitted functions below are defined (see jit_cache)
+
+from mm_core.backtest import matching as mx  # noqa: E402
+from mm_core.backtest.event_arrays import CLEAR, DEPTH, NO_ASK, NO_BID, TRADE  # noqa: E402
 from mm_core.backtest.matching import (FI_LOCAL, FI_OID, FILL_ROOM, N_FI, N_OF_X, N_OI_X, N_X, N_XF, OF_FRONT,
                                        OF_QTY, OF_LEAVES, OI_RESULT, OI_SIDE, OI_TICK, OI_XSTATE, OI_N_AMENDS,
                                        RES_OPEN, RSP_ACCEPTED, RSP_AMEND_REJECTED, RSP_AMEND_TOO_LATE, RSP_AMENDED,
                                        RSP_CANCEL_REJECTED, RSP_FILL, RSP_REJECTED, X_MARKET, X_MAX_BUY,
                                        X_MIN_SELL, X_N_FILLS, XS_IN_FLIGHT)
-from mm_core.strategy import pipeline as pl
-from mm_core.strategy.requote import A_ID, A_KIND, A_QTY, A_SIDE, A_TICK, ACT_CANCEL, ACT_NEW, PI_N_LOG
+from mm_core.strategy import pipeline as pl  # noqa: E402
+from mm_core.strategy.requote import A_ID, A_KIND, A_QTY, A_SIDE, A_TICK, ACT_CANCEL, ACT_NEW, PI_N_LOG  # noqa: E402
 from mm_core.strategy.view import (O_AGE_MS, O_FILLED, O_ID, O_LEAVES, O_PRICE, O_QUEUE_AHEAD, O_SIDE, O_STATE,
                                    O_TICK, OS_AMEND_PENDING, OS_CANCEL_PENDING, OS_LIVE, OS_PENDING_NEW,
                                    V_ASK, V_ASK_QTY, V_BID, V_BID_QTY, V_DATA_AGE_MS, V_DATA_VALID, V_EQUITY,

@@ -12,7 +12,8 @@ risk step believed.
 - ``regime_transitions`` per machine, ``regime_flaps`` (a transition undone within the machine's
   dwell time), ``kill_switch_events`` (kill-switch triggers, manual kills included, also one that
   fires again while already halted; ``telemetry.halts`` counts entries into HALTED),
-  ``transitions_sha256`` (digest of the transition log: the determinism check), ``decision_latency_us`` (p50/p99 of the in-loop decision,
+  ``transitions_sha256`` (digest of the transition log: the determinism check),
+  ``decision_latency_us`` (p50/p99 of the in-loop decision,
   event in -> actions out, from the cycle counter), and ``telemetry``.
 """
 

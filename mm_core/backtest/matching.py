@@ -38,8 +38,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mm_core.backtest.queue import RISK_AVERSE, on_depth
-from mm_core.backtest.rate_limit import amend_cost, cancel_cost, decayed
+from mm_core.backtest import jit_cache
+
+jit_cache.install()  # before the jitted functions below are defined (see jit_cache)
+
+from mm_core.backtest.queue import RISK_AVERSE, on_depth  # noqa: E402
+from mm_core.backtest.rate_limit import amend_cost, cancel_cost, decayed  # noqa: E402
 
 BIG = np.int64(1) << np.int64(62)
 NO_BID = -1

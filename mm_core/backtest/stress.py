@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 from numba import njit
 
-from mm_core.backtest.event_arrays import CLEAR, DEPTH, TRADE, MarketArrays, book_pass
+from mm_core.backtest.event_arrays import CLEAR, DEPTH, TRADE, MarketArrays, replay_best
 
 _S = 1_000_000_000
 
@@ -101,6 +101,6 @@ def vol_shock(m: MarketArrays, windows: list[tuple[float, float, float]]) -> Mar
     t = out["tick"]
     mv = (out["kind"] == DEPTH) | (out["kind"] == TRADE)
     lo2, hi2 = int(t[mv].min()), int(t[mv].max())
-    bb, ba, bbq, baq, *_ = book_pass(out["kind"], out["side"], out["tick"], out["qty"], msg, 0, lo2, hi2 - lo2 + 1)
+    bb, ba, bbq, baq = replay_best(out["kind"], out["side"], out["tick"], out["qty"], lo2, hi2 - lo2 + 1)
     return replace(m, **out, msg=msg, price=out["tick"] * m.tick_size, best_bid_tick=bb, best_ask_tick=ba,
                    best_bid_qty=bbq, best_ask_qty=baq)

@@ -32,7 +32,11 @@ from typing import Optional
 import numpy as np
 from numba import njit
 
-from mm_core.strategy import requote as _rq
+from mm_core.backtest import jit_cache
+
+jit_cache.install()  # the step's cache notices edits in regimes/risk/requote/strategies (see jit_cache)
+
+from mm_core.strategy import requote as _rq  # noqa: E402
 from mm_core.strategy.base import StrategySpec
 from mm_core.strategy.requote import (A_KIND, N_A, N_PF, N_PI, PF_SIGMA, PF_VAR, PF_VOL_MID, PI_DECISIONS,
                                       PI_N_LOG, PI_REASONS, PI_RULE_SKIPS, PI_STALE, PI_VOL_N, PI_VOL_NEXT,
