@@ -239,10 +239,18 @@ def prepare(a) -> tuple[Path, Path, dict]:
         tmp = hbt_path.with_name(hbt_path.name + ".tmp.npz")
         np.savez(tmp, data=ea.to_hftbacktest(m, loc))
         os.replace(tmp, hbt_path)
-    return path, hbt_path, m.describe()
+    ref_path = path.with_name(path.stem + "-reference.npz")  # the older MarketArrays stored best sizes
+    if not ref_path.is_file():
+        cols = ("kind", "side", "exch_ts", "capture_ts", "msg", "price", "tick", "qty", "best_bid_tick",
+                "best_ask_tick", "best_bid_qty", "best_ask_qty")
+        meta = {k: getattr(m, k) for k in ("tick_size", "lot_size", "depth", "exchange", "symbol")}
+        tmp = ref_path.with_name(ref_path.name + ".tmp.npz")
+        np.savez(tmp, meta=np.array(json.dumps(meta)), **{k: getattr(m, k) for k in cols})
+        os.replace(tmp, ref_path)
+    return path, hbt_path, ref_path, m.describe()
 
 
-def throughput(m, market_path: Path, hbt_path: Path, a) -> dict:
+def throughput(m, ref_path: Path, hbt_path: Path, a) -> dict:
     from mm_core.backtest.engine import BacktestConfig, run_backtest
     from mm_core.backtest.fees import kraken_schedule
     from mm_core.backtest.latency import ConstantLatency
@@ -264,7 +272,7 @@ def throughput(m, market_path: Path, hbt_path: Path, a) -> dict:
         fills["ours"] = int(r.fills["qty"].size)
         if a.reference_tree:
             env = dict(os.environ, PYTHONPATH=str(Path(a.reference_tree).resolve()))
-            p = subprocess.run([sys.executable, "-c", _REFERENCE, str(market_path), str(a.reps)], env=env,
+            p = subprocess.run([sys.executable, "-c", _REFERENCE, str(ref_path), str(a.reps)], env=env,
                                capture_output=True, text=True, cwd=a.reference_tree)
             if p.returncode != 0:
                 raise RuntimeError(f"reference loop failed:\n{p.stderr[-2000:]}")
@@ -295,12 +303,12 @@ def main(argv=None) -> int:
     a = _args(argv)
     from mm_core.backtest.event_arrays import MarketArrays
 
-    market_path, hbt_path, info = prepare(a)
+    market_path, hbt_path, ref_path, info = prepare(a)
     m = MarketArrays.load(market_path)
     with tempfile.TemporaryDirectory(prefix="bench-strategy-") as tmp:
         cal = _calibration(Path(tmp))
         res = {"data": info, "in_backtest": in_backtest(m, a, cal), "from_python": from_python(m, cal),
-               "throughput": throughput(m, market_path, hbt_path, a)}
+               "throughput": throughput(m, ref_path, hbt_path, a)}
     if a.json:
         print(json.dumps(res, indent=2, default=str))
         return 0
