@@ -130,6 +130,20 @@ def test_multi_day_sweep_on_a_local_cluster_equals_the_process_pool(store, cache
         assert r["fills"] == sum(x["fills"] for x in days) > 0
 
 
+def test_any_strategy_sweeps_over_days_on_a_local_cluster(store, cache, capsys):
+    from mm_core.backtest.sweep_days import comparable
+
+    argv = ["sweep", "--store", str(store), "--from", "2026-01-02", "--strategy", "avellaneda-stoikov",
+            "--param", "kappa=20", "--param", "sigma=2", "--grid", "gamma=0.5,1", "--min-fills", "1",
+            "--latency-scales", "1", "--fees", "none", "--json"]
+    code_pool, pool = _json(capsys, argv)
+    code_dask, dask = _json(capsys, [*argv, "--scheduler", "local", "--workers", "2"])
+    assert code_pool == code_dask and comparable(pool) == comparable(dask)
+    assert [r["params"] for r in pool["results"] if r["period"] == "select"] == [{"gamma": 0.5}, {"gamma": 1}]
+    assert pool["walk_forward"]["selected"] in ({"gamma": 0.5}, {"gamma": 1})
+    assert all(r["fills"] > 0 for r in pool["per_day"])
+
+
 def test_single_run_sweep_on_a_local_cluster_equals_the_process_pool(store, cache, capsys):
     argv = ["sweep", str(store / "a"), "--spreads", "0.05,0.1", "--min-fills", "1", "--latency-scales", "1",
             "--fees", "none", "--json"]

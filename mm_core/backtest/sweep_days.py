@@ -132,28 +132,6 @@ def aggregate_all(per_day: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [aggregate(rows) for rows in groups.values()]
 
 
-def param_sets(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The sweep's parameter sets, as the single-run sweep builds them."""
-    from mm_core.backtest import sweep
-
-    if hasattr(sweep, "param_grid"):
-        return sweep.param_grid(args)
-    import itertools
-
-    return [{"half_spread_bps": hs, "size": size, "skew_bps": skew}
-            for hs, size, skew in itertools.product(sweep._floats(args.spreads), sweep._floats(args.sizes),
-                                                    sweep._floats(args.skews))]
-
-
-def job_args(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """A task's argument namespace: the command's flags with the set's parameters."""
-    from mm_core.backtest import sweep
-
-    if hasattr(sweep, "param_grid"):  # the strategy seam: a grid point of any strategy
-        return {**base, "strategy_params": params}
-    return {**base, **params}
-
-
 def build_jobs(args: argparse.Namespace, specs: list[dict[str, Any]], n_select: int,
                grid: list[dict[str, Any]], scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every (day, set, scenario) task, day by day (a worker then reuses one day's rows in memory)."""
@@ -165,7 +143,7 @@ def build_jobs(args: argparse.Namespace, specs: list[dict[str, Any]], n_select: 
         period = "select" if i < n_select else "report"
         for params in grid:
             for sc in (scenarios[:1] if period == "select" else scenarios):
-                jobs.append({"args": job_args(base, params), "params": params, "scenario": sc, "period": period,
+                jobs.append({"args": {**base, "strategy_params": params}, "params": params, "scenario": sc, "period": period,
                              "market": spec, "day": date})
     return jobs
 
@@ -181,7 +159,7 @@ def sweep_days(args: argparse.Namespace, runner: Any, days: list) -> dict[str, A
     if args.min_fills < 1:
         raise ValueError("--min-fills must be >= 1")
     ctx = in_sample_days(args, days)
-    grid = param_sets(args)
+    grid = sweep.param_grid(args)
     scs = sweep.scenarios(args)
     t0 = time.perf_counter()
     specs, day_notes = seeded_specs(runner, days, tick_size=inst.tick_size, lot_size=inst.lot_size, depth=args.depth)
