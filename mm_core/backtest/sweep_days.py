@@ -53,14 +53,6 @@ def _midnight(day: str) -> int:
     return int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp()) * 1_000_000_000
 
 
-def _run_dir_of(partition: str) -> Path:
-    """The run directory a partition folder belongs to (above ``parquet/`` or ``exchange=``)."""
-    p = Path(partition)
-    while p.parent != p and "=" in p.name:
-        p = p.parent
-    return p.parent if p.name == "parquet" else p
-
-
 def in_sample_days(args: argparse.Namespace, days: list) -> Any:
     """:func:`mm_core.backtest.command.in_sample_context` for days: each day spans its whole UTC date
     (a superset of its rows: never too lenient)."""
@@ -68,6 +60,7 @@ def in_sample_days(args: argparse.Namespace, days: list) -> Any:
     from mm_core.backtest.fair import fair_model
     from mm_core.backtest.report import RunContext
     from mm_core.research.training_window import NoTrainingWindow, overlap, read_window, run_dir_source
+    from mm_core.store.partitions import run_dir_of
 
     spec = getattr(args, "fair", "mid")
     fair_model(spec)
@@ -86,7 +79,7 @@ def in_sample_days(args: argparse.Namespace, days: list) -> Any:
     for day in days:
         start = _midnight(day.date)
         for d in day.dirs:
-            why = overlap(window, run_dir_source(_run_dir_of(d), day.exchange, day.symbol), start,
+            why = overlap(window, run_dir_source(run_dir_of(d), day.exchange, day.symbol), start,
                           start + 86_400_000_000_000 - 1)
             if why is None:
                 continue

@@ -38,8 +38,7 @@ def study_task(task: dict[str, Any]) -> dict[str, Any]:
     from mm_core.research.report import render_html
     from mm_core.research.study import StudyConfig, model_failures, run_study
     from mm_core.research.training_window import run_dir_source
-    from mm_core.backtest.sweep_days import _run_dir_of
-    from mm_core.store.partitions import Day
+    from mm_core.store.partitions import Day, run_dir_of
 
     day = Day.from_json(task["day"]["day"])
     files = day.files()
@@ -54,7 +53,7 @@ def study_task(task: dict[str, Any]) -> dict[str, Any]:
     c = task["config"]
     cfg = StudyConfig(step_ms=c["step_ms"], horizons=tuple(c["horizons"]), n_blocks=c["n_blocks"], alpha=c["alpha"])
     res = run_study(cols, cfg, tick_size=task.get("tick_size"))
-    source = run_dir_source(_run_dir_of(day.dirs[0]), res.exchange, res.symbol)
+    source = run_dir_source(run_dir_of(day.dirs[0]), res.exchange, res.symbol)
     models: dict[str, dict[str, Any]] = {}
     for h, by_kind in res.models.items():
         for kind, model in by_kind.items():

@@ -41,10 +41,6 @@ class Day:
     def symbol(self) -> str:
         return self.symbol_dir.replace("-", "/")
 
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return self.exchange, self.symbol_dir, self.date
-
     def files(self) -> dict[str, list[str]]:
         """Part files per table (listed where this runs: on the worker, for a task)."""
         out: dict[str, list[str]] = {}
@@ -58,6 +54,15 @@ class Day:
     @classmethod
     def from_json(cls, d: dict) -> "Day":
         return cls(str(d["exchange"]), str(d["symbol"]).replace("/", "-"), str(d["date"]), tuple(d["dirs"]))
+
+
+def run_dir_of(partition: str | Path) -> Path:
+    """The run directory a partition folder belongs to (above ``parquet/`` or ``exchange=``): where
+    a simulated run's ``sim.json`` says what made the data."""
+    p = Path(partition)
+    while p.parent != p and "=" in p.name:
+        p = p.parent
+    return p.parent if p.name == "parquet" else p
 
 
 def _keys(folder: Path) -> dict[str, str]:
