@@ -49,7 +49,7 @@ import json, sys, time
 from pathlib import Path
 from mm_core.backtest.engine import BacktestConfig, run_backtest
 from mm_core.backtest.event_arrays import MarketArrays
-from mm_core.backtest.fees import kraken_schedule
+from mm_core.backtest.fees import venue_schedule
 from mm_core.backtest.latency import ConstantLatency
 import mm_core.backtest.engine_core as core
 from mm_core.policy import BaselinePolicy
@@ -59,7 +59,7 @@ def timed(*a, **kw):
     t = time.thread_time(); r = orig(*a, **kw); acc.append(time.thread_time() - t); return r
 core.run = timed
 cfg = BacktestConfig(policy=BaselinePolicy(half_spread_bps=0.1, size=0.001, skew_bps=2.0, max_inventory=0.01),
-                     latency=ConstantLatency(5, 5, 5), rate_tier="off", fees=kraken_schedule(0.0), requote_ms=100.0)
+                     latency=ConstantLatency(5, 5, 5), rate_tier="off", fees=venue_schedule(None, 0.0), requote_ms=100.0)
 run_backtest(m, cfg); acc.clear()
 for _ in range(reps):
     r = run_backtest(m, cfg)
@@ -252,13 +252,13 @@ def prepare(a) -> tuple[Path, Path, dict]:
 
 def throughput(m, ref_path: Path, hbt_path: Path, a) -> dict:
     from mm_core.backtest.engine import BacktestConfig, run_backtest
-    from mm_core.backtest.fees import kraken_schedule
+    from mm_core.backtest.fees import venue_schedule
     from mm_core.backtest.latency import ConstantLatency
     from mm_core.strategy import load_strategy
     from mm_core.strategy.requote import RequoteConfig
 
     cfg = BacktestConfig(strategy=load_strategy("baseline", {"half_spread_bps": 0.1}), latency=ConstantLatency(5, 5, 5),
-                         rate_tier="off", fees=kraken_schedule(0.0), requote_ms=100.0,
+                         rate_tier="off", fees=venue_schedule(None, 0.0), requote_ms=100.0,
                          requote=RequoteConfig.cancel_replace(), regimes=neutral_regimes(), risk=open_risk())
     timer = LoopTimer()
     run_backtest(m, cfg)

@@ -1,8 +1,8 @@
 """Runtime configuration: one TOML file per exchange/pair under ``config/``.
 
 Loaded into typed, frozen structs and validated on load. Errors name the file, the key path and
-what to do (unknown keys, wrong types, out-of-range values, and symbols the adapter rejects, such as
-``XBT/EUR`` on Kraken WS v2). Nothing downstream reads raw TOML.
+what to do (unknown keys, wrong types, out-of-range values, an unknown venue or an adapter of another
+venue, and symbols the venue's adapter rejects). Nothing downstream reads raw TOML.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from typing import Any, Optional
 
 import msgspec
 
+from mm_core.adapters import DEFAULT_CONFIG_NAME
 from mm_core.instrument import Instrument
 from mm_core.strategy.regimes import RegimeConfig
 from mm_core.strategy.risk import RiskConfig
-
-DEFAULT_CONFIG_NAME = "kraken-btc-eur.toml"
-
 
 class ConfigError(ValueError):
     """A runtime config is missing, unreadable or invalid; the message says where and why."""
@@ -204,7 +202,7 @@ class RuntimeConfig(_Strict):
 
 
 def default_config_path() -> Path:
-    """The shipped BTC/EUR config: ``config/`` of a checkout, else the copy inside the package."""
+    """The shipped default config: ``config/`` of a checkout, else the copy inside the package."""
     here = Path(__file__).resolve().parent
     checkout = here.parent / "config" / DEFAULT_CONFIG_NAME
     if checkout.is_file():
@@ -303,7 +301,7 @@ def _trading_analysis_problems(cfg: RuntimeConfig) -> list[str]:
 def load_config(
     path: str | Path | None = None, *, symbol: str | None = None, depth: int | None = None
 ) -> RuntimeConfig:
-    """Load and validate a runtime config (default: the shipped Kraken BTC/EUR one).
+    """Load and validate a runtime config (default: the shipped one, ``DEFAULT_CONFIG_NAME``).
 
     ``symbol`` and ``depth`` override the file (the collector's ``--symbol``/``--depth``); they are
     validated by the exchange adapter like the file's own values.
@@ -372,9 +370,22 @@ def _check_requote(section: dict[str, Any], where: str) -> None:
 
 
 def _check_with_adapter(cfg: RuntimeConfig, where: str) -> None:
-    """Let the exchange adapter reject symbols, depths and channels it cannot serve."""
-    from mm_core.adapters import adapter_class
+    """The venue exists, the adapter is one of its own, the rate tier is one of its tiers, and the
+    adapter accepts the symbol, depth and channels."""
+    from mm_core.adapters import adapter_class, rate_counter, venue_rules
 
+    try:
+        venue = venue_rules(cfg.exchange.name)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: exchange.name: {exc}") from None
+    if cfg.exchange.adapter not in venue.adapters:
+        raise ConfigError(f"{where}: exchange.adapter: {cfg.exchange.adapter!r} is not an adapter of "
+                          f"{venue.name}; choose one of {', '.join(venue.adapters)}")
+    if cfg.backtest is not None:
+        try:
+            rate_counter(venue, cfg.backtest.rate_tier)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: backtest.rate_tier: {exc}") from None
     try:
         cls = adapter_class(cfg.exchange.adapter)
     except ValueError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mm_core.adapters import RateCounterSpec, rate_counter, venue_rules
 from mm_core.backtest import matching as mx
 from mm_core.backtest.matching import MatchingState
 
@@ -22,7 +23,7 @@ S = 1_000_000_000
 
 def book():
     """Bids 100 x 5.0, 99 x 2.0; ask 101 x 5.0; our bid of 1.0 at 100 arrives at 15 ms (5.0 ahead)."""
-    m = MatchingState(90, 30, rate_threshold=60.0, rate_decay=1.0, lot=1e-8)
+    m = MatchingState(90, 30, rate=rate_counter(venue_rules("kraken"), "starter"), lot=1e-8)
     m.depth(1, 100, 5.0, T0, 100, 101)
     m.depth(1, 99, 2.0, T0, 100, 101)
     m.depth(-1, 101, 5.0, T0, 100, 101)
@@ -109,7 +110,7 @@ def test_python_matching_state_fills_as_the_backtest_loop():
 
     mk = from_events(queue_scenario(), tick_size=1.0, lot_size=1e-8)
     lo, n = mk.tick_range
-    m = MatchingState(lo, n, rate_threshold=np.inf, rate_decay=0.0)
+    m = MatchingState(lo, n, rate=RateCounterSpec.off())
     arrive = int(r.orders["arrive_exch_ts"][0])
     placed = False
     for i in range(len(mk)):

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from mm_core.backtest import queue as qm
-from mm_core.backtest.fees import KRAKEN_SPOT_TIERS, TradingValueFee, fee_model_from_spec, kraken_schedule
+from mm_core.adapters import RateCounterSpec, rate_counter, venue_rules
+from mm_core.backtest.fees import TradingValueFee, fee_model_from_spec, venue_schedule
 from mm_core.backtest.latency import (CaptureLatency, ConstantLatency, LognormalLatency, Stressed,
                                       local_timestamps)
-from mm_core.backtest.rate_limit import TIERS, cancel_cost, decayed
+from mm_core.backtest.rate_limit import amend_cost, cancel_cost, cost_vector, decayed, new_cost
 
 S = 1_000_000_000
 
@@ -21,20 +22,41 @@ def test_unknown_queue_model_name_lists_the_valid_ones():
         qm.queue_kind("fifo")
 
 
+KRAKEN = venue_rules("kraken")
+
+
 def test_kraken_rate_counter_costs_and_decay():
-    assert [cancel_cost(int(s * S)) for s in (0, 4.9, 5, 9.9, 10, 14.9, 15, 44, 45, 89, 90, 299, 300)] == \
+    c = cost_vector(rate_counter(KRAKEN, "starter"))
+    assert [cancel_cost(int(s * S), c, 0) for s in (0, 4.9, 5, 9.9, 10, 14.9, 15, 44, 45, 89, 90, 299, 300)] == \
         [8, 8, 6, 6, 5, 5, 4, 4, 2, 2, 1, 1, 0]
+    assert [amend_cost(int(s * S), c, 0) for s in (0, 4.9, 5, 9.9, 10, 14.9, 15, 300)] == [4, 4, 3, 3, 2, 2, 1, 1]
+    assert new_cost(c, 0) == 1.0
     assert decayed(10.0, 0, 4 * S, 1.0) == pytest.approx(6.0)
     assert decayed(1.0, 0, 4 * S, 1.0) == 0.0
-    assert (TIERS["starter"].threshold, TIERS["intermediate"].decay_per_s, TIERS["pro"].threshold) == (60, 2.34, 180)
+    tiers = KRAKEN.rate_tiers
+    assert (tiers["starter"].threshold, tiers["intermediate"].decay_per_s, tiers["pro"].threshold) == (60, 2.34, 180)
+    assert rate_counter(KRAKEN, "off").threshold == float("inf")
+    with pytest.raises(ValueError, match="starter"):
+        rate_counter(KRAKEN, "gold")
+
+
+def test_rate_counter_costs_come_from_the_venue_spec_at_any_offset():
+    spec = RateCounterSpec("x", 10.0, 0.5, new_cost=2.0, cancel_costs=((1.0, 3.0),), cancel_after=0.5,
+                           amend_costs=(), amend_after=0.25)
+    c = np.concatenate([np.full(7, -1.0), cost_vector(spec)])
+    assert (new_cost(c, 7), cancel_cost(0, c, 7), cancel_cost(2 * S, c, 7), amend_cost(0, c, 7)) == (2.0, 3.0, 0.5, 0.25)
+    with pytest.raises(ValueError, match="ascend"):
+        cost_vector(RateCounterSpec("y", 1.0, 1.0, cancel_costs=((2.0, 1.0), (1.0, 2.0))))
 
 
 def test_fee_tiers_by_30_day_volume_and_rebates(tmp_path):
     p, q, mk = np.array([100.0, 100.0]), np.array([1.0, 1.0]), np.array([True, False])
-    assert list(kraken_schedule(0).fees(p, q, mk)) == pytest.approx([0.25, 0.40])
-    assert list(kraken_schedule(15_000).fees(p, q, mk)) == pytest.approx([0.20, 0.35])
-    assert list(kraken_schedule(12_000_000).fees(p, q, mk)) == pytest.approx([0.0, 0.10])
-    assert kraken_schedule(0).tier == KRAKEN_SPOT_TIERS[0]
+    assert list(venue_schedule(KRAKEN, 0).fees(p, q, mk)) == pytest.approx([0.25, 0.40])
+    assert list(venue_schedule(KRAKEN, 15_000).fees(p, q, mk)) == pytest.approx([0.20, 0.35])
+    assert list(venue_schedule(KRAKEN, 12_000_000).fees(p, q, mk)) == pytest.approx([0.0, 0.10])
+    t0 = KRAKEN.fee_tiers[0]
+    assert (venue_schedule(KRAKEN, 0).tier.maker, venue_schedule(KRAKEN, 0).tier.taker) == (t0.maker_pct, t0.taker_pct)
+    assert fee_model_from_spec("kraken").name == fee_model_from_spec("venue", venue=KRAKEN).name == "kraken_tiered"
     toml = tmp_path / "fees.toml"
     toml.write_text("[[fees.tiers]]\nmin_volume = 0\nmaker = 0.23\ntaker = 0.40\n"
                     "[[fees.tiers]]\nmin_volume = 10000000\nmaker = -0.02\ntaker = 0.10\n")

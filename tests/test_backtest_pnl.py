@@ -7,7 +7,7 @@ import pytest
 
 from mm_core.backtest.engine import BacktestConfig, run_backtest
 from mm_core.backtest.event_arrays import from_simulator
-from mm_core.backtest.fees import TradingValueFee, kraken_schedule
+from mm_core.backtest.fees import TradingValueFee, venue_schedule
 from mm_core.backtest.latency import LognormalLatency
 from mm_core.backtest.pnl import decompose
 from mm_core.strategy import load_strategy
@@ -66,7 +66,7 @@ def test_retail_fees_are_charged_in_full_and_shown(market):
     # the drawdown kill switch sees equity after fees; far away, fees change no decision
     no_dd = RiskConfig(max_drawdown=1e12)
     r = run_backtest(market, BacktestConfig(strategy=load_strategy("baseline", {"half_spread_bps": 0.0}), rate_tier="off",
-                                            fees=kraken_schedule(0.0), risk=no_dd))
+                                            fees=venue_schedule(None, 0.0), risk=no_dd))
     p = r.pnl
     assert r.fills["maker"].all()
     assert p.fees == pytest.approx(0.0025 * p.volume_quote, rel=1e-12)  # 0.25 % maker, every fill

@@ -62,7 +62,7 @@ def test_unsupported_depth_is_rejected() -> None:
 
 def test_unknown_adapter_lists_known_ones(tmp_path: Path) -> None:
     p = _shipped_with(tmp_path, 'adapter = "kraken_v2"', 'adapter = "binance"')
-    with pytest.raises(ConfigError, match="known adapters: kraken_v1, kraken_v2"):
+    with pytest.raises(ConfigError, match="not an adapter of kraken; choose one of kraken_v2, kraken_v1"):
         load_config(p)
 
 
@@ -107,3 +107,12 @@ def test_fees_and_backtest_sections_are_optional_and_strict(tmp_path: Path) -> N
         load_config(_shipped_with(tmp_path, "requote_ms = 100.0", "requote_ms = 0.0"))
     with pytest.raises(ConfigError, match="volume_growth"):
         load_config(_shipped_with(tmp_path, 'volume_growth = "off"', 'volume_growth = "weekly"'))
+
+
+def test_unknown_venue_and_rate_tier_are_named(tmp_path: Path) -> None:
+    p = _shipped_with(tmp_path, 'name = "kraken"', 'name = "nowhere"')
+    with pytest.raises(ConfigError, match="exchange.name: unknown venue 'nowhere'; known venues: .*kraken"):
+        load_config(p)
+    q = _shipped_with(tmp_path, 'rate_tier = "starter"', 'rate_tier = "gold"')
+    with pytest.raises(ConfigError, match="backtest.rate_tier: unknown rate tier 'gold' for kraken"):
+        load_config(q)

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+from mm_core.adapters import rate_counter, venue_rules
 from mm_core.strategy import load_strategy
 from mm_core.strategy.pipeline import DecisionPipeline
 from mm_core.strategy.requote import (A_ID, A_KIND, A_QTY, A_TICK, ACT_AMEND, ACT_CANCEL, ACT_NEW, PF_RC, PI_DEADBAND_HOLDS,
@@ -28,7 +29,7 @@ def pipeline(bid_tick, qty=1.0, *, risk=None, **requote):
     spec = load_strategy("scripted", {"rows": [(0, bid_tick, qty, 0, 0.0)]})
     return DecisionPipeline(spec, requote=RequoteConfig(**rq), risk=risk or RiskConfig(max_inventory=100.0,
                             max_order_qty=100.0, max_notional=1e9, max_drawdown=1e9),
-                            tick=1.0, lot=1e-8, rate_limit=60.0, rate_decay=1.0)
+                            tick=1.0, lot=1e-8, rate=rate_counter(venue_rules("kraken"), "starter"))
 
 
 def working(p, tick, *, age_ms=1000.0, state=OS_LIVE, qty=1.0, row=0, oid=7):

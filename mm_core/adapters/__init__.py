@@ -1,31 +1,76 @@
-"""Exchange adapters: the only code that knows an exchange's wire format, symbols and checksums.
+"""Exchange adapters and venue rules: the only code that knows an exchange.
 
-An adapter module registers itself in :data:`ADAPTERS` under the name used by the ``adapter`` key of
-a runtime config. Adding exchange #2 = a new module here + a config file.
+Each venue is a package ``mm_core/adapters/<name>/`` whose ``__init__`` exposes ``VENUE`` (a
+:class:`~mm_core.adapters.base.VenueRules`): its feed adapters by name, fee schedule, rate counter,
+error texts, instruments and recording readers. The package name is the config's ``[exchange]
+name``. Venues are found by looking at the packages here, so adding exchange #2 = a new package
++ a config file; nothing in this file or outside ``adapters/`` changes.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
+import re
+from functools import lru_cache
 
-from mm_core.adapters.base import FeedAdapter, FeedSpec
+from mm_core.adapters.base import FeedAdapter, FeedSpec, RateCounterSpec, VenueRules
 
-# config "adapter" name -> "module:factory" (imported lazily so startup stays fast)
-ADAPTERS: dict[str, str] = {
-    "kraken_v2": "mm_core.adapters.kraken.v2:KrakenV2Adapter",
-    "kraken_v1": "mm_core.adapters.kraken.v1:KrakenV1Adapter",
-}
+DEFAULT_CONFIG_NAME = "kraken-btc-eur.toml"
+"""The runtime config that ships as the default (``config/`` of a checkout, or inside the package)."""
+
+DEFAULT_VENUE = "kraken"
+"""The venue of the default config: what library callers get when they name none."""
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@lru_cache(maxsize=None)
+def known_venues() -> tuple[str, ...]:
+    """Names of the venue packages under ``mm_core/adapters/``."""
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.ispkg))
+
+
+@lru_cache(maxsize=None)
+def venue_rules(name: str) -> VenueRules:
+    """The rules of venue ``name`` (the config's ``[exchange] name``); a clear error lists the known."""
+    if not isinstance(name, str) or not _NAME.match(name) or name not in known_venues():
+        raise ValueError(f"unknown venue {name!r}; known venues: {', '.join(known_venues())}")
+    venue = getattr(importlib.import_module(f"{__name__}.{name}"), "VENUE", None)
+    if venue is None:
+        raise ValueError(f"venue package mm_core.adapters.{name} exposes no VENUE")
+    return venue
+
+
+def default_venue() -> VenueRules:
+    return venue_rules(DEFAULT_VENUE)
+
+
+def adapter_names() -> dict[str, str]:
+    """Every adapter of every venue: adapter name -> venue name."""
+    return {adapter: v for v in known_venues() for adapter in venue_rules(v).adapters}
 
 
 def adapter_class(name: str) -> type[FeedAdapter]:
-    """The adapter class registered under ``name``; a clear error lists the known names."""
-    try:
-        target = ADAPTERS[name]
-    except KeyError:
-        known = ", ".join(sorted(ADAPTERS))
-        raise ValueError(f"unknown adapter {name!r}; known adapters: {known}") from None
-    module_name, _, attr = target.partition(":")
+    """The adapter class registered under ``name`` by some venue; a clear error lists the known names."""
+    owner = adapter_names().get(name)
+    if owner is None:
+        known = ", ".join(sorted(adapter_names()))
+        raise ValueError(f"unknown adapter {name!r}; known adapters: {known}")
+    module_name, _, attr = venue_rules(owner).adapters[name].partition(":")
     return getattr(importlib.import_module(module_name), attr)
 
 
-__all__ = ["ADAPTERS", "FeedAdapter", "FeedSpec", "adapter_class"]
+def rate_counter(venue: VenueRules, tier: str) -> RateCounterSpec:
+    """Tier ``tier`` of the venue's order-rate counter (``off``: none at all, on every venue)."""
+    if tier == "off":
+        return RateCounterSpec.off()
+    try:
+        return venue.rate_tiers[tier]
+    except KeyError:
+        known = ", ".join([*venue.rate_tiers, "off"])
+        raise ValueError(f"unknown rate tier {tier!r} for {venue.name}; choose one of {known}") from None
+
+
+__all__ = ["DEFAULT_CONFIG_NAME", "DEFAULT_VENUE", "FeedAdapter", "FeedSpec", "RateCounterSpec", "VenueRules",
+           "adapter_class", "adapter_names", "default_venue", "known_venues", "rate_counter", "venue_rules"]

@@ -1,15 +1,22 @@
-"""The seam between an exchange's wire protocol and the rest of mm_core.
+"""The seam between an exchange and the rest of mm_core: its feed adapter and its venue rules.
 
 A :class:`FeedAdapter` is a *sans-IO* protocol machine: the collector (or ``mm replay``) hands it
 raw frames with the capture time, and it returns canonical events. It owns the L2 books and their
-checksum verification, so a wrong book can never leave the adapter unflagged. It also builds the
-outgoing messages (subscribe, unsubscribe, ping, resync) so the collector never formats wire JSON.
+integrity checks (a checksum where the venue sends one; crossed books, re-snapshot comparisons and
+time gaps where it does not), so a wrong book can never leave the adapter unflagged. It also builds
+the outgoing messages (subscribe, unsubscribe, ping, resync) so the collector never formats wire JSON.
+
+:class:`VenueRules` is everything else the core must know about a venue, handed over as plain values:
+its fee schedule, its order-rate counter, how quiet its feed may be, which error texts are harmless,
+the instruments it lists and how its recordings are read. Each venue package under
+``mm_core/adapters/<name>/`` exposes one as ``VENUE``; :func:`mm_core.adapters.venue_rules` finds it
+by the config's ``[exchange] name``. Nothing outside ``adapters/`` branches on a venue's name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Any, Iterator, Mapping, Optional, Protocol, Sequence
 
 from mm_core.events import Event
 from mm_core.instrument import Instrument
@@ -67,4 +74,78 @@ class FeedAdapter(Protocol):
 
     def reset(self) -> None:
         """Forget all book state (after a disconnect): every book waits for a new snapshot."""
+        ...
+
+
+# ---------------------------------------------------------------------------- venue rules
+
+
+@dataclass(frozen=True)
+class FeeTierRow:
+    """One row of a venue's volume-tiered spot fee schedule: from ``volume_usd`` of 30-day volume up."""
+
+    volume_usd: float
+    maker_pct: float  # negative = rebate
+    taker_pct: float
+
+
+@dataclass(frozen=True)
+class RateCounterSpec:
+    """One tier of a per-pair order-rate counter with age-based costs.
+
+    Every request adds its cost to a counter that decays linearly by ``decay_per_s``; a request that
+    would take it above ``threshold`` is rejected (and does not count). A new order costs
+    ``new_cost``; a cancel costs the first ``cancel_costs`` entry ``(younger than s, cost)`` whose
+    age bound the order is under, else ``cancel_after``; an amend likewise with ``amend_costs`` and
+    ``amend_after``. Age bounds ascend.
+    """
+
+    name: str
+    threshold: float
+    decay_per_s: float
+    new_cost: float = 1.0
+    cancel_costs: tuple[tuple[float, float], ...] = ()
+    cancel_after: float = 0.0
+    amend_costs: tuple[tuple[float, float], ...] = ()
+    amend_after: float = 1.0
+
+    @classmethod
+    def off(cls) -> "RateCounterSpec":
+        """No counter at all (the ``off`` tier every venue has)."""
+        return cls("off", float("inf"), 0.0)
+
+
+class VenueRules(Protocol):
+    """What the core needs to know about one venue, as plain values (one instance per venue:
+    ``mm_core/adapters/<name>/__init__.py`` exposes it as ``VENUE``)."""
+
+    name: str  # the config's [exchange] name
+    adapters: Mapping[str, str]  # adapter name (config [exchange] adapter) -> "module:Class"
+    fee_tiers: tuple[FeeTierRow, ...]  # the venue's published spot schedule (config [fees] overrides)
+    rate_tiers: Mapping[str, RateCounterSpec]  # by account tier name ("off" is added by the core)
+    idle_heartbeat_s: Optional[float]  # the feed confirms itself this often when nothing changes
+    client_order_id_max_len: int
+
+    def duplicate_subscription(self, error: str) -> bool:
+        """True when a subscription error only says the channel is already subscribed (a resync's
+        re-subscribe racing the old one): harmless, logged, not fatal."""
+        ...
+
+    def known_instruments(self) -> Mapping[str, Instrument]:
+        """Instruments the venue module knows without asking the exchange (by symbol)."""
+        ...
+
+    def recording_adapter(self, url: Optional[str], texts: Sequence[str]) -> Optional[str]:
+        """The adapter that speaks a recording whose connection URL (None if the file has none) and
+        first frames are these, or None when it is not this venue's."""
+        ...
+
+    def replay_adapter(self, adapter: str, header: Mapping[str, Any],
+                       fallback_precision: Optional[tuple[int, int]]) -> "FeedAdapter":
+        """The adapter ``mm replay`` runs a recording through (header: the raw archive's, or {})."""
+        ...
+
+    def recording_frames(self, path: Any, frames: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+        """The frames of a recording at ``path``, with whatever the venue keeps beside it (REST
+        snapshots recorded to seed the books) merged in capture order; default: ``frames`` as is."""
         ...

@@ -94,11 +94,12 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
                    help="feed latency = the capture's own ts_capture - ts_exchange (real runs)")
     g.add_argument("--queue", help="risk_averse, power, log, power2, log2, power3 (default: config, else risk_averse)")
     g.add_argument("--queue-n", type=float, help="power of the power-family queue models (default 2)")
-    g.add_argument("--rate-tier", help="starter, intermediate, pro, off (default: config, else starter)")
+    g.add_argument("--rate-tier", help="a tier of the venue's order-rate counter (e.g. starter, intermediate, pro) "
+                                       "or off (default: config, else starter)")
     g.add_argument("--rate-guard", type=float, default=0.9, help="share of the rate threshold the bot uses")
-    g.add_argument("--fees", default="kraken",
-                   help="kraken (tiers from config [fees], else built in) | kraken:TIERS.toml | "
-                        "value:MAKER%%,TAKER%% | none")
+    g.add_argument("--fees", default="venue",
+                   help="venue (the configured venue's tiers: config [fees], else its published table) | "
+                        "venue:TIERS.toml | a venue's name | value:MAKER%%,TAKER%% | none")
     g.add_argument("--volume-30d", type=float, help="30-day USD volume selecting the fee tier "
                                                     "(default: config fees.volume_30d_usd, else 0)")
     g.add_argument("--fee-volume-growth", choices=("off", "fill", "daily"),
@@ -150,7 +151,11 @@ def faults_from_args(args):
     """Injected feed faults from the stress flags (empty when none is given)."""
     from mm_core.backtest.feed_health import FeedFaults
 
-    return FeedFaults(stalls=_tuples(getattr(args, "stall", ""), 2, "--stall"),
+    cfg = runtime_config(args)
+    venue = venue_of(args)
+    heartbeat_s = venue.idle_heartbeat_s or cfg.feed.ping_interval_s  # else our own heartbeat requests
+    return FeedFaults(heartbeat_ms=1000.0 * heartbeat_s,
+                      stalls=_tuples(getattr(args, "stall", ""), 2, "--stall"),
                       disconnects=_tuples(getattr(args, "disconnect", ""), 2, "--disconnect"),
                       checksum_faults=_tuples(getattr(args, "checksum_fault", ""), 2, "--checksum-fault"),
                       maintenance=_tuples(getattr(args, "maintenance", ""), 2, "--maintenance"),
@@ -210,6 +215,13 @@ def runtime_config(args):
     return cfg
 
 
+def venue_of(args):
+    """The venue rules of the runtime config's ``[exchange] name``."""
+    from mm_core.adapters import venue_rules
+
+    return venue_rules(runtime_config(args).exchange.name)
+
+
 def instrument_rules(args):
     """Instrument (tick, lot, minimums) from the runtime config."""
     from mm_core.backtest.engine import InstrumentRules
@@ -241,7 +253,7 @@ def resolved(args) -> dict[str, object]:
 
 
 def config_tiers(args):
-    """Fee tiers of the runtime config's ``[fees]`` (None: use the built-in Kraken table)."""
+    """Fee tiers of the runtime config's ``[fees]`` (None: use the venue's published table)."""
     from mm_core.backtest.fees import FeeTier
 
     cfg = runtime_config(args)
@@ -339,14 +351,14 @@ def config_from_args(args, **overrides):
         raise ValueError(f"queue model {r['queue']!r} (flag or {where}): choose one of {', '.join(NAMES)}")
     if args.latency_scale != 1.0:
         latency = Stressed(latency, factor=args.latency_scale)
-    fees = fee_model_from_spec(args.fees, volume_30d=r["volume_30d"], growth=r["fee_volume_growth"],
+    fees = fee_model_from_spec(args.fees, venue=venue_of(args), volume_30d=r["volume_30d"], growth=r["fee_volume_growth"],
                                quote_usd=r["quote_usd"], tiers=config_tiers(args))
     spikes = _tuples(getattr(args, "spikes", ""), 3, "--spikes") if hasattr(args, "kill_at") else ()
     if spikes:
         latency = Stressed(latency, spikes=spikes)
     cfg = runtime_config(args)
     kw = dict(
-        strategy=strategy_from_args(args),
+        strategy=strategy_from_args(args), venue=venue_of(args),
         latency=latency, use_capture_ts=args.capture_ts, queue=r["queue"], queue_n=r["queue_n"],
         rate_tier=r["rate_tier"], rate_guard=args.rate_guard, fees=fees, requote_ms=r["requote_ms"], rules=rules,
         regimes=cfg.regimes, risk=cfg.risk, requote=RequoteConfig.from_config(dict(cfg.requote)),

@@ -34,7 +34,8 @@ jit_cache.install()  # before the jitted modules below define their functions
 from mm_core.backtest import engine_core as core  # noqa: E402
 from mm_core.backtest.event_arrays import MarketArrays  # noqa: E402
 from mm_core.backtest.fair import fair_model  # noqa: E402
-from mm_core.backtest.fees import FeeModel, kraken_schedule  # noqa: E402
+from mm_core.adapters import VenueRules, default_venue, rate_counter  # noqa: E402
+from mm_core.backtest.fees import FeeModel, default_fee_model  # noqa: E402
 from mm_core.backtest.latency import (ConstantLatency, LatencyModel, OrderLatencyTable,  # noqa: E402
                                       capture_local_timestamps, local_timestamps)
 from mm_core.backtest.queue import queue_kind  # noqa: E402
@@ -101,9 +102,10 @@ class BacktestConfig:
     use_capture_ts: bool = False  # local time = collector receipt time (real captures)
     queue: str = "risk_averse"
     queue_n: float = 2.0  # power of the power-family queue models
-    rate_tier: str = "starter"
+    venue: VenueRules = field(default_factory=default_venue)  # fees default, rate counter, heartbeats
+    rate_tier: str = "starter"  # a tier of the venue's rate counter, or off
     rate_guard: float = 0.9  # the strategy spends at most this share of the threshold (live bots do)
-    fees: FeeModel = field(default_factory=kraken_schedule)
+    fees: FeeModel = field(default_factory=default_fee_model)
     requote_ms: float = 100.0
     rules: InstrumentRules = field(default_factory=InstrumentRules)
     max_open_per_side: int = 4
@@ -266,12 +268,10 @@ def maker_fee_rate(fees: FeeModel) -> float:
 
 def new_pipeline(config: BacktestConfig, tick_size: float) -> DecisionPipeline:
     """The decision pipeline's arrays for ``config`` (the loop's order table has 256 rows)."""
-    tier = rate_tier(config.rate_tier)
     r = config.rules
     return DecisionPipeline(config.strategy, regimes=config.regimes, risk=config.risk, requote=config.requote,
                             tick=tick_size, lot=r.lot_size, min_qty=r.min_qty, min_cost=r.min_cost,
-                            rate_limit=float(tier.threshold), rate_decay=float(tier.decay_per_s),
-                            rate_guard=config.rate_guard, max_open_per_side=config.max_open_per_side,
+                            rate=rate_counter(config.venue, config.rate_tier), rate_guard=config.rate_guard, max_open_per_side=config.max_open_per_side,
                             max_orders=256)
 
 
@@ -300,7 +300,7 @@ def _run(market: MarketArrays, config: BacktestConfig, local_ts: Optional[np.nda
     fair_series = fair_model(config.strategy.fair).series(market) if fair is None else fair
     start, end = int(market.exch_ts[0]), int(market.exch_ts[-1])
     lat = order_latency(config, start, end + 10**9)
-    tier = rate_tier(config.rate_tier)
+    tier = rate_tier(rate_counter(config.venue, config.rate_tier))
     lo, n_ticks = market.tick_range
     pipe = new_pipeline(config, float(market.tick_size))
     run_core = core.run_core_for(config.strategy, queue_kind(config.queue))
@@ -308,7 +308,7 @@ def _run(market: MarketArrays, config: BacktestConfig, local_ts: Optional[np.nda
                    market.best_bid_tick, market.best_ask_tick, market.best_bid_qty, market.best_ask_qty,
                    fair_series)
     exchange = (np.int64(queue_kind(config.queue)), float(config.queue_n), float(tier.threshold),
-                float(tier.decay_per_s), float(config.rules.lot_size), maker_fee_rate(config.fees))
+                float(tier.decay_per_s), tier.costs, float(config.rules.lot_size), maker_fee_rate(config.fees))
     feed = (timeline.conf_local, timeline.conf_exch, timeline.st_ts, timeline.st_kind, timeline.st_a,
             timeline.st_v, timeline.bm_local, timeline.bm_age_ms)
     arrays = (pipe.V, pipe.ORD, pipe.P, pipe.ST, pipe.OUT, pipe.RS, pipe.RC, pipe.KS, pipe.KC, pipe.QC, pipe.PF,

@@ -40,7 +40,7 @@ and quoting loop, ``bench/bench_backtest.py``): on a simulated day (1.94 M rows,
 both engines produce the same orders and the same 12,167 fills, order by order, once the
 hftbacktest loop takes its position from fill reports (its local state drops partial fills,
 hftbacktest#299/#316). Modelling differences that did not occur there: same-price sharing (above),
-Kraken's rate counter (hftbacktest has none), amends, and hftbacktest's rule that an order cannot
+the venue's rate counter (hftbacktest has none), amends, and hftbacktest's rule that an order cannot
 be cancelled before its ack.
 """
 
@@ -313,7 +313,7 @@ def run(market_cols, n_ticks, lo, lat, exchange, strategy_arrays, feed, requote_
 
     ``market_cols``: (kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty, ba_qty, fair);
     ``lat``: (lat_ts, lat_entry, lat_resp); ``exchange``: (queue_kind, queue_n,
-    rate_threshold, rate_decay, lot, maker_fee); ``strategy_arrays``: the pipeline's (V, ORD, P, ST,
+    rate_threshold, rate_decay, rate_costs, lot, maker_fee); ``strategy_arrays``: the pipeline's (V, ORD, P, ST,
     OUT, RS, RC, KS, KC, QC, PF, PI, LOG, ACT); ``feed``: (conf_local, conf_exch, st_ts, st_kind,
     st_a, st_v, bm_local, bm_age_ms). Returns the loop state and the (possibly grown) log."""
     kind = market_cols[0]
@@ -409,7 +409,7 @@ F_REJECT = pl._risk.F_REJECT
 def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty, ba_qty, fair,
               lo, hi,
               lat_ts, lat_entry, lat_resp,
-              queue_kind, queue_n, rate_threshold, rate_decay, lot, maker_fee,
+              queue_kind, queue_n, rate_threshold, rate_decay, rate_costs, lot, maker_fee,
               requote_ns, end_ts, share_trades,
               conf_local, conf_exch, st_ts, st_kind, st_a, st_v, bm_local, bm_age,
               V, ORD, P, ST, OUT, RS, RC, KS, KC, QC, PF, PI, LOG, ACT,
@@ -549,12 +549,12 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
             rk = rq[1, slot]
             if rk == REQ_NEW:
                 rsp = _x_new(X, XF, oi, of, xbuy, xsell, bq, aq, lo, o, now, best_bid, best_ask, rate_threshold,
-                             rate_decay)
+                             rate_decay, rate_costs)
             elif rk == REQ_CANCEL:
-                rsp = _x_cancel(X, XF, oi, of, xbuy, xsell, o, now, rate_threshold, rate_decay)
+                rsp = _x_cancel(X, XF, oi, of, xbuy, xsell, o, now, rate_threshold, rate_decay, rate_costs)
             else:
                 rsp = _x_amend(X, XF, oi, of, xbuy, xsell, bq, aq, lo, o, now, oi[o, OI_AMEND_TICK],
-                               of[o, OF_AMEND_QTY], best_bid, best_ask, rate_threshold, rate_decay, lot)
+                               of[o, OF_AMEND_QTY], best_bid, best_ask, rate_threshold, rate_decay, rate_costs, lot)
             _respond(S, rs_i, rs_q, now, np.int64(rsp), o, 0.0, lat_ts, lat_resp)
         else:
             # a decision: the timer, a feed-status event and/or the staleness deadline

@@ -5,10 +5,9 @@ vectorised call (:meth:`FeeModel.fees`) -- exact, and free to swap without recom
 That holds for a tier that follows the run's own volume too (:class:`TieredFee` ``growth``): the
 tier of a fill depends only on the fills before it.
 
-Kraken's spot schedule is tiered by 30-day USD volume (kraken-protocol.md section 5): the lowest
-tier pays 0.25 % maker / 0.40 % taker; $10M+ pays 0 / 0.10 %. Some pairs have maker rebates
-(-0.02 % at the top tier); BTC/EUR very likely does not. :func:`kraken_schedule` reads the tiers
-from a TOML ``[[fees.tiers]]`` table when one is given, else uses the built-in schedule below.
+A venue's spot schedule is tiered by 30-day USD volume; the tiers are the venue's
+(:attr:`mm_core.adapters.base.VenueRules.fee_tiers`, or a config's ``[fees]`` table), and
+:func:`venue_schedule` builds the model from them (or from a TOML ``[[fees.tiers]]`` table).
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Optional, Protocol, Sequence
 
 import numpy as np
+
+from mm_core.adapters import VenueRules, default_venue, known_venues, venue_rules
 
 
 class FeeModel(Protocol):
@@ -53,19 +54,6 @@ class FeeTier:
     taker: float  # percent
 
 
-KRAKEN_SPOT_TIERS: tuple[FeeTier, ...] = (
-    FeeTier(0, 0.25, 0.40),
-    FeeTier(10_000, 0.20, 0.35),
-    FeeTier(50_000, 0.14, 0.24),
-    FeeTier(100_000, 0.12, 0.22),
-    FeeTier(250_000, 0.10, 0.20),
-    FeeTier(500_000, 0.08, 0.18),
-    FeeTier(1_000_000, 0.06, 0.16),
-    FeeTier(2_500_000, 0.04, 0.14),
-    FeeTier(5_000_000, 0.02, 0.12),
-    FeeTier(10_000_000, 0.00, 0.10),
-)
-"""Kraken Pro spot schedule (endpoints from AssetPairs ``fees``/``fees_maker``; check ``TradeVolume``)."""
 
 
 GROWTH_MODES = ("off", "fill", "daily")
@@ -79,7 +67,7 @@ class TieredFee:
     ``growth`` says whether the run's own trading moves the tier: ``off`` (the tier of
     ``volume_30d`` for every fill), ``fill`` (each fill pays the tier of ``volume_30d`` plus the value
     of the run's fills before it) or ``daily`` (the tier is re-evaluated at each UTC midnight from the
-    value traded before that day, as Kraken's schedule is checked periodically, not per trade). Value
+    value traded before that day, as venues check the schedule periodically, not per trade). Value
     counts in USD: quote value times ``quote_usd`` (e.g. ~1.08 for EUR). The starting volume is taken
     to stay in the 30-day window for the whole run (true for runs under 30 days whose start volume is
     recent; older volume rolling off is not modelled).
@@ -87,7 +75,7 @@ class TieredFee:
 
     tiers: Sequence[FeeTier]
     volume_30d: float = 0.0
-    name: str = "kraken_tiered"
+    name: str = "tiered"
     growth: str = "off"
     quote_usd: float = 1.0
 
@@ -151,34 +139,52 @@ def tiers_from_rows(rows, where: str) -> tuple[FeeTier, ...]:
         raise ValueError(f"{where}: bad [[fees.tiers]] row (volume_usd, maker, taker in percent): {exc}") from None
 
 
-def kraken_schedule(volume_30d: float = 0.0, path: Optional[Path] = None, *, growth: str = "off",
-                    quote_usd: float = 1.0, tiers: Optional[Sequence[FeeTier]] = None) -> TieredFee:
-    """Kraken's tiers at ``volume_30d``; ``path`` = TOML with ``[[fees.tiers]]`` rows
-    (``volume_usd`` or ``min_volume``, ``maker``, ``taker`` in percent; negative maker = rebate) to
-    override them; ``tiers`` = rows already parsed (the runtime config's ``[fees]``)."""
-    rows: Sequence[FeeTier] = KRAKEN_SPOT_TIERS if tiers is None else tuple(tiers)
+def venue_schedule(venue: Optional[VenueRules] = None, volume_30d: float = 0.0, path: Optional[Path] = None, *,
+                   growth: str = "off", quote_usd: float = 1.0,
+                   tiers: Optional[Sequence[FeeTier]] = None) -> TieredFee:
+    """The venue's tiers (default: the default venue's) at ``volume_30d``; ``path`` = TOML with
+    ``[[fees.tiers]]`` rows (``volume_usd`` or ``min_volume``, ``maker``, ``taker`` in percent;
+    negative maker = rebate) to override them; ``tiers`` = rows already parsed (the runtime config's
+    ``[fees]``)."""
+    venue = venue if venue is not None else default_venue()
+    rows: Sequence[FeeTier] = (tuple(FeeTier(t.volume_usd, t.maker_pct, t.taker_pct) for t in venue.fee_tiers)
+                               if tiers is None else tuple(tiers))
     if path is not None:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         found = raw.get("fees", {}).get("tiers")
         if not found:
             raise ValueError(f"{path}: no [[fees.tiers]] rows (volume_usd, maker, taker in percent)")
         rows = tiers_from_rows(found, str(path))
-    return TieredFee(tuple(sorted(rows, key=lambda t: t.min_volume)), volume_30d, growth=growth,
-                     quote_usd=quote_usd)
+    return TieredFee(tuple(sorted(rows, key=lambda t: t.min_volume)), volume_30d, name=f"{venue.name}_tiered",
+                     growth=growth, quote_usd=quote_usd)
 
 
-def fee_model_from_spec(spec: str, *, volume_30d: float = 0.0, growth: str = "off", quote_usd: float = 1.0,
+def default_fee_model() -> TieredFee:
+    """The default venue's schedule at the lowest tier (what a bare :class:`BacktestConfig` pays)."""
+    return venue_schedule()
+
+
+def fee_model_from_spec(spec: str, *, venue: Optional[VenueRules] = None, volume_30d: float = 0.0,
+                        growth: str = "off", quote_usd: float = 1.0,
                         tiers: Optional[Sequence[FeeTier]] = None) -> FeeModel:
-    """CLI ``--fees``: ``kraken`` (tier by ``--volume-30d``; ``tiers`` from the runtime config if it
-    has ``[fees]``), ``kraken:PATH.toml``, ``value:MAKER_PCT,TAKER_PCT`` (negative maker = rebate) or
-    ``none``. ``growth``/``quote_usd``: see :class:`TieredFee`."""
+    """CLI ``--fees``: ``venue`` (the configured venue's tiers by ``--volume-30d``; ``tiers`` from the
+    runtime config if it has ``[fees]``), a venue's name (that venue's built-in tiers, or the
+    config's when it is the configured venue), ``venue:PATH.toml`` / ``NAME:PATH.toml`` (tiers from a
+    file), ``value:MAKER_PCT,TAKER_PCT`` (negative maker = rebate) or ``none``.
+    ``growth``/``quote_usd``: see :class:`TieredFee`."""
     kind, _, rest = spec.partition(":")
-    if kind == "kraken":
-        return kraken_schedule(volume_30d, Path(rest) if rest else None, growth=growth, quote_usd=quote_usd,
-                               tiers=tiers)
+    venue = venue if venue is not None else default_venue()
     if kind == "value":
         m, _, t = rest.partition(",")
         return TradingValueFee(float(m) / 100.0, float(t or m) / 100.0)
     if kind == "none":
         return TradingValueFee(0.0, 0.0, name="none")
-    raise ValueError(f"--fees {spec!r}: expected kraken, kraken:PATH.toml, value:MAKER,TAKER or none")
+    if kind == "venue" or kind == venue.name:
+        chosen = venue
+    elif kind in known_venues():
+        chosen, tiers = venue_rules(kind), None
+    else:
+        raise ValueError(f"--fees {spec!r}: expected venue, venue:PATH.toml, a venue name "
+                         f"({', '.join(known_venues())}), value:MAKER,TAKER or none")
+    return venue_schedule(chosen, volume_30d, Path(rest) if rest else None, growth=growth, quote_usd=quote_usd,
+                          tiers=tiers)

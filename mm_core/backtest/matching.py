@@ -4,15 +4,16 @@ paper fills.
 Our orders never change the public book in the data (the market is exogenous; hftbacktest's
 assumption too). What this module decides is what happens *to our orders* as the market moves:
 
-- **new order** (:func:`x_new`): Kraken's per-pair rate counter (+1; rejected above the threshold),
+- **new order** (:func:`x_new`): the venue's per-pair rate counter (+new cost; rejected above the
+  threshold),
   market status (no new orders in cancel_only / maintenance), post-only check against the best
   opposite price on arrival (crossing = rejected), then it joins the queue behind the displayed
   size at its price;
-- **cancel** (:func:`x_cancel`): rate counter (+8 ... +0 by order age), too late if already done;
-- **amend** (:func:`x_amend`, Kraken's atomic ``amend_order``): rate counter (+1 plus +3/+2/+1 by
+- **cancel** (:func:`x_cancel`): rate counter (the venue's cost by order age), too late if already done;
+- **amend** (:func:`x_amend`, an atomic amend in place): rate counter (the venue's amend cost by
   age), too late if done; new total quantity at or below the filled quantity cancels the rest (with
-  the cancel penalty, as Kraken charges); a price change that would cross is rejected (post-only)
-  and the order stays as it was. Queue position (Kraken: "priority kept where possible") -- our
+  the cancel cost); a price change that would cross is rejected (post-only) and the order stays as
+  it was. Queue position (venues say "priority kept where possible") -- our
   decision, the usual price-time rule: a **quantity decrease at the same price keeps the order's
   place**; a **price change** or a **quantity increase** puts it at the back of the queue at its
   (new) price, like a new order but with the same id and without a gap in the quote;
@@ -42,8 +43,9 @@ from mm_core.backtest import jit_cache
 
 jit_cache.install()  # before the jitted functions below are defined (see jit_cache)
 
+from mm_core.adapters.base import RateCounterSpec  # noqa: E402
 from mm_core.backtest.queue import RISK_AVERSE, on_depth  # noqa: E402
-from mm_core.backtest.rate_limit import amend_cost, cancel_cost, decayed  # noqa: E402
+from mm_core.backtest.rate_limit import amend_cost, cancel_cost, cost_vector, decayed, new_cost  # noqa: E402
 
 BIG = np.int64(1) << np.int64(62)
 NO_BID = -1
@@ -109,7 +111,7 @@ X_AMEND_TOO_LATE = 15
 X_REJ_MARKET = 16
 N_X = 17
 # exchange state, float64
-XF_RC = 0  # Kraken's per-pair rate counter
+XF_RC = 0  # the venue's per-pair rate counter
 XF_RC_MAX = 1
 XF_POS = 2  # true position (base units)
 XF_CASH = 3  # quote currency, before fees
@@ -294,7 +296,8 @@ def _book_rc(X, XF, now, rc):
         XF[XF_RC_MAX] = rc
 
 
-def _x_new(X, XF, oi, of, xbuy, xsell, bq, aq, lo, o, now, best_bid, best_ask, rate_threshold, rate_decay):
+def _x_new(X, XF, oi, of, xbuy, xsell, bq, aq, lo, o, now, best_bid, best_ask, rate_threshold, rate_decay,
+           rate_costs):
     """Order row ``o`` (side, tick, qty filled in by the caller) reaches the matching engine at
     ``now``. Returns RSP_ACCEPTED or RSP_REJECTED (the reason in ``oi[o, OI_RESULT]``)."""
     rc = _spend(X, XF, now, rate_decay)
@@ -302,12 +305,13 @@ def _x_new(X, XF, oi, of, xbuy, xsell, bq, aq, lo, o, now, best_bid, best_ask, r
     ot = oi[o, OI_TICK]
     s = oi[o, OI_SIDE]
     rsp = RSP_ACCEPTED
-    if rc + 1.0 > rate_threshold:
+    cost = new_cost(rate_costs, 0)
+    if rc + cost > rate_threshold:
         rsp = RSP_REJECTED
         oi[o, OI_RESULT] = RES_REJ_RATE
         X[X_REJ_RATE_NEW] += 1
     else:
-        rc += 1.0
+        rc += cost
         if X[X_MARKET] == MKT_CANCEL_ONLY or X[X_MARKET] == MKT_MAINTENANCE:
             rsp = RSP_REJECTED
             oi[o, OI_RESULT] = RES_REJ_MARKET
@@ -344,7 +348,7 @@ def _x_new(X, XF, oi, of, xbuy, xsell, bq, aq, lo, o, now, best_bid, best_ask, r
     return rsp
 
 
-def _x_cancel(X, XF, oi, of, xbuy, xsell, o, now, rate_threshold, rate_decay):
+def _x_cancel(X, XF, oi, of, xbuy, xsell, o, now, rate_threshold, rate_decay, rate_costs):
     """A cancel of order ``o`` reaches the matching engine. Returns RSP_CANCELED,
     RSP_CANCEL_REJECTED (rate counter) or RSP_CANCEL_TOO_LATE."""
     rc = _spend(X, XF, now, rate_decay)
@@ -352,7 +356,7 @@ def _x_cancel(X, XF, oi, of, xbuy, xsell, o, now, rate_threshold, rate_decay):
         rsp = RSP_CANCEL_TOO_LATE
         X[X_CANCEL_TOO_LATE] += 1
     else:
-        cost = cancel_cost(now - oi[o, OI_ARRIVE_EXCH])
+        cost = cancel_cost(now - oi[o, OI_ARRIVE_EXCH], rate_costs, 0)
         if rc + cost > rate_threshold:
             rsp = RSP_CANCEL_REJECTED
             X[X_REJ_RATE_CANCEL] += 1
@@ -368,7 +372,7 @@ def _x_cancel(X, XF, oi, of, xbuy, xsell, o, now, rate_threshold, rate_decay):
 
 
 def _x_amend(X, XF, oi, of, xbuy, xsell, bq, aq, lo, o, now, new_tick, new_qty, best_bid, best_ask,
-             rate_threshold, rate_decay, lot):
+             rate_threshold, rate_decay, rate_costs, lot):
     """An amend of order ``o`` to price ``new_tick`` and total quantity ``new_qty`` reaches the
     matching engine (queue rules in the module docstring). Returns RSP_AMENDED, RSP_CANCELED (the
     new quantity is at or below the filled one), RSP_AMEND_REJECTED or RSP_AMEND_TOO_LATE."""
@@ -380,7 +384,7 @@ def _x_amend(X, XF, oi, of, xbuy, xsell, bq, aq, lo, o, now, new_tick, new_qty, 
     age = now - oi[o, OI_ARRIVE_EXCH]
     s = oi[o, OI_SIDE]
     if new_qty <= of[o, OF_FILLED] + 0.5 * lot:  # amended down to what is filled: the rest is cancelled
-        cost = cancel_cost(age)
+        cost = cancel_cost(age, rate_costs, 0)
         if rc + cost > rate_threshold:
             X[X_REJ_RATE_AMEND] += 1
             _book_rc(X, XF, now, rc)
@@ -396,13 +400,13 @@ def _x_amend(X, XF, oi, of, xbuy, xsell, bq, aq, lo, o, now, new_tick, new_qty, 
         _refresh(X, oi, xbuy, xsell)
         _book_rc(X, XF, now, rc)
         return RSP_CANCELED
-    cost = amend_cost(age)
+    cost = amend_cost(age, rate_costs, 0)
     if rc + cost > rate_threshold:
         X[X_REJ_RATE_AMEND] += 1
         _book_rc(X, XF, now, rc)
         return RSP_AMEND_REJECTED
     if new_tick != oi[o, OI_TICK] and ((s > 0 and new_tick >= best_ask) or (s < 0 and new_tick <= best_bid)):
-        rc += cost  # Kraken counts a request that fails validation
+        rc += cost  # a request that fails validation still counts
         X[X_REJ_POST_ONLY_AMEND] += 1
         _book_rc(X, XF, now, rc)
         return RSP_AMEND_REJECTED
@@ -472,12 +476,14 @@ class MatchingState:
     ``fi``/``fq`` (``n_fills`` rows), the caller reads them after each call.
     """
 
-    def __init__(self, lo: int, n_ticks: int, *, rate_threshold: float = 60.0, rate_decay: float = 1.0,
-                 lot: float = 1e-8, queue_kind: int = RISK_AVERSE, queue_n: float = 2.0, share: bool = True,
+    def __init__(self, lo: int, n_ticks: int, *, rate: RateCounterSpec, lot: float = 1e-8,
+                 queue_kind: int = RISK_AVERSE, queue_n: float = 2.0, share: bool = True,
                  capacity: int = 1024, max_resting: int = 256):
+        """``rate``: the venue's rate-counter tier (``mm_core.adapters.rate_counter(venue, tier)``)."""
         self.lo = np.int64(lo)
-        self.rate_threshold = float(rate_threshold)
-        self.rate_decay = float(rate_decay)
+        self.rate_threshold = float(rate.threshold)
+        self.rate_decay = float(rate.decay_per_s)
+        self.rate_costs = cost_vector(rate)
         self.lot = float(lot)
         self.queue_kind = np.int64(queue_kind)
         self.queue_n = float(queue_n)
@@ -555,18 +561,19 @@ class MatchingState:
         self.oi[o, OI_N_AMENDS] = 0
         self.of[o, OF_QTY] = qty
         rsp = x_new(self.X, self.XF, self.oi, self.of, self.xbuy, self.xsell, self.bq, self.aq, self.lo,
-                    np.int64(o), np.int64(now), self.best_bid, self.best_ask, self.rate_threshold, self.rate_decay)
+                    np.int64(o), np.int64(now), self.best_bid, self.best_ask, self.rate_threshold, self.rate_decay,
+                    self.rate_costs)
         return o, int(rsp)
 
     def cancel(self, order_id: int, now: int) -> int:
         return int(x_cancel(self.X, self.XF, self.oi, self.of, self.xbuy, self.xsell, np.int64(order_id),
-                            np.int64(now), self.rate_threshold, self.rate_decay))
+                            np.int64(now), self.rate_threshold, self.rate_decay, self.rate_costs))
 
     def amend(self, order_id: int, now: int, tick: int, qty: float) -> int:
-        """Amend to ``tick`` and total quantity ``qty`` (Kraken's ``order_qty``)."""
+        """Amend to ``tick`` and total quantity ``qty`` (the new total, filled part included)."""
         return int(x_amend(self.X, self.XF, self.oi, self.of, self.xbuy, self.xsell, self.bq, self.aq, self.lo,
                            np.int64(order_id), np.int64(now), np.int64(tick), float(qty), self.best_bid,
-                           self.best_ask, self.rate_threshold, self.rate_decay, self.lot))
+                           self.best_ask, self.rate_threshold, self.rate_decay, self.rate_costs, self.lot))
 
     def fills(self, start: int = 0) -> dict[str, np.ndarray]:
         """Fills logged from row ``start`` on, as columns."""

@@ -48,7 +48,8 @@ from mm_core.strategy.view import (MKT_CANCEL_ONLY, MKT_MAINTENANCE, N_L, N_O, N
                                    V_MIN_QTY, V_OTHER_ASK_QTY, V_OTHER_BID_QTY, V_POSITION, V_RATE_COUNTER,
                                    V_RATE_LIMIT, V_SIGMA, V_SIZE_MULT, V_TICK, V_TRADING, V_VOL_REGIME,
                                    V_WIDTH_MULT, V_DATA_AGE_MS)
-from mm_core.backtest.rate_limit import decayed
+from mm_core.adapters.base import RateCounterSpec
+from mm_core.backtest.rate_limit import cost_vector, decayed
 
 from mm_core.strategy import regimes as _reg
 from mm_core.strategy import risk as _risk
@@ -266,11 +267,12 @@ class DecisionPipeline:
     ``decide(...)`` fills the view, runs the compiled step and returns the number of actions in
     ``ACT`` (rows ``A_*`` of :mod:`~mm_core.strategy.requote`); the runner keeps ``ORD[:n_orders]``
     (columns ``O_*``) in step with its order manager. ``drain_log()`` returns and clears the
-    transition log."""
+    transition log. ``rate``: the venue's rate-counter tier the requote rules budget against
+    (``mm_core.adapters.rate_counter(venue, tier)``)."""
 
     def __init__(self, spec: StrategySpec, *, regimes: Optional[object] = None, risk: Optional[object] = None,
                  requote: Optional[RequoteConfig] = None, tick: float, lot: float, min_qty: float = 0.0,
-                 min_cost: float = 0.0, rate_limit: float = 60.0, rate_decay: float = 1.0, rate_guard: float = 0.9,
+                 min_cost: float = 0.0, rate: RateCounterSpec, rate_guard: float = 0.9,
                  max_open_per_side: int = 4, max_orders: int = 256, log_capacity: int = 4096):
         self.spec = spec
         self.regimes = regimes if regimes is not None else RegimeConfig()
@@ -293,7 +295,8 @@ class DecisionPipeline:
         self.KS = _risk.new_state(self.KC)
         if not rate_guard > 0 or max_open_per_side < 1:
             raise ValueError("rate_guard must be > 0 and max_open_per_side >= 1")
-        self.QC = self.requote.vector(rate_limit=rate_limit, rate_decay=rate_decay, rate_guard=rate_guard,
+        self.QC = self.requote.vector(rate_limit=float(rate.threshold), rate_decay=float(rate.decay_per_s),
+                                      rate_costs=cost_vector(rate), rate_guard=rate_guard,
                                       max_open_per_side=max_open_per_side, max_orders=max_orders)
         self.PF = np.zeros(N_PF, np.float64)
         self.PI = np.zeros(N_PI, np.int64)

@@ -1,9 +1,9 @@
-"""Quote target -> order actions, within Kraken's rules: deadband, max order age, minimum resting
-time, amend before cancel+new, and a budget against the per-pair rate counter.
+"""Quote target -> order actions, within the venue's rules: deadband, max order age, minimum resting
+time, amend before cancel+new, and a budget against the venue's per-pair rate counter.
 
 Why this is its own step: the target moves on every tick of the fair mid, but every order action
-costs rate-counter points that decay at 1/s on the starter tier, and cancelling a young order costs
-the most (+8 under 5 s). Cancel+new on every move is throttled live within seconds. So per side:
+costs rate-counter points that decay over time, and on venues that price by age cancelling a young
+order costs the most (e.g. +8 under 5 s). Cancel+new on every move is throttled live within seconds. So per side:
 
 - the **working order** is the youngest order on that side that is not being cancelled; any other
   live order on that side is a leftover and is cancelled;
@@ -11,8 +11,8 @@ the most (+8 under 5 s). Cancel+new on every move is throttled live within secon
 - no working order -> **new** order at the target (if the open-order cap and the budget allow);
 - the target price moved beyond the **deadband** (``deadband_ticks``, or ``deadband_bps`` of the
   fair mid, whichever is larger), or the order is older than ``max_age_ms`` and not at the target
-  -> move it: **amend** in place when enabled and the order is acknowledged (+1, +3/+2/+1 under
-  5/10/15 s; keeps the order id, no gap in the quote), else **cancel + new** (+8.. +1 by age);
+  -> move it: **amend** in place when enabled and the order is acknowledged (the venue's amend cost
+  by age; keeps the order id, no gap in the quote), else **cancel + new** (cancel cost by age + new);
 - the target size fell below the order's remaining size by more than ``qty_tolerance`` (a fraction)
   -> amend the size down (keeps queue priority);
 - nothing moves an order younger than ``min_rest_ms``.
@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numba import njit
 
-from mm_core.backtest.rate_limit import amend_cost, cancel_cost, decayed
+from mm_core.backtest.rate_limit import N_C, amend_cost, cancel_cost, decayed, new_cost
 from mm_core.strategy.view import (O_AGE_MS, O_ID, O_LEAVES, O_SIDE, O_STATE, O_TICK, OS_CANCEL_PENDING,
                                    OS_LIVE)
 
@@ -52,7 +52,8 @@ QC_RATE_GUARD = 8  # own estimate after an ordinary action must stay <= this (ab
 QC_RATE_LIMIT = 9  # the venue's threshold
 QC_RATE_DECAY = 10  # per second
 QC_VOL_ALPHA = 11  # EWMA weight of one 1-second squared return (pipeline's sigma)
-N_QC = 12
+QC_RATE_COSTS = 12  # the venue's request costs (mm_core.backtest.rate_limit.cost_vector), N_C values
+N_QC = QC_RATE_COSTS + N_C
 
 # action table
 A_KIND = 0
@@ -140,8 +141,8 @@ class RequoteConfig:
             raise ValueError(f"[requote]: unknown key(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
         return cls(**d)
 
-    def vector(self, *, rate_limit: float, rate_decay: float, rate_guard: float, max_open_per_side: int,
-               max_orders: int) -> np.ndarray:
+    def vector(self, *, rate_limit: float, rate_decay: float, rate_costs: np.ndarray, rate_guard: float,
+               max_open_per_side: int, max_orders: int) -> np.ndarray:
         """The vector the step reads; ``rate_guard`` is the share of the venue's threshold ordinary
         actions may use (less ``pull_reserve``: a pull must never be what pushes the counter into the
         risk layer's rate-counter kill switch), ``max_orders`` the capacity of the caller's order table."""
@@ -158,6 +159,7 @@ class RequoteConfig:
         v[QC_RATE_LIMIT] = rate_limit
         v[QC_RATE_DECAY] = rate_decay
         v[QC_VOL_ALPHA] = 1.0 - math.exp(-math.log(2.0) / self.vol_halflife_s)
+        v[QC_RATE_COSTS:QC_RATE_COSTS + N_C] = rate_costs
         return v
 
     def describe(self) -> dict[str, object]:
@@ -180,7 +182,7 @@ def _emit(act, n, kind, side, tick, qty, row, oid, pull):
 def _budget(PF, PI, QC, t, cost, limit):
     """Spend ``cost`` of the own rate-counter estimate if it stays <= ``limit``. A request the venue
     will reject (estimate above its threshold, possible only when ``limit`` is above it) is sent but
-    does not raise the estimate: rejected requests do not raise Kraken's counter."""
+    does not raise the estimate: rejected requests do not raise the venue's counter."""
     v = decayed(PF[PF_RC], PI[PI_RC_T], t, QC[QC_RATE_DECAY]) + cost
     if v > limit:
         return False
@@ -193,7 +195,7 @@ def _budget(PF, PI, QC, t, cost, limit):
 @njit(cache=True, nogil=True, error_model="numpy", forceinline=True)
 def _cancel(PF, PI, QC, act, n, t, orders, r, pull):
     """Cancel row ``r`` if the budget allows (pulls: always; the estimate is spent up to the limit)."""
-    cost = cancel_cost(np.int64(orders[r, O_AGE_MS] * 1e6))
+    cost = cancel_cost(np.int64(orders[r, O_AGE_MS] * 1e6), QC, QC_RATE_COSTS)
     if pull:
         _budget(PF, PI, QC, t, cost, math.inf)  # sent whatever the counter says: the venue decides
         PI[PI_PULLS] += 1
@@ -253,7 +255,7 @@ def plan(t, orders, n_orders, work_bid_row, work_ask_row, bid_tick, bid_qty, ask
                         want = False
                     elif QC[QC_AMEND] != 0.0 and orders[w, O_STATE] == OS_LIVE:
                         nt = tt if move else wt
-                        cost = amend_cost(np.int64(age * 1e6))
+                        cost = amend_cost(np.int64(age * 1e6), QC, QC_RATE_COSTS)
                         if _budget(PF, PI, QC, t, cost, QC[QC_RATE_LIMIT] if cut else QC[QC_RATE_GUARD]):
                             n = _emit(act, n, ACT_AMEND, s, nt, q, w, orders[w, O_ID], 1.0 if cut else 0.0)
                             PI[PI_AMEND] += 1
@@ -279,7 +281,7 @@ def plan(t, orders, n_orders, work_bid_row, work_ask_row, bid_tick, bid_qty, ask
                     n_side += 1
             if n_side >= QC[QC_MAX_OPEN_PER_SIDE] or n_orders + n_new >= QC[QC_MAX_ORDERS] - 2:
                 PI[PI_OPEN_CAP_SKIPS] += 1
-            elif _budget(PF, PI, QC, t, 1.0, QC[QC_RATE_GUARD]):
+            elif _budget(PF, PI, QC, t, new_cost(QC, QC_RATE_COSTS), QC[QC_RATE_GUARD]):
                 n = _emit(act, n, ACT_NEW, s, tt, q, -1.0, -1.0, 0.0)
                 n_new += 1
                 PI[PI_NEW] += 1

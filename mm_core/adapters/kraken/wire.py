@@ -18,6 +18,8 @@ import re
 from datetime import date
 from typing import Iterable
 
+from mm_core.timestamps import format_ns_iso, parse_epoch_text_ns  # noqa: F401  (re-exported)
+
 # ---------------------------------------------------------------------------- feed rules
 
 V2_DEPTHS: tuple[int, ...] = (10, 25, 100, 500, 1000)
@@ -195,28 +197,3 @@ def _parse_rfc3339_slow(text: str) -> int:
     return ns
 
 
-def parse_epoch_text_ns(text: str) -> int:
-    """Kraken v1 epoch-seconds string (``"1618678133.365913"``) -> int ns, exact (string split,
-    no float: a float has only ~16 significant digits, too few for ns since 1970).
-
-    Digits beyond the 9th fractional one are truncated. Raises ValueError on anything else.
-    """
-    sec, dot, frac = text.partition(".")
-    if not (sec.isdigit() and sec.isascii()):
-        raise ValueError(f"not an epoch-seconds timestamp: {text!r}")
-    ns = int(sec) * _NS
-    if dot:
-        if not frac or not (frac.isdigit() and frac.isascii()):
-            raise ValueError(f"not an epoch-seconds timestamp: {text!r}")
-        ns += int(frac[:9].ljust(9, "0"))
-    return ns
-
-
-def format_ns_iso(ns: int) -> str:
-    """int ns -> ``2023-07-30T15:29:58.343415000Z`` (exact; for reports)."""
-    sec, frac = divmod(ns, _NS)
-    days, rem = divmod(sec, 86400)
-    d = date.fromordinal(_EPOCH_ORDINAL + days)
-    hh, rem = divmod(rem, 3600)
-    mm, ss = divmod(rem, 60)
-    return f"{d.isoformat()}T{hh:02d}:{mm:02d}:{ss:02d}.{frac:09d}Z"
