@@ -9,13 +9,13 @@ levels (top of book, checksum) after *every* message. So each side is
 * a ``list`` of opaque per-level *tokens* kept parallel to the keys.
 
 The token list is what makes exchange checksums cheap: the adapter hands in a precomputed string
-per level (for Kraken: price digits + qty digits) when the level changes, and a checksum is then
+per level (e.g. the price digits + qty digits a CRC32 covers) when the level changes, and a checksum is then
 one ``"".join`` of a slice plus a CRC -- nothing is re-formatted for unchanged levels. The book
 never interprets tokens, so no exchange's formatting rules live here.
 
 Semantics (the usual L2 contract): levels are applied in the order given; ``qty == 0`` deletes the
-level (deleting an unknown level is ignored but counted in :attr:`L2Book.unknown_deletes`, Kraken
-does send those); :meth:`L2Book.truncate` (or the per-side ``truncate_asks``/``truncate_bids``)
+level (deleting an unknown level is ignored but counted in :attr:`L2Book.unknown_deletes`; some
+venues do send those); :meth:`L2Book.truncate` (or the per-side ``truncate_asks``/``truncate_bids``)
 cuts to the subscribed depth and must be called after every message, because exchanges do not send
 deletes for levels pushed out of scope. ``apply_*`` return the index the change landed on, so a
 caller knows for free whether the top of book can have moved (only index 0 can move it).

@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     csv = run_dir / "demo.csv"
     seconds = float(args.seconds)
-    _banner(f"1/4 capture: local Kraken-v2 simulator -> collector, {seconds:.0f} s")
     cfg = load_config(args.config)
+    _banner(f"1/4 capture: local {cfg.exchange.name} simulator -> collector, {seconds:.0f} s")
     # the gate's clock check wants >= [gate] clock_min_estimates ping/pong estimates; a run of
     # seconds gets them only with pings every 2 s (capture setting, not a gate threshold)
     cfg = msgspec.structs.replace(cfg, feed=msgspec.structs.replace(

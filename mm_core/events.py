@@ -3,7 +3,7 @@
 Every event carries the same header -- ``exchange, symbol, ts_exchange, ts_capture`` -- so that
 downstream code (storage, QA, latency analysis, research, backtest) never branches on the exchange.
 Timestamps are int64 nanoseconds since the Unix epoch, UTC. ``ts_exchange`` is ``None`` when the
-exchange did not say when the event happened (Kraken v2 book snapshots, old ticker messages);
+exchange did not say when the event happened (some venues' book snapshots, old ticker messages);
 ``ts_capture`` is when our process received the frame (0 when replaying a file that had none).
 
 Events are immutable values (``msgspec.Struct(frozen=True)``): created once, cheap to build on the

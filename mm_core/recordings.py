@@ -12,19 +12,19 @@ Three formats are read, detected from the content (never from the file name):
     whole lines it still holds; each cut line is counted in :attr:`Recording.unreadable_lines`.
 ``cryptofeed``
     ``<local_epoch_seconds>: <raw message>`` lines, after header lines such as
-    ``wss://ws.kraken.com <-> 1618678132.38`` and ``wss://ws.kraken.com <- ...: {subscribe}``;
-    older logs start with the recorder's ``configuration: {...}`` line. Header, configuration and
-    (re)connection lines are skipped wherever they appear and counted in ``skipped_lines``.
+    ``wss://HOST <-> 1618678132.38`` and ``wss://HOST <- ...: {subscribe}``; older logs start with
+    the recorder's ``configuration: {...}`` line. Header, configuration and (re)connection lines are
+    skipped wherever they appear and counted in ``skipped_lines``; the first URL is kept (``url``).
 ``sdk-fixture``
-    python-kraken-sdk's test fixtures: one JSON object ``{"init": msg or [msgs],
-    "updates": [msg, ...]}``; frames are re-encoded with orjson; ``ts_capture`` is 0. ``init`` is a
-    list of messages only when every element is a message (an object or an array); a Kraken v1
-    message is itself an array (``[336, {"as": [...], "bs": [...]}, "book-10", "XBT/USD"]``), so an
-    ``init`` that starts with a channel id is one message.
+    an SDK's test fixture: one JSON object ``{"init": msg or [msgs], "updates": [msg, ...]}``;
+    frames are re-encoded with orjson; ``ts_capture`` is 0. ``init`` is a list of messages only when
+    every element is a message (an object or an array); a message that is itself an array (a
+    channel id first, then its body) is one message.
 
-The exchange protocol (Kraken WS v1 or v2) is read from the archive header, the URL of a
-cryptofeed header, or guessed from the first messages (v2 frames are objects with ``channel`` or
-``method``; v1 data frames are arrays and its control frames have ``event``).
+Which adapter speaks the recording (``protocol``) is read from the archive header, else asked of
+every venue (:meth:`mm_core.adapters.base.VenueRules.recording_adapter`) with the recorder's URL
+and the first frames. A venue may keep more beside a recording (REST snapshots that seeded its
+books): :meth:`~mm_core.adapters.base.VenueRules.recording_frames` merges them in.
 
 A file that cannot be read raises :class:`RecordingError` whose message names the file and the
 line -- ``mm replay`` prints it and exits 2.
@@ -43,9 +43,9 @@ from typing import Iterator, Optional
 
 import orjson
 
-from mm_core.adapters.kraken.wire import parse_epoch_text_ns
 from mm_core.capture.layout import RAW_HEADER_PREFIX
 from mm_core.events import truncate_text
+from mm_core.timestamps import parse_epoch_text_ns
 
 FORMAT_RAW = "mm-raw"
 FORMAT_CRYPTOFEED = "cryptofeed"
@@ -73,8 +73,9 @@ class Recording:
 
     path: Path
     format: str
-    protocol: Optional[str]  # "kraken_v2" | "kraken_v1" | None (could not tell)
+    protocol: Optional[str]  # the adapter that speaks it (a venue's adapter name) | None (could not tell)
     header: dict = field(default_factory=dict)
+    url: Optional[str] = None  # the recorder's connection URL (cryptofeed header line), if any
     compressed: bool = False
     size: int = 0
     unreadable_lines: int = 0
@@ -125,13 +126,15 @@ def open_recording(path: str | Path) -> Recording:
     else:
         raise RecordingError(
             f"{p}:{line_no}: not a recording this tool reads: expected '#mm_core-raw {{...}}' or "
-            f"'<ts_ns> <frame>' (mm_core raw archive), '<epoch_s>: <frame>' (cryptofeed) or a "
-            f"python-kraken-sdk fixture {{\"init\": ..., \"updates\": [...]}}; got "
+            f"'<ts_ns> <frame>' (mm_core raw archive), '<epoch_s>: <frame>' (cryptofeed) or an "
+            f"SDK fixture {{\"init\": ..., \"updates\": [...]}}; got "
             f"{truncate_text(text, 80)!r}"
         )
     peeked = list(itertools.islice(frames, _PEEK_FRAMES))
     if rec.protocol is None:
-        rec.protocol = _guess_protocol(text for _, text in peeked)
+        from mm_core.adapters import recording_adapter
+
+        rec.protocol = recording_adapter(rec.url, [text for _, text in peeked])
     rec._frames = itertools.chain(peeked, frames)
     return rec
 
@@ -281,7 +284,7 @@ def _raw_frames(rec: Recording, lines: Iterator[tuple[int, str, int]]) -> Iterat
             if not rec.header:
                 rec.header = header
                 adapter = header.get("adapter")
-                if isinstance(adapter, str) and adapter.startswith("kraken_"):
+                if isinstance(adapter, str) and adapter:
                     rec.protocol = adapter
             continue
         ts, sep, frame = text.partition(" ")
@@ -312,8 +315,8 @@ def _cryptofeed_frames(rec: Recording, lines: Iterator[tuple[int, str, int]]) ->
             continue
         if _HEADER_LINE.match(text):
             rec.skipped_lines += 1
-            if rec.protocol is None and text.split(" ", 1)[0].rstrip("/").endswith("/v2"):
-                rec.protocol = "kraken_v2"
+            if rec.url is None and "://" in text.split(" ", 1)[0]:
+                rec.url = text.split(" ", 1)[0]
             continue
         if kind == CUT:
             rec._unreadable(line_no)
@@ -336,11 +339,11 @@ def _sdk_frames(rec: Recording, data: bytes | mmap.mmap) -> Iterator[tuple[int, 
     except orjson.JSONDecodeError as exc:
         raise RecordingError(
             f"{rec.path}:{getattr(exc, 'lineno', '?')}: not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc}); "
-            f"expected a python-kraken-sdk fixture {{\"init\": ..., \"updates\": [...]}}"
+            f"expected an SDK fixture {{\"init\": ..., \"updates\": [...]}}"
         ) from None
     if not isinstance(doc, dict) or "updates" not in doc or not isinstance(doc.get("updates"), list):
         raise RecordingError(
-            f"{rec.path}:1: JSON object without an 'updates' list: not a python-kraken-sdk fixture "
+            f"{rec.path}:1: JSON object without an 'updates' list: not an SDK fixture "
             f"{{\"init\": ..., \"updates\": [...]}}"
         )
     messages = _sdk_init_messages(doc.get("init")) + doc["updates"]
@@ -357,21 +360,3 @@ def _sdk_init_messages(init: object) -> list:
     if isinstance(init, list) and all(isinstance(m, (dict, list)) for m in init):
         return init
     return [init]
-
-
-def _guess_protocol(texts: Iterator[str]) -> Optional[str]:
-    """v2 frames are objects with ``channel``/``method``; v1 data frames are arrays and v1
-    control frames carry ``event``."""
-    for text in texts:
-        try:
-            msg = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(msg, list):
-            return "kraken_v1"
-        if isinstance(msg, dict):
-            if "channel" in msg or "method" in msg:
-                return "kraken_v2"
-            if "event" in msg:
-                return "kraken_v1"
-    return None

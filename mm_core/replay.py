@@ -1,20 +1,19 @@
 """``mm replay FILE``: run a recorded feed through the adapter and its books, and say what happened.
 
 Why: a recording is only worth keeping if it re-parses into a *verified* book. Replay answers
-"does every checksum still match?", "how many frames were bad?", "what did the book look like at
-the end?" for the project's own raw archives and for third-party captures (cryptofeed lines,
-python-kraken-sdk fixtures) -- see :mod:`mm_core.recordings` for the formats.
+"does every checksum still match?" (or, on a venue without checksums, "did the book stay in sync
+and uncrossed?"), "how many frames were bad?", "what did the book look like at the end?" for the
+project's own raw archives and for third-party captures (cryptofeed lines, SDK fixtures) -- see
+:mod:`mm_core.recordings` for the formats. Which venue's adapter reads the file, and how it finds a
+pair's precision where a checksum needs it, is the venue's business
+(:meth:`mm_core.adapters.base.VenueRules.replay_adapter`); ``--price-precision``/``--qty-precision``
+are handed to it as a fallback. The summary names the precision source used per symbol.
 
-Instrument precision (WS v2 checksums are computed from numbers, so the pair's price/qty
-precision matters), first hit wins:
+``crossed_books`` counts the moments a book built from the file was crossed or locked (best bid at
+or above best ask after a message), for every venue; any is a failure.
 
-1. the archive header's ``price_precision``/``qty_precision`` (for the header's symbols),
-2. the adapter's table of known instruments (BTC/EUR, BTC/USD: 1 and 8),
-3. ``--price-precision``/``--qty-precision``,
-4. inference from the first snapshot (the smallest precisions that reproduce its checksum).
-
-The summary names the source used per symbol. Exit status: 0 only when everything in the file was
-read and verified; 1 when anything failed -- a checksum mismatch, a bad message, a damaged gzip
+Exit status: 0 only when everything in the file was read and verified; 1 when anything failed -- a
+checksum mismatch, a re-snapshot that disagreed, a crossed book, a bad message, a damaged gzip
 member or unreadable line, book updates left unverified, or book updates none of which could be
 verified -- and the closing line (``failures`` in ``--json``) says which; 2 when the file could not
 be read at all (the message names the file and line).
@@ -30,15 +29,10 @@ from typing import Any, Callable, Iterator, Optional
 
 import orjson
 
-from mm_core.adapters.base import FeedSpec
-from mm_core.adapters.kraken.instruments import instrument_with_precision
-from mm_core.adapters.kraken.v1 import KrakenV1Adapter
-from mm_core.adapters.kraken.v2 import KrakenV2Adapter
-from mm_core.adapters.kraken.wire import V2_DEPTHS, format_ns_iso
+from mm_core.adapters import adapter_names, default_venue, venue_rules
 from mm_core.events import BadMessage, Event, TopOfBook
 from mm_core.recordings import Recording, RecordingError, open_recording
-
-ADAPTER_NAMES = ("kraken_v2", "kraken_v1")
+from mm_core.timestamps import format_ns_iso
 _BAD_EXAMPLES = 5
 
 
@@ -59,14 +53,15 @@ def replay_file(
     Raises :class:`ReplayError` (a ValueError; RecordingError is one too) naming the file and the
     line when the file cannot be read.
     """
-    rec, name, feed = _open(path, adapter, price_precision, qty_precision)
+    rec, name, feed, frame_iter = _open(path, adapter, price_precision, qty_precision)
     first_ts: Optional[int] = None
     last_ts: Optional[int] = None
     tops: dict[str, TopOfBook] = {}
+    crossed: dict[str, int] = {}
     bad_examples: list[dict[str, Any]] = []
     on_message = feed.on_message
     frames = 0
-    for ts_capture, text in rec.frames():
+    for ts_capture, text in frame_iter:
         frames += 1
         for ev in on_message(text, ts_capture):
             ts = ev.ts_exchange
@@ -76,6 +71,8 @@ def replay_file(
                 if last_ts is None or ts > last_ts:
                     last_ts = ts
             if ev.__class__ is TopOfBook:
+                if ev.source == "book" and ev.bid >= ev.ask:  # type: ignore[attr-defined]
+                    crossed[ev.symbol] = crossed.get(ev.symbol, 0) + 1
                 prev = tops.get(ev.symbol)
                 if prev is None or ev.source == "book" or prev.source != "book":  # type: ignore[attr-defined]
                     tops[ev.symbol] = ev  # type: ignore[assignment]
@@ -83,7 +80,7 @@ def replay_file(
                 bad_examples.append({"reason": ev.reason, "text": ev.text})  # type: ignore[attr-defined]
         if progress is not None and frames % 4096 == 0:
             progress(rec, frames)
-    return _summary(rec, name, feed, first_ts, last_ts, tops, bad_examples)
+    return _summary(rec, name, feed, first_ts, last_ts, tops, bad_examples, crossed)
 
 
 def recording_events(
@@ -98,21 +95,35 @@ def recording_events(
     The library form of ``mm replay`` for research and backtests: the same format detection, the
     same adapter choice and precision rules, the same checksum verification.
     """
-    rec, _, feed = _open(path, adapter, price_precision, qty_precision)
-    for ts_capture, text in rec.frames():
+    _, _, feed, frames = _open(path, adapter, price_precision, qty_precision)
+    for ts_capture, text in frames:
         yield from feed.on_message(text, ts_capture)
 
 
 def _open(path: str | Path, adapter: Optional[str], price_precision: Optional[int],
-          qty_precision: Optional[int]) -> tuple[Recording, str, Any]:
-    """Open a recording and build the adapter that replays it (format, adapter and precision rules)."""
+          qty_precision: Optional[int]) -> tuple[Recording, str, Any, Iterator[tuple[int, str]]]:
+    """Open a recording; choose its adapter (flag, archive header, the venues' detection, else the
+    default venue's first); build it the venue's way; frames with the venue's companions merged in."""
     if (price_precision is None) != (qty_precision is None):
         raise ReplayError("give both --price-precision and --qty-precision, or neither")
     rec = open_recording(path)
-    name = adapter or _header_adapter(rec) or rec.protocol or "kraken_v2"
-    if name not in ADAPTER_NAMES:
-        raise ReplayError(f"{rec.path}: unknown adapter {name!r}; known: {', '.join(ADAPTER_NAMES)}")
-    return rec, name, _make_adapter(rec, name, price_precision, qty_precision)
+    name = adapter or _header_adapter(rec) or rec.protocol or next(iter(default_venue().adapters))
+    owners = adapter_names()
+    if name not in owners:
+        raise ReplayError(f"{rec.path}: unknown adapter {name!r}; known: {', '.join(owners)}")
+    venue = venue_rules(owners[name])
+    header = rec.header
+    symbols = header.get("symbols") or []
+    if isinstance(symbols, str):
+        header = {**header, "symbols": [symbols]}
+    elif not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
+        raise ReplayError(f"{rec.path}:1: archive header 'symbols' is not a list of strings")
+    fallback = (price_precision, qty_precision) if price_precision is not None else None
+    try:
+        feed = venue.replay_adapter(name, header, fallback)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ReplayError(f"{rec.path}:1: archive header: {exc}") from None
+    return rec, name, feed, venue.recording_frames(rec.path, rec.frames())
 
 
 def _header_adapter(rec: Recording) -> Optional[str]:
@@ -120,44 +131,18 @@ def _header_adapter(rec: Recording) -> Optional[str]:
     return adapter if isinstance(adapter, str) else None
 
 
-def _make_adapter(rec: Recording, name: str, price_precision: Optional[int],
-                  qty_precision: Optional[int]) -> KrakenV1Adapter | KrakenV2Adapter:
-    header = rec.header
-    symbols = header.get("symbols") or []
-    if isinstance(symbols, str):
-        symbols = [symbols]
-    if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
-        raise ReplayError(f"{rec.path}:1: archive header 'symbols' is not a list of strings")
-    depth = header.get("depth")
-    if name == "kraken_v1":
-        return KrakenV1Adapter(FeedSpec(symbols=()))
-    instruments = {}
-    hp, hq = header.get("price_precision"), header.get("qty_precision")
-    if isinstance(hp, int) and isinstance(hq, int):
-        instruments = {s: instrument_with_precision(s, hp, hq) for s in symbols}
-    try:
-        spec = FeedSpec(
-            symbols=tuple(symbols),
-            book_depth=depth if isinstance(depth, int) and depth in V2_DEPTHS else 10,
-            instruments=instruments,
-        )
-        fallback = (price_precision, qty_precision) if price_precision is not None else None
-        return KrakenV2Adapter(spec, infer_depth=not isinstance(depth, int), fallback_precision=fallback)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise ReplayError(f"{rec.path}:1: archive header: {exc}") from None
-
-
 def _summary(rec: Recording, name: str, feed: Any, first_ts: Optional[int], last_ts: Optional[int],
-             tops: dict[str, TopOfBook], bad_examples: list[dict[str, Any]]) -> dict[str, Any]:
+             tops: dict[str, TopOfBook], bad_examples: list[dict[str, Any]],
+             crossed: dict[str, int]) -> dict[str, Any]:
     s = feed.stats
     precision: dict[str, Any] = {}
-    if isinstance(feed, KrakenV2Adapter):
+    if hasattr(feed, "precision") and hasattr(feed, "symbols"):
         for symbol in feed.symbols():
             p = feed.precision(symbol)
             if p is not None:
                 precision[symbol] = {"price": p[0], "qty": p[1], "source": p[2]}
     checks = s.checksums_ok + s.checksums_failed
-    failures = replay_failures(s, rec)
+    failures = replay_failures(s, rec, sum(crossed.values()))
     return {
         "ok": not failures,
         "failures": failures,
@@ -173,6 +158,12 @@ def _summary(rec: Recording, name: str, feed: Any, first_ts: Optional[int], last
         "checksums_failed": s.checksums_failed,
         "checksums_verified_share": (s.checksums_ok / checks) if checks else None,
         "unverified_updates": s.unverified_updates,
+        "verified_updates": s.verified_updates,
+        "snapshot_checks_ok": s.snapshot_checks_ok,
+        "snapshot_checks_failed": s.snapshot_checks_failed,
+        "crossed_books": sum(crossed.values()),
+        "crossed_by_symbol": dict(sorted(crossed.items())),
+        "time_gaps": s.time_gaps,
         "resyncs": s.resyncs,
         "bad_messages": s.bad_messages,
         "bad_message_examples": bad_examples,
@@ -196,11 +187,15 @@ def _summary(rec: Recording, name: str, feed: Any, first_ts: Optional[int], last
     }
 
 
-def replay_failures(s: Any, rec: Recording) -> list[str]:
+def replay_failures(s: Any, rec: Recording, crossed: int = 0) -> list[str]:
     """What went wrong in a replay, one phrase each; empty = every frame read and every book verified."""
     out: list[str] = []
     if s.checksums_failed:
         out.append(f"{s.checksums_failed:,} checksum mismatch(es)")
+    if s.snapshot_checks_failed:
+        out.append(f"{s.snapshot_checks_failed:,} re-snapshot(s) that disagreed with the book")
+    if crossed:
+        out.append(f"{crossed:,} crossed or locked book moment(s)")
     if s.bad_messages:
         out.append(f"{s.bad_messages:,} bad message(s)")
     if rec.damaged_members:
@@ -209,7 +204,7 @@ def replay_failures(s: Any, rec: Recording) -> list[str]:
         out.append(f"{rec.unreadable_lines:,} unreadable line(s) (first at line {rec.first_unreadable_line})")
     if s.unverified_updates:
         out.append(f"{s.unverified_updates:,} book update(s) left unverified")
-    if s.book_updates and not s.checksums_ok:
+    if s.book_updates and not s.checksums_ok and not s.verified_updates:
         out.append(f"none of {s.book_updates:,} book updates could be verified")
     return out
 
@@ -226,11 +221,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="exit codes: 0 everything read and verified, 1 something failed (the closing line says "
                "what), 2 unreadable file",
     )
-    p.add_argument("file", type=Path, help="raw archive (.jsonl[.gz]), cryptofeed capture or SDK fixture")
+    p.add_argument("file", type=Path, help="raw archive (.jsonl[.gz]), cryptofeed capture (a venue may read "
+                                             "its companion files beside it) or SDK fixture")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.add_argument("--adapter", choices=ADAPTER_NAMES, help="protocol (default: from the file)")
+    p.add_argument("--adapter", choices=sorted(adapter_names()), help="protocol (default: from the file)")
     p.add_argument("--price-precision", type=int, metavar="N",
-                   help="price decimals for v2 checksums of pairs not in the header/known table")
+                   help="price decimals for checksums of pairs not in the header/known table")
     p.add_argument("--qty-precision", type=int, metavar="N", help="quantity decimals (with --price-precision)")
     p.set_defaults(func=run)
 
@@ -278,6 +274,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  checksums verified  {s['checksums_ok']:,}",
         f"  checksum failures   {s['checksums_failed']:,}",
         f"  unverified updates  {s['unverified_updates']:,}",
+        f"  crossed books       {s['crossed_books']:,}",
+        f"  re-snapshot checks  {s['snapshot_checks_ok']:,} ok, {s['snapshot_checks_failed']:,} differed",
         f"  resyncs             {s['resyncs']:,}",
         f"  bad messages        {s['bad_messages']:,}",
         f"  first exchange ts   {s['first_ts_exchange'] or '-'}",
@@ -302,7 +300,10 @@ def format_summary(s: dict[str, Any]) -> str:
     if s["failures"]:
         verdict = "FAIL: " + "; ".join(s["failures"]) + f" ({s['checksums_ok']:,} checksums verified)"
     elif s["checksums_ok"]:
-        verdict = f"OK: all {s['checksums_ok']:,} checksums verified"
+        verdict = f"OK: all {s['checksums_ok']:,} checksums verified, 0 crossed"
+    elif s["verified_updates"]:
+        verdict = (f"OK: {s['verified_updates']:,} book updates applied in sync from the snapshots, 0 crossed, "
+                   f"{s['trades']:,} trades")
     else:
         verdict = "OK: no checksummed book messages in this file"
     lines.append(f"  {verdict}")

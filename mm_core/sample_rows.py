@@ -11,7 +11,7 @@ The bounds are fixed from what a feed can physically produce, not from any captu
 * ``time_range``: both timestamps lie in [2009-01-03, 2100-01-01). Nothing was traded on a crypto
   exchange before the Bitcoin genesis block; a 1970 value is a zero or a unit error.
 * ``age_range``: |age| <= 1 hour. The collector's watchdog drops a connection after seconds of
-  silence and Kraken stamps each message when it sends it, so an age of an hour is a broken
+  silence and an exchange stamps each message when it sends it, so an age of an hour is a broken
   timestamp, not a slow feed; a clock off by an hour is a time-zone bug, not skew. Ages inside the
   bound stay samples whatever their sign: a negative age is a clock signal the analyzer and the gate
   report and judge, not garbage.

@@ -12,8 +12,8 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def parse_epoch_text_ns(text: str) -> int:
-    """Epoch-seconds text (a recorder's line stamp, Kraken v1 times) (``"1618678133.365913"``) -> int ns, exact (string split,
-    no float: a float has only ~16 significant digits, too few for ns since 1970).
+    """Epoch-seconds text (a recorder's line stamp, some venues' times: ``"1618678133.365913"``) -> int
+    ns, exact (string split, no float: a float has only ~16 significant digits, too few for ns since 1970).
 
     Digits beyond the 9th fractional one are truncated. Raises ValueError on anything else.
     """

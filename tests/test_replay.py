@@ -345,3 +345,30 @@ def test_a_bad_message_alone_exits_1(tmp_path: Path, capsys: pytest.CaptureFixtu
     code, out, _ = cli([str(path), "--json"], capsys)
     s = json.loads(out)
     assert code == 1 and s["bad_messages"] >= 1 and any("bad message" in f for f in s["failures"])
+
+
+# ---------------------------------------------------------------------------- crossed books
+
+
+def test_every_kraken_recording_reports_zero_crossed_books() -> None:
+    for path in (V2_BOOK, V1_BOOK):
+        s = replay_file(path)
+        assert s["crossed_books"] == 0 and s["crossed_by_symbol"] == {} and s["ok"]
+
+
+def test_a_checksum_valid_but_crossed_book_is_counted_and_fails(tmp_path: Path, capsys) -> None:
+    """A book the checksum cannot object to (the exchange sent it so) is still caught when it crosses."""
+    from mm_core.adapters.kraken.checksum import checksum_of_levels
+
+    bids, asks = [(100.5, 1.0), (100.0, 2.0)], [(100.4, 1.0), (101.0, 3.0)]
+    snap = {"channel": "book", "type": "snapshot", "data": [{
+        "symbol": "BTC/USD", "bids": [{"price": p, "qty": q} for p, q in bids],
+        "asks": [{"price": p, "qty": q} for p, q in asks],
+        "checksum": checksum_of_levels(asks, bids, 1, 8)}]}
+    f = tmp_path / "crossed.jsonl"
+    f.write_text("".join(archive_lines([snap])))
+    s = replay_file(f)
+    assert s["checksums_ok"] == 1 and s["crossed_books"] == 1 and s["crossed_by_symbol"] == {"BTC/USD": 1}
+    assert not s["ok"] and "1 crossed or locked book moment(s)" in s["failures"]
+    code, out, _ = cli([str(f)], capsys)
+    assert code == 1 and "crossed books       1" in out

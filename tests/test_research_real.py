@@ -10,8 +10,7 @@ from conftest import V1_BOOK, V2_BOOK
 
 pytest.importorskip("mm_core.replay")
 from mm_core.events import BookLevels, TopOfBook  # noqa: E402
-from mm_core.recordings import open_recording  # noqa: E402
-from mm_core.replay import _make_adapter  # noqa: E402
+from mm_core.replay import recording_events  # noqa: E402
 from mm_core.research.book_frames import columns_from_events, columns_from_recording, reconstruct  # noqa: E402
 from mm_core.research.features import event_features, grid_features  # noqa: E402
 from mm_core.research.qa import feature_qa  # noqa: E402
@@ -23,12 +22,7 @@ CORE = ["mid", "spread_ticks", "imbalance", "depth_imbalance", "wmid", "rv_1s", 
 
 
 def _events(path, adapter):
-    rec = open_recording(path)
-    feed = _make_adapter(rec, adapter, None, None)
-    out = []
-    for ts, text in rec.frames():
-        out.extend(feed.on_message(text, ts))
-    return out
+    return list(recording_events(path, adapter=adapter))
 
 
 def _check_features(fr) -> None:

@@ -13,6 +13,7 @@ import importlib
 import pkgutil
 import re
 from functools import lru_cache
+from typing import Optional, Sequence
 
 from mm_core.adapters.base import FeedAdapter, FeedSpec, RateCounterSpec, VenueRules
 
@@ -61,6 +62,16 @@ def adapter_class(name: str) -> type[FeedAdapter]:
     return getattr(importlib.import_module(module_name), attr)
 
 
+def recording_adapter(url: Optional[str], texts: Sequence[str]) -> Optional[str]:
+    """The adapter that speaks a recording (its recorder's URL, its first frames), asking each venue."""
+    for hint in ((url, None) if url is not None else (None,)):  # by URL first, then by the frames alone
+        for v in known_venues():
+            found = venue_rules(v).recording_adapter(hint, texts)
+            if found is not None:
+                return found
+    return None
+
+
 def rate_counter(venue: VenueRules, tier: str) -> RateCounterSpec:
     """Tier ``tier`` of the venue's order-rate counter (``off``: none at all, on every venue)."""
     if tier == "off":
@@ -73,4 +84,5 @@ def rate_counter(venue: VenueRules, tier: str) -> RateCounterSpec:
 
 
 __all__ = ["DEFAULT_CONFIG_NAME", "DEFAULT_VENUE", "FeedAdapter", "FeedSpec", "RateCounterSpec", "VenueRules",
-           "adapter_class", "adapter_names", "default_venue", "known_venues", "rate_counter", "venue_rules"]
+           "adapter_class", "adapter_names", "default_venue", "known_venues", "rate_counter",
+           "recording_adapter", "venue_rules"]

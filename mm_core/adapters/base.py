@@ -48,6 +48,12 @@ class AdapterStats:
     heartbeats: int = 0
     bad_messages: int = 0
     events_by_kind: dict[str, int] = field(default_factory=dict)
+    # venues without a checksum verify otherwise (synced from a snapshot, never crossed, re-snapshots agree)
+    verified_updates: int = 0  # updates the venue's integrity rule accepted (checksum venues: see checksums_ok)
+    snapshot_checks_ok: int = 0  # periodic re-snapshots that agreed with the book
+    snapshot_checks_failed: int = 0  # ... that did not (an event and a resync each)
+    crossed_books: int = 0  # moments the adapter found a book crossed or locked (an event and a resync each)
+    time_gaps: int = 0  # exchange-time gaps beyond the venue's bound (or going backwards)
 
 
 class FeedAdapter(Protocol):

@@ -17,8 +17,8 @@ rows and replays them through a dense tick-indexed book, writing for every row t
 best bid/ask (ticks and sizes) *after* that row. Inside a message only the last change of a level
 counts and deletes go before sets: the message's final book is unchanged, but no row shows a
 transient crossed book (a move's bid insert at the old ask price before that ask's delete), which
-would fill resting orders the exchange never crossed. Kraken sends no delete for a level pushed
-out of the subscribed depth (the client truncates), so after each message the pass truncates to
+would fill resting orders the exchange never crossed. A depth-limited feed sends no delete for a
+level pushed out of the subscribed depth (the client truncates), so after each message the pass truncates to
 ``depth`` and writes explicit delete rows for the levels it drops: without them a dense book keeps
 phantom levels that later surface as the best price (cryptofeed#701). Both our engine and
 hftbacktest then see the same, clean book.
@@ -31,7 +31,7 @@ written once, straight into its final place.
 
 Order of messages: exchange time, then capture time, then trades before book messages (a trade
 comes with the book change it caused), then source order. Messages without an exchange time
-(Kraken v2 snapshots) get ``min(capture time, next known exchange time of their stream)``.
+(some venues' snapshots) get ``min(capture time, next known exchange time of their stream)``.
 
 Converters: :func:`from_events` (any iterable of canonical events), :func:`from_run_dir` (a run's
 Parquet tables), :func:`from_simulator` (the offline market model). :func:`cached` stores the result
@@ -51,6 +51,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 from numba import njit
 
+from mm_core.adapters import DEFAULT_VENUE
 from mm_core.backtest import jit_cache
 
 jit_cache.install()  # before any jitted function of the backtest is defined (see jit_cache)
@@ -85,11 +86,11 @@ class MarketArrays:
     tick_size: float
     lot_size: float
     depth: int
-    exchange: str = "kraken"
+    exchange: str = DEFAULT_VENUE  # labels only: what the data names, else the default venue
     symbol: str = "BTC/EUR"
 
     def __init__(self, kind, side, exch_ts, capture_ts, msg, price, tick, qty, best_bid_tick, best_ask_tick,
-                 tick_size, lot_size, depth, exchange="kraken", symbol="BTC/EUR", *,
+                 tick_size, lot_size, depth, exchange=DEFAULT_VENUE, symbol="BTC/EUR", *,
                  best_bid_qty: Optional[np.ndarray] = None, best_ask_qty: Optional[np.ndarray] = None) -> None:
         """The fields in order; ``best_bid_qty``/``best_ask_qty`` may be given when the caller has
         them already (otherwise they are derived on first use)."""
@@ -355,7 +356,7 @@ def _assemble_kernel(b_perm, b_ts, b_cap, b_seq, b_snap, b_off, b_px, b_q, a_off
                 q = d_q[e]
                 e += 1
             elif depth > 0 and (st[0] > depth or st[3] > depth):
-                # Kraken's client truncates to the subscribed depth: delete the worst levels
+                # the client truncates to the subscribed depth: delete the worst levels
                 # explicitly, bid and ask in turn while both sides are too deep
                 k = turn
                 turn = 1 - turn
@@ -549,10 +550,10 @@ def _next_known(ts_w: np.ndarray, seq_w: np.ndarray, after: int) -> tuple[int, O
 def _wire_times(book: BookStream, trades: TradeStream):
     """Exchange times that keep book messages in wire order, and every message's wire rank.
 
-    Books apply in the order received, never by timestamp (kraken-protocol.md 2). Wire order is the
+    Books apply in the order received, never by timestamp. Wire order is the
     sources' order when they give it (``seq``: events in memory), else capture order with trades
     first at equal capture time (a run directory). In wire order a message without an exchange
-    time (a Kraken v2 snapshot) takes ``min(capture, next known exchange time)``, and a book message
+    time (some venues' snapshots) takes ``min(capture, next known exchange time)``, and a book message
     whose stamp went backwards takes the latest book stamp before it, so the merge by time can
     never move a book message ahead of an earlier one (or a snapshot's clears behind the updates
     after it). Trades keep their stamps.
@@ -610,7 +611,7 @@ def _price_range(*arrays: np.ndarray) -> tuple[float, float]:
 
 
 def assemble(book: BookStream, trades: TradeStream, *, tick_size: float, lot_size: float, depth: int,
-             exchange: str = "kraken", symbol: str = "BTC/EUR") -> MarketArrays:
+             exchange: str = DEFAULT_VENUE, symbol: str = "BTC/EUR") -> MarketArrays:
     """Rows of a book stream and a trade stream: time order, truncation to ``depth``, best prices."""
     b_order, b_ts, b_seq, t_order, t_ts, t_seq = _wire_times(book, trades)
     b_ts, b_seq, b_cap = _ro(b_ts, np.int64), _ro(b_seq, np.int64), _ro(book.cap, np.int64)
@@ -715,7 +716,7 @@ def from_events(
     t_seq: list[int] = []
     seen_depth = 0
     has_levels = False
-    exchange, symbol = "kraken", "BTC/EUR"
+    exchange, symbol = DEFAULT_VENUE, "BTC/EUR"
     for k, ev in enumerate(events):
         t = type(ev)
         if t is BookUpdate or t is BookSnapshot:
@@ -758,7 +759,7 @@ def _names(files: list[Path]) -> tuple[str, str]:
     import pyarrow.parquet as pq
 
     head = pq.ParquetFile(files[0]).read_row_group(0, columns=["exchange", "symbol"]).slice(0, 1)
-    return (str(head.column("exchange")[0]), str(head.column("symbol")[0])) if head.num_rows else ("kraken", "BTC/EUR")
+    return (str(head.column("exchange")[0]), str(head.column("symbol")[0])) if head.num_rows else (DEFAULT_VENUE, "BTC/EUR")
 
 
 def _read_part(f: Path, columns: list[str], strings: tuple[str, ...] = ()):
@@ -857,7 +858,7 @@ def _read_files(files: list[Path], table: str, columns: list[str], strings: tupl
 
     if not files:
         full = table_schemas()[table]
-        return pa.Table.from_pylist([], schema=pa.schema([full.field(c) for c in columns])), ("kraken", "BTC/EUR")
+        return pa.Table.from_pylist([], schema=pa.schema([full.field(c) for c in columns])), (DEFAULT_VENUE, "BTC/EUR")
     parts = [_read_part(f, columns, strings) for f in files]
     return pa.concat_tables(parts, promote_options="permissive"), _names(files)
 
@@ -947,7 +948,7 @@ def from_files(files: dict[str, list[Path]], *, tick_size: Optional[float], lot_
     message, so the rows' book from there on is the one a pass over the whole capture would
     have: levels are truncated to the subscribed depth after every message, so that book *is*
     the seed's levels. Ignored when the book files themselves open with a snapshot."""
-    exchange, symbol = "kraken", "BTC/EUR"
+    exchange, symbol = DEFAULT_VENUE, "BTC/EUR"
     book_stream = BookStream.empty()
     d = depth if depth is not None else 1
     book_files = [Path(f) for f in files.get("book", ())] if tops != "only" else []

@@ -2,7 +2,8 @@
 is invalid, the market status -- and the faults a stress scenario injects.
 
 Why the engine needs more than the rows: "the book is older than X ms" is not "no row for X ms".
-Kraken sends a heartbeat after ~1 s without other messages on the connection, so on a live, quiet
+A live feed confirms itself when nothing changes -- a venue heartbeat after ~1 s of silence, or the
+answer to the client's own heartbeat (the venue rules say which, ``idle_heartbeat_s``) -- so on a quiet
 feed a client knows its book is current although nothing changed. The **confirmation series**
 (``conf_local``, ``conf_exch``) holds every message and every heartbeat a live feed would send,
 as (local arrival time, exchange time it confirms); the data age at local time ``t`` is

@@ -57,7 +57,7 @@ def notes(result, ctx: RunContext = RunContext()) -> list[str]:
         out.append(f"rate guard: {deferred:,} requests deferred against {sent:,} sent "
                    f"({c.get('orders_sent', 0):,} orders, {c.get('amends_sent', 0):,} amends, "
                    f"{c.get('cancels_sent', 0):,} cancels) over "
-                   f"{c.get('requotes', 0):,} requotes: most requotes were throttled by Kraken's rate counter "
+                   f"{c.get('requotes', 0):,} requotes: most requotes were throttled by the venue's rate counter "
                    f"({result.config.rate_tier}, guard {result.config.rate_guard:g}); this is the PnL of a "
                    "throttled strategy")
     return out

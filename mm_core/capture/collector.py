@@ -13,7 +13,7 @@ Why it is shaped this way:
 * The loop's own lag (how long a just-arrived frame would wait for it) is measured all run long by
   :mod:`mm_core.capture.loop_lag` and reported in ``summary.json`` (``loop_lag_ms``) and by the gate.
 * All protocol knowledge lives in the adapter (sans-IO); this module only moves frames, keeps time
-  and reconnects. The same code captures Kraken or the local simulator.
+  and reconnects. The same code captures any venue, or the local simulator speaking its dialect.
 * Reconnects: a session that delivered a verified book snapshot (for a ticker-only feed: a ticker)
   was healthy, and when the server closes it the collector reconnects at once; exponential backoff
   and the reconnect budget apply to failed connects and to sessions that never became healthy.
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from mm_core.adapters import FeedSpec, adapter_class
+from mm_core.adapters import DEFAULT_CONFIG_NAME, FeedSpec, adapter_class, venue_rules
 from mm_core.capture.clock import clock_estimate
 from mm_core.capture.layout import EXIT_FATAL, EXIT_MAX_SECONDS, EXIT_SIGNAL, SUMMARY_NAME
 from mm_core.capture.loop_lag import LoopLagProbe
@@ -136,6 +136,7 @@ class Collector:
             book_depth=feed.book_depth,
             instruments={config.symbol: config.make_instrument()},
         )
+        self.venue = venue_rules(config.exchange.name)
         self.adapter = adapter_class(config.exchange.adapter)(self.spec, exchange=config.exchange.name)
         self.sample_source = "book" if "book" in feed.channels else "ticker"
         self.summary = RunSummary(
@@ -312,7 +313,7 @@ class Collector:
                     self._send_soon(ws, self.adapter.resync_messages(ev.symbol))
                 elif kind == "subscription_error":
                     summary.subscription_errors += 1
-                    if "already subscribed" in str(getattr(ev, "error", "")).lower():
+                    if self.venue.duplicate_subscription(str(getattr(ev, "error", ""))):
                         continue  # a resync's re-subscribe racing the old one: harmless, logged
                     self._fatal = (
                         f"subscription rejected by {self.url}: {getattr(ev, 'error', '')!s} "
@@ -800,8 +801,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path,
                    help="sample CSV to write; its folder becomes the run directory")
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--url", help="WebSocket endpoint (default: the config's, e.g. wss://ws.kraken.com/v2)")
-    p.add_argument("--config", type=Path, help="runtime config TOML (default: config/kraken-btc-eur.toml)")
+    p.add_argument("--url", help="WebSocket endpoint (default: the config's [exchange] endpoint)")
+    p.add_argument("--config", type=Path, help=f"runtime config TOML (default: config/{DEFAULT_CONFIG_NAME})")
     p.add_argument("--run-dir", type=Path, help="run directory (default: the folder of --out)")
     p.add_argument("--depth", type=int, help="book depth override (10, 25, 100, 500, 1000)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (opt-in)")

@@ -1,6 +1,6 @@
 """Canonical book/trade events -> flat columns -> per-event top-of-book arrays.
 
-Why this shape: a day of Kraken BTC data is ~1M book messages. Looping over event objects in
+Why this shape: a day of BTC book data on a busy venue is ~1M book messages. Looping over event objects in
 Python costs ~1 µs per attribute access; looping over *flat numpy arrays* in a numba kernel costs a
 few nanoseconds per level. So every input (canonical events in memory, a collector run's Parquet
 files, a recorded raw feed) is first turned into :class:`EventColumns` -- one row per book message,
@@ -10,8 +10,8 @@ through a sorted-array L2 book compiled with numba, writing the best prices and 
 after every message into :class:`BookFrames`. Features (:mod:`mm_core.research.features`) are then
 plain vectorised numpy over those arrays.
 
-Time. ``clock="exchange"`` (default) stamps each row with ``ts_exchange``; rows without one (Kraken
-snapshots) take the time of the next stamped row -- the state they create is first *observable*
+Time. ``clock="exchange"`` (default) stamps each row with ``ts_exchange``; rows without one (some
+venues' snapshots) take the time of the next stamped row -- the state they create is first *observable*
 then, so no feature can peek at it earlier (a series with no exchange stamps at all falls back to
 capture times). ``clock="capture"`` uses the capture
 time (what a live quoting engine actually saw). Timestamps are never re-sorted: books must be
@@ -122,7 +122,7 @@ class BookFrames:
 def _event_time(ts_exchange: np.ndarray, ts_capture: np.ndarray, clock: str) -> np.ndarray:
     """Per-row event time per ``clock``; unstamped rows take the next stamped row's time.
 
-    With ``clock="exchange"`` rows without an exchange stamp (Kraken snapshots) are *not* given
+    With ``clock="exchange"`` rows without an exchange stamp (unstamped snapshots) are *not* given
     their capture time -- mixing the two clocks would put a snapshot after the updates that follow
     it; only a series with no exchange stamps at all falls back to capture times.
     """
@@ -368,7 +368,7 @@ def _interleave(b_off, b_px, b_q, a_off, a_px, a_q):
 def columns_from_recording(path: Path, symbol: Optional[str] = None, clock: str = "exchange") -> EventColumns:
     """Columns from a recorded raw feed (own archive, cryptofeed capture, SDK fixture).
 
-    Uses the Kraken adapters exactly as ``mm replay`` does, so what research sees is what the
+    Uses the venue's adapter exactly as ``mm replay`` does, so what research sees is what the
     collector would have stored.
     """
     from mm_core.replay import recording_events
@@ -486,7 +486,7 @@ def reconstruct(cols: EventColumns, levels: int = DEFAULT_LEVELS, tick_size: Opt
         raise ValueError("levels must be >= 1")
     n = cols.n_book
     max_depth = int(cols.book_depth.max()) if n else 0
-    # Kraken truncates *after* a message: a message may hold a side above its depth for a moment (an
+    # a depth-limited book truncates *after* a message: a message may hold a side above its depth for a moment (an
     # insert before a delete), so the working book needs room for the depth plus one message's
     # levels -- a book capped at the depth would drop the worst level at the insert and come out of
     # the message one level short (found by tests/test_book_implementations_agree.py at depth 100)

@@ -1,7 +1,7 @@
 """``mm research``: features, feature QA, fair-mid models scored out of sample, HTML report.
 
 Data: ``--data DIR`` (a collector run directory or its ``parquet/`` folder), ``--recording FILE``
-(a raw feed archive / cryptofeed capture / SDK fixture, through the Kraken adapters), or
+(a raw feed archive / cryptofeed capture / SDK fixture, through the venue's adapter), or
 ``--sim-seconds N [--seed S] [--no-predictive]`` (the simulator, offline, no sockets; add
 ``--sim-out DIR`` to also keep the generated run directory).
 

@@ -19,7 +19,7 @@ File format (JSON, UTF-8; ``save_model``/``load_model``)::
     {
       "format": "mm_core.fair_mid", "version": 1,
       "kind": "naive" | "weighted_mid" | "microprice" | "linear",
-      "horizon_s": 1.0, "tick_size": 0.1, "exchange": "kraken", "symbol": "BTC/EUR",
+      "horizon_s": 1.0, "tick_size": 0.1, "exchange": "<venue>", "symbol": "BTC/EUR",
       "trained": {"from_ts": ns, "to_ts": ns, "rows": n},          # provenance, may be {}
       "microprice": {                                             # microprice and linear
         "imbalance_edges": [9 floats on I = Qb/(Qb+Qa)],

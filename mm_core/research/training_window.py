@@ -30,6 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
+from mm_core.adapters import DEFAULT_VENUE
+
 SIM_GENERATOR = "mm_core.simexchange.market.MarketModel"
 KINDS = ("simulator", "capture", "recording", "unknown")
 
@@ -39,7 +41,8 @@ class NoTrainingWindow(ValueError):
 
 
 def simulator_source(seed: int, *, predictive: bool, updates_per_second: float, trades_per_second: float,
-                     seconds: Optional[float], exchange: str = "kraken", symbol: str = "BTC/EUR") -> dict[str, Any]:
+                     seconds: Optional[float], exchange: str = DEFAULT_VENUE,
+                     symbol: str = "BTC/EUR") -> dict[str, Any]:
     """The identity of offline simulator data."""
     return {"kind": "simulator", "generator": SIM_GENERATOR, "seed": int(seed), "predictive": bool(predictive),
             "updates_per_second": float(updates_per_second), "trades_per_second": float(trades_per_second),
@@ -75,7 +78,7 @@ def run_dir_source(path: Path, exchange: str, symbol: str) -> dict[str, Any]:
                     int(d["seed"]), predictive=bool(d.get("predictive", True)),
                     updates_per_second=float(d.get("updates_per_second", p.updates_per_second)),
                     trades_per_second=float(d.get("trades_per_second", p.trades_per_second)),
-                    seconds=d.get("seconds"), exchange=exchange or "kraken", symbol=str(d.get("symbol", symbol)))
+                    seconds=d.get("seconds"), exchange=exchange or DEFAULT_VENUE, symbol=str(d.get("symbol", symbol)))
             break
     return market_source("capture", exchange, symbol, path)
 

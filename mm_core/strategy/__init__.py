@@ -5,7 +5,7 @@ A strategy is one module (``NAME``, ``Params``, ``STATE_SIZE``, a jitted ``decid
 :mod:`mm_core.strategy.base`), found by name in :mod:`mm_core.strategy.registry`. Each decision runs
 :mod:`mm_core.strategy.pipeline`: regimes (latency, volatility, market status; with hysteresis)
 -> risk (hard limits, trading state, kill switches) -> the strategy -> risk clamp -> requote rules
-(:mod:`mm_core.strategy.requote`: deadband, order age, amend vs cancel+new, Kraken's rate counter).
+(:mod:`mm_core.strategy.requote`: deadband, order age, amend vs cancel+new, the venue's rate counter).
 Nothing here knows which venue it runs on.
 """
 

@@ -1,11 +1,11 @@
-"""Client order ids: deterministic, short enough for Kraken, unique across restarts.
+"""Client order ids: deterministic, short enough for the venue, unique across restarts.
 
 An id is ``<prefix><epoch><n>``: ``prefix`` names the bot (1-4 lower-case letters/digits), ``epoch``
 is a 4-character base-36 counter the order manager raises and *fsyncs* in its journal before the
 first order of a process run, and ``n`` counts orders within the run (base 36). So ids never
 repeat -- not after a crash, not after a restart -- without a clock or randomness, and the same
-journal replays to the same ids. Kraken allows free-text ``cl_ord_id`` up to 18 characters (or a
-UUID): 4 + 4 + 10 base-36 digits (3.6e15 orders per run) fit.
+journal replays to the same ids. Venues cap the length (the venue rules' ``client_order_id_max_len``;
+18 characters is the tightest we trade on): 4 + 4 + 10 base-36 digits (3.6e15 orders per run) fit.
 
 Because ids are ours by construction, reconciliation can tell "an order we placed but never heard
 back about" (``is_ours``) from an order someone else placed on the account.

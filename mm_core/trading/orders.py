@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
+from mm_core.adapters import DEFAULT_VENUE
 from mm_core.trading.clordid import ClOrdIds
 from mm_core.trading.journal import Journal
 from mm_core.trading.records import (CANCELED, EXPIRED, FILLED, LOST, NEW, OPEN_STATES, PARTIALLY_FILLED,
@@ -119,7 +120,7 @@ class ManagerCounters:
 class OrderManager:
     """Local order book, fills, position and cash for one symbol (see the module doc)."""
 
-    def __init__(self, *, symbol: str, base: str, quote: str, exchange: str = "kraken",
+    def __init__(self, *, symbol: str, base: str, quote: str, exchange: str = DEFAULT_VENUE,
                  journal: Optional[Journal] = None, id_prefix: str = "mm", on_restart: str = "cancel",
                  unknown_orders: str = "cancel", base_tolerance: float = 1e-8, quote_tolerance: float = 0.01,
                  balance_confirmations: int = 2, sent_grace_s: float = 10.0,
@@ -361,7 +362,7 @@ class OrderManager:
                 oids.append(o.order_id)
             else:
                 cids.append(o.cl_ord_id)
-        if oids and cids:  # Kraken cannot mix them in one request; callers split (see supervisor)
+        if oids and cids:  # venues may refuse both kinds in one request; callers split (see supervisor)
             raise ValueError("cancel_request got orders with and without order_id; cancel them separately")
         return CancelRequest(order_ids=tuple(oids), cl_ord_ids=tuple(cids))
 

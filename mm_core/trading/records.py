@@ -1,4 +1,4 @@
-"""Canonical trading records: what every venue (Kraken, the simulator, paper) reports and takes.
+"""Canonical trading records: what every venue (an exchange, the simulator, paper) reports and takes.
 
 The market-data side has :mod:`mm_core.events`; this is its trading twin, in the same style:
 immutable ``msgspec`` structs with the common header ``exchange, symbol, ts_exchange, ts_capture``
@@ -54,7 +54,7 @@ STATE_RANK: dict[str, int] = {SENT: 0, PENDING_NEW: 1, NEW: 2, PARTIALLY_FILLED:
 class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
     """A limit order to place. ``cl_ord_id`` comes from the order manager (idempotent id).
 
-    ``deadline_ns``: the venue must not match it after this instant (Kraken ``deadline``: 0.5 s to
+    ``deadline_ns``: the venue must not match it after this instant (e.g. a ``deadline``: 0.5 s to
     60 s ahead). ``validate``: check only, never reaches the matching engine (warm-up, dry runs).
     """
 
@@ -191,7 +191,7 @@ class Fill(TradingRecord, frozen=True, kw_only=True):
 
     ``side`` +1 buy / -1 sell (as the backtest's fill table); ``maker`` from the venue's liquidity
     indicator; ``fee`` the fee in ``fee_asset`` (``fees`` keeps every ``(asset, qty)`` the venue
-    listed). ``order_status`` is what the venue said the order became with this fill -- on Kraken
+    listed). ``order_status`` is what the venue said the order became with this fill -- on some venues
     it may say partially_filled for the fill that completes the order (a separate ``filled``
     update follows), so never infer completion from it.
     """
@@ -262,7 +262,7 @@ class SequenceGap(TradingRecord, frozen=True, kw_only=True):
 
 
 class RateCount(TradingRecord, frozen=True, kw_only=True):
-    """The venue's order-rate counter for ``symbol`` (Kraken ``ratecounter``)."""
+    """The venue's order-rate counter for ``symbol`` (as its executions channel reports it)."""
 
     count: float
     limit: Optional[float] = None

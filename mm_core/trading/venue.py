@@ -1,8 +1,7 @@
 """The trading venue seam: what the order manager, paper and live runners need from an exchange.
 
-One small Protocol, implemented by the Kraken private client
-(:class:`mm_core.adapters.kraken.venue.KrakenVenue`) and, later, by the simulator's private side
-and the paper venue. Nothing above this seam knows which exchange it trades on: requests and
+One small Protocol, implemented by a venue's private client (under ``mm_core/adapters/<venue>/``)
+and, later, by the simulator's private side and the paper venue. Nothing above this seam knows which exchange it trades on: requests and
 replies are :mod:`mm_core.trading.records` values, never wire messages.
 
 The contract, beyond the method signatures:
