@@ -31,6 +31,7 @@ class ExchangeConfig(_Strict):
     name: str
     adapter: str
     endpoint: str
+    rest_endpoint: str = ""  # REST base URL, for venues whose books are seeded from REST snapshots
 
 
 class FeedConfig(_Strict):
@@ -258,6 +259,8 @@ def _check_values(cfg: RuntimeConfig, where: str) -> None:
         if b.queue_n <= 0:
             problems.append("backtest.queue_n must be > 0")
     problems += _trading_analysis_problems(cfg)
+    if cfg.exchange.rest_endpoint and not cfg.exchange.rest_endpoint.startswith(("http://", "https://")):
+        problems.append(f"exchange.rest_endpoint must be an http:// or https:// URL, got {cfg.exchange.rest_endpoint!r}")
     if not cfg.exchange.endpoint.startswith(("ws://", "wss://")):
         problems.append(f"exchange.endpoint must be a ws:// or wss:// URL, got {cfg.exchange.endpoint!r}")
     if problems:

@@ -197,6 +197,38 @@ class Resync(FeedHealth, frozen=True, kw_only=True):
     KIND: ClassVar[str] = "resync"
 
 
+class BookMismatch(FeedHealth, frozen=True, kw_only=True):
+    """A book failed an integrity check other than a checksum (venues that send none): a fresh
+    snapshot disagreed with it, it crossed or locked, or the exchange time jumped backwards or
+    left a gap. ``reason`` says which, ``detail`` what differed. A resync follows."""
+
+    reason: str = ""
+    detail: str = ""
+
+    KIND: ClassVar[str] = "book_mismatch"
+
+
+class SnapshotRequest(FeedHealth, frozen=True, kw_only=True):
+    """The adapter needs a book snapshot fetched over the venue's REST API (``url``): to sync a diff
+    feed, to resync, or to verify the book (``reason``). The collector fetches it off the receive
+    loop and hands the answer back as a frame (:func:`mm_core.adapters.base.rest_frame`), so it
+    lands in the raw archive like any frame and a replay sees the same sequence."""
+
+    url: str = ""
+    reason: str = ""
+
+    KIND: ClassVar[str] = "snapshot_request"
+
+
+class ReconnectRequest(FeedHealth, frozen=True, kw_only=True):
+    """The venue asked the client to reconnect (e.g. before maintenance of its gateway): the
+    collector closes the session and reconnects at once."""
+
+    reason: str = ""
+
+    KIND: ClassVar[str] = "reconnect_request"
+
+
 class BadMessage(FeedHealth, frozen=True, kw_only=True):
     """A frame we could not use (malformed JSON, unknown channel, missing field, bad number, ...).
 
@@ -237,10 +269,15 @@ HEALTH_EVENTS: tuple[type[FeedHealth], ...] = (
     Pong,
     ClockEstimate,
     ChecksumMismatch,
+    BookMismatch,
+    SnapshotRequest,
+    ReconnectRequest,
     Resync,
     BadMessage,
     WriterQueueFull,
 )
+INTEGRITY_FAILURE_KINDS: tuple[str, ...] = (ChecksumMismatch.KIND, BookMismatch.KIND)
+"""Health kinds that say a book was wrong (a checksum, or a venue's other integrity checks)."""
 ALL_EVENTS: tuple[type[Event], ...] = MARKET_EVENTS + HEALTH_EVENTS
 EVENT_BY_KIND: dict[str, type[Event]] = {cls.KIND: cls for cls in ALL_EVENTS}
 

@@ -30,6 +30,27 @@ class FeedSpec:
     channels: tuple[str, ...] = ("book", "ticker", "trade")
     book_depth: int = 10
     instruments: dict[str, Instrument] = field(default_factory=dict)
+    rest_endpoint: str = ""  # the venue's REST base URL, for adapters that seed books from snapshots
+
+
+REST_FRAME_KEY = "mm_rest"
+
+
+def rest_frame(url: str, t_sent_ns: int, status: int, body: bytes | str) -> str:
+    """A REST answer as a feed frame: ``{"mm_rest": {"url", "t_sent", "status"}, "body": ...}``.
+
+    ``body`` is embedded as JSON when it parses, else as text (an error page). One line, so the raw
+    archive keeps it like any frame; the adapter that asked for it (:class:`SnapshotRequest`
+    events) recognises it by its key. ``status`` 0 = no answer (the error text is the body).
+    """
+    import orjson
+
+    try:
+        value = orjson.loads(body)
+    except (orjson.JSONDecodeError, TypeError):
+        value = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    return orjson.dumps({REST_FRAME_KEY: {"url": url, "t_sent": int(t_sent_ns), "status": int(status)},
+                         "body": value}).decode()
 
 
 @dataclass

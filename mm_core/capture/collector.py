@@ -48,6 +48,7 @@ from mm_core.adapters import DEFAULT_CONFIG_NAME, FeedSpec, adapter_class, venue
 from mm_core.capture.clock import clock_estimate
 from mm_core.capture.layout import EXIT_FATAL, EXIT_MAX_SECONDS, EXIT_SIGNAL, SUMMARY_NAME
 from mm_core.capture.loop_lag import LoopLagProbe
+from mm_core.capture.rest_fetch import fetch_frame
 from mm_core.capture.run_summary import RunSummary
 from mm_core.capture.wsclient import ClientConnection, ConnectionClosed, InvalidHandshake, InvalidURI
 from mm_core.capture.wsclient import connect_function, resolve as resolve_ws_client
@@ -115,9 +116,11 @@ class Collector:
         parquet_flush_s: float = 60.0,
         seed: int | None = None,
         ws_client: str | None = None,
+        rest_url: str | None = None,
     ) -> None:
         self.config = config
         self.url = url or config.exchange.endpoint
+        self.rest_url = rest_endpoint(config, url, rest_url)
         self.run_dir = run_dir if run_dir is not None else out_csv.parent  # Path("F.csv").parent == Path(".")
         self.out_csv = out_csv
         self.max_seconds = max_seconds
@@ -135,6 +138,7 @@ class Collector:
             channels=tuple(feed.channels),
             book_depth=feed.book_depth,
             instruments={config.symbol: config.make_instrument()},
+            rest_endpoint=self.rest_url,
         )
         self.venue = venue_rules(config.exchange.name)
         self.adapter = adapter_class(config.exchange.adapter)(self.spec, exchange=config.exchange.name)
@@ -311,6 +315,11 @@ class Collector:
                 kind = ev.KIND
                 if kind == "resync":
                     self._send_soon(ws, self.adapter.resync_messages(ev.symbol))
+                elif kind == "snapshot_request":
+                    self._fetch_soon(ws, ev.url)  # type: ignore[attr-defined]
+                elif kind == "reconnect_request":
+                    self._say(f"the venue asked to reconnect: {getattr(ev, 'reason', '')}")
+                    self._close_soon(ws)
                 elif kind == "subscription_error":
                     summary.subscription_errors += 1
                     if self.venue.duplicate_subscription(str(getattr(ev, "error", ""))):
@@ -358,6 +367,16 @@ class Collector:
                 pass
 
         asyncio.get_running_loop().create_task(send())
+
+    def _fetch_soon(self, ws: ClientConnection, url: str) -> None:
+        """Fetch a REST snapshot on a worker thread; its answer is handled as a frame of this session
+        (dropped if the session ended meanwhile: the adapter was reset and asks again)."""
+        async def fetch() -> None:
+            frame, t_recv = await asyncio.to_thread(fetch_frame, url)
+            if self._ws is ws and not self._stop_reason and not self._fatal:
+                self._handle_frame(frame, t_recv, ws)
+
+        asyncio.get_running_loop().create_task(fetch())
 
     def _close_soon(self, ws: ClientConnection) -> None:
         asyncio.get_running_loop().create_task(ws.close())
@@ -771,6 +790,16 @@ class Collector:
         return asyncio.run(self.run_async())
 
 
+def rest_endpoint(config: RuntimeConfig, url: str | None, rest_url: str | None) -> str:
+    """The REST base URL: ``rest_url``; else, when the WebSocket URL was overridden (a simulator on
+    loopback serves both on one port), its http(s) form; else the config's ``rest_endpoint``."""
+    if rest_url:
+        return rest_url.rstrip("/")
+    if url:
+        return ("https" + url[3:] if url.startswith("wss") else "http" + url[2:]).rstrip("/")
+    return config.exchange.rest_endpoint.rstrip("/")
+
+
 def _freeze_startup_heap() -> bool:
     """Move what exists before the first frame (modules, JIT kernels, config) out of the GC's reach.
 
@@ -803,6 +832,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--url", help="WebSocket endpoint (default: the config's [exchange] endpoint)")
     p.add_argument("--config", type=Path, help=f"runtime config TOML (default: config/{DEFAULT_CONFIG_NAME})")
+    p.add_argument("--rest-url", help="REST base URL for venues that seed books from snapshots (default: the "
+                                      "http(s) form of --url when --url is given, else the config's)")
     p.add_argument("--run-dir", type=Path, help="run directory (default: the folder of --out)")
     p.add_argument("--depth", type=int, help="book depth override (10, 25, 100, 500, 1000)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (opt-in)")
@@ -837,6 +868,7 @@ def run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         parquet_flush_s=args.parquet_flush_s,
         ws_client=getattr(args, "ws_client", None),
+        rest_url=getattr(args, "rest_url", None),
     )
     try:
         return collector.run()

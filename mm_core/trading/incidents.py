@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+from mm_core.events import INTEGRITY_FAILURE_KINDS
 from mm_core.trading.journal import decode_line, encode_line
 
 INCIDENTS_DIR = "incidents"
@@ -495,7 +496,7 @@ def detect(events: Sequence[Mapping[str, Any]], s: ScanSettings) -> list[dict[st
     the store joins them into one incident."""
     out: list[dict[str, Any]] = []
     rules = ((DISCONNECT_STORM, "feed", ("disconnected",), s.disconnect_storm_count, s.disconnect_storm_window_s),
-             (CHECKSUM_BURST, "book", ("checksum_mismatch",), s.checksum_burst_count, s.checksum_burst_window_s))
+             (CHECKSUM_BURST, "book", INTEGRITY_FAILURE_KINDS, s.checksum_burst_count, s.checksum_burst_window_s))
     for kind, key, names, count, window_s in rules:
         win: deque[int] = deque()
         w = int(window_s * _S)
