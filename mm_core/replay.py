@@ -164,6 +164,8 @@ def _summary(rec: Recording, name: str, feed: Any, first_ts: Optional[int], last
         "crossed_books": sum(crossed.values()),
         "crossed_by_symbol": dict(sorted(crossed.items())),
         "time_gaps": s.time_gaps,
+        "stale_updates": s.stale_updates,
+        "books_built": sum(1 for ev in tops.values() if ev.source == "book"),
         "resyncs": s.resyncs,
         "bad_messages": s.bad_messages,
         "bad_message_examples": bad_examples,
@@ -192,8 +194,10 @@ def replay_failures(s: Any, rec: Recording, crossed: int = 0) -> list[str]:
     out: list[str] = []
     if s.checksums_failed:
         out.append(f"{s.checksums_failed:,} checksum mismatch(es)")
-    if s.snapshot_checks_failed:
-        out.append(f"{s.snapshot_checks_failed:,} re-snapshot(s) that disagreed with the book")
+    mismatches = s.events_by_kind.get("book_mismatch", 0)
+    if mismatches:
+        out.append(f"{mismatches:,} book integrity failure(s) ({s.snapshot_checks_failed:,} re-snapshot(s) that "
+                   f"disagreed, the rest crossed books or exchange time going backwards)")
     if crossed:
         out.append(f"{crossed:,} crossed or locked book moment(s)")
     if s.bad_messages:
@@ -270,10 +274,12 @@ def format_summary(s: dict[str, Any]) -> str:
         f"{s['file']}  ({s['format']}, {s['adapter']}{', gzip' if s['compressed'] else ''})",
         f"  messages            {s['messages']:,}",
         f"  book snapshots      {s['book_snapshots']:,}",
-        f"  book updates        {s['book_updates']:,}",
+        f"  book updates        {s['book_updates']:,}" + (f" (+{s['stale_updates']:,} at or before their snapshot, "
+                                                          "dropped)" if s["stale_updates"] else ""),
         f"  checksums verified  {s['checksums_ok']:,}",
         f"  checksum failures   {s['checksums_failed']:,}",
         f"  unverified updates  {s['unverified_updates']:,}",
+        f"  books built         {s['books_built']:,}",
         f"  crossed books       {s['crossed_books']:,}",
         f"  re-snapshot checks  {s['snapshot_checks_ok']:,} ok, {s['snapshot_checks_failed']:,} differed",
         f"  resyncs             {s['resyncs']:,}",

@@ -351,9 +351,10 @@ def test_a_bad_message_alone_exits_1(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_every_kraken_recording_reports_zero_crossed_books() -> None:
-    for path in (V2_BOOK, V1_BOOK):
+    for path, books in ((V2_BOOK, 1), (V1_BOOK, 10)):
         s = replay_file(path)
         assert s["crossed_books"] == 0 and s["crossed_by_symbol"] == {} and s["ok"]
+        assert s["books_built"] == books and s["stale_updates"] == 0
 
 
 def test_a_checksum_valid_but_crossed_book_is_counted_and_fails(tmp_path: Path, capsys) -> None:

@@ -74,7 +74,8 @@ class AdapterStats:
     snapshot_checks_ok: int = 0  # periodic re-snapshots that agreed with the book
     snapshot_checks_failed: int = 0  # ... that did not (an event and a resync each)
     crossed_books: int = 0  # moments the adapter found a book crossed or locked (an event and a resync each)
-    time_gaps: int = 0  # exchange-time gaps beyond the venue's bound (or going backwards)
+    time_gaps: int = 0  # exchange-time gaps beyond the venue's bound (each triggers a verification)
+    stale_updates: int = 0  # diffs at or before the snapshot that seeded the book (already in it: dropped)
 
 
 class FeedAdapter(Protocol):
@@ -160,6 +161,11 @@ class VenueRules(Protocol):
 
     def known_instruments(self) -> Mapping[str, Instrument]:
         """Instruments the venue module knows without asking the exchange (by symbol)."""
+        ...
+
+    def instruments_from_file(self, path: Any) -> Mapping[str, Instrument]:
+        """Instruments from a file the venue publishes its rules in (an instrument channel message,
+        a REST answer saved to disk); ValueError naming the file when it cannot be read."""
         ...
 
     def recording_adapter(self, url: Optional[str], texts: Sequence[str]) -> Optional[str]:
