@@ -45,6 +45,7 @@ class FeedConfig(_Strict):
     reconnect_budget_window_s: float = 3600.0
     flush_interval_s: float = 1.0
     writer_queue_max: int = 100_000  # items (~1 per frame) waiting for the writer thread
+    snapshot_verify_s: float = 60.0  # venues without a checksum: compare the book with a fresh snapshot this often
 
 
 class LatencyConfig(_Strict):
@@ -73,6 +74,9 @@ class GateConfig(_Strict):
 
 
 class InstrumentConfig(_Strict):
+    """The pair's trading rules: written here, or read from the venue's published rules
+    (``rules_file``, e.g. a saved instrument-channel snapshot), or both -- then they must agree."""
+
     symbol: str
     price_precision: int
     qty_precision: int
@@ -82,6 +86,7 @@ class InstrumentConfig(_Strict):
     min_cost: float = 0.0
     base: str = ""
     quote: str = ""
+    rules_file: str = ""  # relative paths are relative to the config file
 
 
 class FeeTierConfig(_Strict):
@@ -199,7 +204,9 @@ class RuntimeConfig(_Strict):
         return self.instrument.symbol
 
     def make_instrument(self) -> Instrument:
-        return Instrument(exchange=self.exchange.name, **msgspec.structs.asdict(self.instrument))
+        fields = msgspec.structs.asdict(self.instrument)
+        fields.pop("rules_file")
+        return Instrument(exchange=self.exchange.name, **fields)
 
 
 def default_config_path() -> Path:
@@ -220,7 +227,7 @@ def _check_values(cfg: RuntimeConfig, where: str) -> None:
     if not f.channels:
         problems.append("feed.channels must not be empty")
     for name in ("ping_interval_s", "watchdog_silence_s", "reconnect_base_s", "reconnect_max_s",
-                 "flush_interval_s", "reconnect_budget_window_s"):
+                 "flush_interval_s", "reconnect_budget_window_s", "snapshot_verify_s"):
         if getattr(f, name) <= 0:
             problems.append(f"feed.{name} must be > 0")
     if f.writer_queue_max < 2:
@@ -322,6 +329,7 @@ def load_config(
     if depth is not None:
         raw.setdefault("feed", {})["book_depth"] = depth
     raw["source"] = where
+    _merge_rules_file(raw, p, where)
     if isinstance(raw.get("strategy"), dict):  # [strategy.<name>] sub-tables -> sections
         st = raw["strategy"]
         raw["strategy"] = {**{k: v for k, v in st.items() if not isinstance(v, dict)},
@@ -338,6 +346,47 @@ def load_config(
     _check_requote(cfg.requote, where)
     _check_with_adapter(cfg, where)
     return cfg
+
+
+_RULE_FIELDS = ("price_precision", "qty_precision", "tick_size", "lot_size", "min_qty", "min_cost", "base", "quote")
+
+
+def _merge_rules_file(raw: dict[str, Any], path: Path, where: str) -> None:
+    """Fill ``[instrument]`` from ``rules_file`` (read by the venue); every value given in both places
+    must agree, else one loud error listing each difference (a config silently overriding the
+    exchange's rules, or the reverse, would quote or size orders the exchange rejects)."""
+    inst = raw.get("instrument")
+    if not isinstance(inst, dict) or not inst.get("rules_file"):
+        return
+    from mm_core.adapters import venue_rules
+
+    rules = Path(str(inst["rules_file"]))
+    if not rules.is_absolute():
+        rules = path.parent / rules
+    name = raw.get("exchange", {}).get("name") if isinstance(raw.get("exchange"), dict) else None
+    try:
+        published = venue_rules(str(name)).instruments_from_file(rules)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: instrument.rules_file: {exc}") from None
+    symbol = inst.get("symbol")
+    if symbol not in published:
+        raise ConfigError(f"{where}: instrument.rules_file {rules} has no pair {symbol!r}")
+    theirs = published[symbol]
+    differ = []
+    for key in _RULE_FIELDS:
+        value = getattr(theirs, key)
+        if key in inst:
+            mine = inst[key]
+            same = mine == value if isinstance(value, str) else (
+                isinstance(mine, (int, float)) and abs(float(mine) - float(value)) <= 1e-12 * max(1.0, abs(value)))
+            if not same and not (isinstance(value, str) and not value):
+                differ.append(f"{key} = {mine!r} here but {value!r} in {rules.name}")
+        elif not (isinstance(value, str) and not value):
+            inst[key] = value
+    if differ:
+        raise ConfigError(f"{where}: [instrument] disagrees with the venue's published rules "
+                          f"({rules}): " + "; ".join(differ) + ". Fix the config (or drop the key to use "
+                          "the published value), or point rules_file at current rules.")
 
 
 def _strategy_module(name: str) -> Any:

@@ -31,6 +31,7 @@ class FeedSpec:
     book_depth: int = 10
     instruments: dict[str, Instrument] = field(default_factory=dict)
     rest_endpoint: str = ""  # the venue's REST base URL, for adapters that seed books from snapshots
+    snapshot_verify_s: float = 60.0  # ... and how often they compare the book with a fresh snapshot
 
 
 REST_FRAME_KEY = "mm_rest"

@@ -139,6 +139,7 @@ class Collector:
             book_depth=feed.book_depth,
             instruments={config.symbol: config.make_instrument()},
             rest_endpoint=self.rest_url,
+            snapshot_verify_s=feed.snapshot_verify_s,
         )
         self.venue = venue_rules(config.exchange.name)
         self.adapter = adapter_class(config.exchange.adapter)(self.spec, exchange=config.exchange.name)
@@ -387,6 +388,10 @@ class Collector:
         s.checksums_ok = a.checksums_ok
         s.checksums_failed = a.checksums_failed
         s.unverified_updates = a.unverified_updates
+        s.verified_updates = a.verified_updates
+        s.snapshot_checks_ok = a.snapshot_checks_ok
+        s.snapshot_checks_failed = a.snapshot_checks_failed
+        s.crossed_books = a.crossed_books
         s.resyncs = a.resyncs
         s.bad_messages = a.bad_messages
         s.trades = a.trades
@@ -594,7 +599,7 @@ class Collector:
         state = "connected" if self._ws is not None else "reconnecting"
         self._say(
             f"[{elapsed:8.0f}s] {state}: {s.messages} msgs, {s.samples} samples, {lat}, "
-            f"checksums {s.checksums_ok} ok / {s.checksums_failed} bad, {s.reconnects} reconnects"
+            f"{_integrity(s)}, {s.reconnects} reconnects"
         )
 
     def _say(self, text: str) -> None:
@@ -781,13 +786,22 @@ class Collector:
         self._say(
             f"done ({s.exit_reason}{': ' + s.fatal_error if s.fatal_error else ''}): "
             f"{s.duration_s:.1f} s, {s.messages} msgs, {s.samples} samples, "
-            f"{s.checksums_ok} checksums ok, {s.checksums_failed} failed, {s.reconnects} reconnects; "
+            f"{_integrity(s)}, {s.reconnects} reconnects; "
             f"files in {self.run_dir.resolve()}"
         )
 
     def run(self) -> int:
         """Blocking entry point (a fresh event loop; the default loop on every OS)."""
         return asyncio.run(self.run_async())
+
+
+def _integrity(s: RunSummary) -> str:
+    """The book checks of the run in the venue's terms: checksums, or (venues without one) updates
+    verified in sync, re-snapshot comparisons and crossed books."""
+    if s.checksums_ok or s.checksums_failed or not s.verified_updates:
+        return f"checksums {s.checksums_ok} ok / {s.checksums_failed} bad"
+    return (f"{s.verified_updates} updates verified in sync, re-snapshots {s.snapshot_checks_ok} ok / "
+            f"{s.snapshot_checks_failed} differed, {s.crossed_books} crossed")
 
 
 def rest_endpoint(config: RuntimeConfig, url: str | None, rest_url: str | None) -> str:

@@ -44,6 +44,10 @@ class RunSummary:
     checksums_ok: int = 0
     checksums_failed: int = 0
     unverified_updates: int = 0
+    verified_updates: int = 0  # venues without a checksum: updates their integrity rule accepted
+    snapshot_checks_ok: int = 0  # ... periodic re-snapshots that agreed with the book
+    snapshot_checks_failed: int = 0
+    crossed_books: int = 0
     resyncs: int = 0
     connects: int = 0
     reconnects: int = 0

@@ -177,7 +177,8 @@ def feature_qa(fr: BookFrames, grid: pl.DataFrame, th: QAThresholds = QAThreshol
     ushare = unver / n_book
     rep.checks.append(QACheck("unverified_book", unver, ushare, f"share <= {th.max_unverified_share:g}",
                               ushare <= th.max_unverified_share,
-                              f"{unver} book messages without a matching checksum ({ushare:.3%})"))
+                              f"{unver} book messages the venue's integrity check did not verify (checksum, or sync/crossing "
+                              f"checks where the venue sends none) ({ushare:.3%})"))
 
     rep.checks.append(QACheck("enough_data", n_grid, 1.0, f"grid rows >= {th.min_grid_rows}", n_grid >= th.min_grid_rows,
                               f"{n_grid} grid rows; walk-forward needs >= {th.min_grid_rows}"))
