@@ -226,33 +226,33 @@ class DepthView:
         )
 
     def _side(self, side: BookSide, view: dict[int, int], levels: tuple[Level, ...]) -> list[Level]:
+        """Kraken's order: deletions, then levels re-entering the depth, then the changes in the
+        order they happened. Every level sent exists in the book after the change, so a client
+        that truncates after each level ends where one that truncates after the message does."""
         if not levels:
             return []
-        n, sign, keys = self.depth, side.sign, side.keys
+        n, sign, keys, qty = self.depth, side.sign, side.keys, side.qty
         boundary = keys[n - 1] if len(keys) >= n else _INF
-        out: list[Level] = []
-        lost = False
+        deletes: list[Level] = []
+        changes: list[Level] = []
         for ticks, sats in levels:
             key = ticks * sign
-            if sats:
-                if key <= boundary:
-                    out.append((ticks, sats))
-                    view[key] = sats
+            if key in qty:  # still there afterwards (a delete then re-add shows as the re-add)
+                if sats and key <= boundary:
+                    changes.append((ticks, sats))
             elif key in view:
-                out.append((ticks, 0))
+                deletes.append((ticks, 0))
                 del view[key]
-                lost = True
-        if lost:  # a level left the scope: the next ones re-enter it as inserts
-            qty = side.qty
-            for key in keys[:n]:
-                if key not in view:
-                    sats = qty[key]
-                    out.append((key * sign, sats))
-                    view[key] = sats
+        for ticks, _ in changes:
+            key = ticks * sign
+            view[key] = qty[key]
+        reentries = [(key * sign, qty[key]) for key in keys[:n] if key not in view]
+        for ticks, sats in reentries:
+            view[ticks * sign] = sats
         if len(view) > n:  # the client truncates; mirror it
             for key in [k for k in view if k > boundary]:
                 del view[key]
-        return out
+        return deletes + reentries + changes
 
     def levels(self) -> tuple[list[Level], list[Level]]:
         """The view itself (what the client should hold), best first."""
@@ -667,4 +667,18 @@ class TickerStats:
             "high": price_of(self.high_ticks),
             "change": price_of(change),
             "change_pct": round(100.0 * change / self.open_ticks, 2),
+        }
+
+    def int_fields(self) -> dict[str, int]:
+        """The same fields in integer units (ticks, satoshis, change in hundredths of a percent),
+        for writing them at the pair's precision."""
+        change = self.last_ticks - self.open_ticks
+        return {
+            "last": self.last_ticks,
+            "volume": self.volume_sats,
+            "vwap": round(self.notional / self.volume_sats),
+            "low": self.low_ticks,
+            "high": self.high_ticks,
+            "change": change,
+            "change_pct_x100": round(10_000 * change / self.open_ticks),
         }

@@ -67,7 +67,7 @@ class SimLog:
     """The ``--log`` JSONL file. Records (exact keys):
 
     - ``start``: t_ns, url, seed, symbol, predictive, latency (config dict or null), faults (SPEC),
-      updates_per_second, trades_per_second, heartbeat_interval_s
+      updates_per_second, trades_per_second, heartbeat_interval_s, close_unsubscribed_s
     - ``connect``: t_ns, conn (index from 1), connection_id, peer
     - ``msg`` (one per frame sent; off with ``log_messages=False``): t_ns (= sent_ns), conn, seq
       (1.. per connection), channel (book|ticker|trade|heartbeat|status|subscribe|unsubscribe|
@@ -81,6 +81,7 @@ class SimLog:
       then, dropped (end); malformed -> seq, channel, ts_exchange, variant; bad_checksum -> seq,
       channel, ts_exchange, checksum_sent, checksum_true; maintenance -> phase, duration_s,
       connections. Frame faults are logged when the frame is actually sent.
+    - ``idle_close``: t_ns, conn, unsubscribed_s (the socket held no subscription that long)
     - ``disconnect``: t_ns, conn, code, reason, messages
     - ``latency_summary``: t_ns, conn (null = all connections), count, delay_ms and lag_ms
       (p50, p90, p95, p99, max, mean; lag = sent - ts_exchange), regime_share
@@ -137,6 +138,7 @@ class _Conn:
         self.pending_malformed: Optional[str] = None
         self.pending_bad_checksum = False
         self.last_enqueued_ns = time.time_ns()
+        self.unsubscribed_since_ns = self.last_enqueued_ns  # 0 while it holds a subscription
         self.seq = 0
         self.stats = DelayStats()
         self.closed = False
@@ -169,6 +171,7 @@ class SimExchange:
         trades_per_second: Optional[float] = None,
         heartbeat_interval_s: float = 1.0,
         market: Optional[MarketParams] = None,
+        close_unsubscribed_s: Optional[float] = 60.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -180,6 +183,8 @@ class SimExchange:
         self.market_params = market or MarketParams()
         self._rates = (updates_per_second, trades_per_second)
         self.heartbeat_ns = int(heartbeat_interval_s * 1e9)
+        # Kraken closes sockets that hold no subscription (a 2018 launch note said ~60 s)
+        self.close_unsubscribed_ns = int(close_unsubscribed_s * 1e9) if close_unsubscribed_s else 0
         self.log = SimLog(log_path, log_messages)
         self.url = ""
         self.started_ns = 0
@@ -299,6 +304,7 @@ class SimExchange:
             "updates_per_second": ups if ups is not None else self.market_params.updates_per_second,
             "trades_per_second": tps if tps is not None else self.market_params.trades_per_second,
             "heartbeat_interval_s": self.heartbeat_ns / 1e9,
+            "close_unsubscribed_s": self.close_unsubscribed_ns / 1e9 or None,
         }
 
     def _stop_record(self, now: int) -> dict[str, Any]:
@@ -433,14 +439,23 @@ class SimExchange:
             )
 
     async def _heartbeats(self) -> None:
-        """``{"channel":"heartbeat"}`` after ~1 s without any other frame, once subscribed."""
+        """``{"channel":"heartbeat"}`` after ~1 s without any other frame, once subscribed (also
+        during maintenance: the market pauses, the connection does not). A socket without any
+        subscription for ``close_unsubscribed_s`` is closed (1000), as Kraken does."""
         hb = self.heartbeat_ns
+        idle_limit = self.close_unsubscribed_ns
         while True:
             await asyncio.sleep(min(0.1, hb / 10e9))
             now = time.time_ns()
             for conn in list(self._conns.values()):
-                if conn.subscribed and now >= conn.stall_until_ns and now - conn.last_enqueued_ns >= hb:
-                    self._enqueue(conn, protocol.HEARTBEAT, now, "heartbeat", None, False)
+                if conn.subscribed:
+                    if now >= conn.stall_until_ns and now - conn.last_enqueued_ns >= hb:
+                        self._enqueue(conn, protocol.HEARTBEAT, now, "heartbeat", None, False)
+                elif idle_limit and conn.unsubscribed_since_ns and now - conn.unsubscribed_since_ns >= idle_limit:
+                    conn.unsubscribed_since_ns = 0  # once
+                    self.log.write({"kind": "idle_close", "t_ns": now, "conn": conn.index,
+                                    "unsubscribed_s": idle_limit / 1e9})
+                    asyncio.ensure_future(conn.ws.close(1000, "no subscriptions"))
 
     # ------------------------------------------------------------------ requests
 
@@ -504,6 +519,7 @@ class SimExchange:
         else:
             conn.trade = True
             self._trade_subs[conn.index] = conn
+        conn.unsubscribed_since_ns = 0
         t_out = self._ack(conn, "subscribe", sub.result(symbol, "subscribe"), time_in, req_id)
         if sub.snapshot:
             self._send_snapshot(conn, channel, sub.depth, t_out)
@@ -532,6 +548,8 @@ class SimExchange:
         else:
             self._error(conn, "unsubscribe", "Subscription Not Found", time_in, req_id, symbol)
             return
+        if not conn.subscribed:
+            conn.unsubscribed_since_ns = time.time_ns()
         self._ack(conn, "unsubscribe", sub.result(symbol, "unsubscribe"), time_in, req_id)
 
     def _add_book(self, conn: _Conn, depth: int) -> None:
@@ -925,6 +943,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--trades-per-second", type=float, default=1.0, help="trades per second (default 1)")
     p.add_argument("--rate-multiplier", type=float, default=1.0, help="multiply both rates (benchmarks)")
     p.add_argument("--heartbeat-s", type=float, default=1.0, help="idle time before a heartbeat (default 1)")
+    p.add_argument("--close-unsubscribed-s", type=float, default=60.0, metavar="S",
+                   help="close a socket that holds no subscription for S seconds, as Kraken does (0 = never; default 60)")
     p.add_argument("--max-seconds", type=float, help="stop by itself after this many seconds")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
     p.set_defaults(func=run)
@@ -941,6 +961,8 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     )
     if args.heartbeat_s <= 0:
         raise ValueError("--heartbeat-s must be > 0")
+    if args.close_unsubscribed_s < 0:
+        raise ValueError("--close-unsubscribed-s must be >= 0 (0 = never)")
     return {
         "host": args.host,
         "port": args.port,
@@ -952,6 +974,7 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "log_path": args.log,
         "log_messages": not args.no_log_messages,
         "heartbeat_interval_s": args.heartbeat_s,
+        "close_unsubscribed_s": args.close_unsubscribed_s or None,
         "market": market,
     }
 
