@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("mm_core.capture.collector", "capture a live feed (BBO/L2/trades) into a run directory"),
     "replay": ("mm_core.replay", "run a recorded capture through the adapter and book; summarize"),
     "simexchange": ("mm_core.simexchange.server", "local Kraken-v2-speaking exchange simulator on 127.0.0.1"),
+    "fit-sim": ("mm_core.simexchange.fit", "fit the simulator's market to a capture; write a profile"),
+    "realism": ("mm_core.realism", "book/trade statistics of a capture or the simulator, side by side with tolerances"),
     "qa": ("mm_core.quality", "data-quality checks of a capture file (PASS/WARN/FAIL)"),
     "analyze": ("mm_core.latency", "feed-latency analysis of a capture file"),
     "gate": ("mm_core.gate", "24-hour decision gate over a run directory (PROCEED / FIX-AND-RERUN)"),
