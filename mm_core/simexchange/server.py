@@ -46,6 +46,7 @@ from websockets.exceptions import ConnectionClosed
 from mm_core.simexchange import protocol
 from mm_core.simexchange.faults import FaultDice, FaultPlan, FaultRule, FaultSpecError
 from mm_core.simexchange.latency import DelayStats, InOrderDelivery, LatencyConfig, make_latency
+from mm_core.simexchange.profiles import ProfileError, load_profile
 from mm_core.simexchange.market import (
     BookChange,
     DepthView,
@@ -939,8 +940,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--log", type=Path, metavar="FILE", help="JSONL log of every frame, fault and latency summary")
     p.add_argument("--no-log-messages", action="store_true", help="log faults and summaries only, not every frame")
     p.add_argument("--no-predictive", action="store_true", help="book imbalance carries no information")
-    p.add_argument("--updates-per-second", type=float, default=10.0, help="book messages per second (default 10)")
-    p.add_argument("--trades-per-second", type=float, default=1.0, help="trades per second (default 1)")
+    p.add_argument("--profile", default="default", metavar="NAME|FILE",
+                   help="market profile: a name under config/sim-profiles (default, busy) or a .toml file "
+                        "(e.g. one written by mm fit-sim); default: default")
+    p.add_argument("--fit", metavar="RUN_DIR", help="fit a profile to this capture first (mm fit-sim; the report "
+                   "goes to stderr, the profile to fitted-<name>.toml here) and serve it")
+    p.add_argument("--updates-per-second", type=float, help="book messages per second (default: the profile's)")
+    p.add_argument("--trades-per-second", type=float, help="trades per second (default: the profile's)")
     p.add_argument("--rate-multiplier", type=float, default=1.0, help="multiply both rates (benchmarks)")
     p.add_argument("--heartbeat-s", type=float, default=1.0, help="idle time before a heartbeat (default 1)")
     p.add_argument("--close-unsubscribed-s", type=float, default=60.0, metavar="S",
@@ -955,10 +961,16 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.rate_multiplier <= 0:
         raise ValueError("--rate-multiplier must be > 0")
     latency = LatencyConfig(median_ms=args.latency_median_ms, sigma=args.latency_sigma, spells=not args.no_latency_spells)
-    market = MarketParams(
-        updates_per_second=args.updates_per_second * args.rate_multiplier,
-        trades_per_second=args.trades_per_second * args.rate_multiplier,
-    )
+    if args.fit:
+        from mm_core.simexchange.fit import fit_and_report
+
+        _, fitted = fit_and_report(args.fit, out=None, base=args.profile, stream=sys.stderr)
+        args.profile = str(fitted)
+    profile = load_profile(args.profile)
+    ups = args.updates_per_second if args.updates_per_second is not None else profile.params.updates_per_second
+    tps = args.trades_per_second if args.trades_per_second is not None else profile.params.trades_per_second
+    market = dataclasses.replace(profile.params, updates_per_second=ups * args.rate_multiplier,
+                                 trades_per_second=tps * args.rate_multiplier)
     if args.heartbeat_s <= 0:
         raise ValueError("--heartbeat-s must be > 0")
     if args.close_unsubscribed_s < 0:
@@ -983,7 +995,7 @@ def run(args: argparse.Namespace) -> int:
     """``mm simexchange``: serve until a signal or ``--max-seconds``; 0 on a clean stop."""
     try:
         kwargs = _config_from_args(args)
-    except (ValueError, FaultSpecError) as exc:
+    except (ValueError, FaultSpecError, ProfileError, OSError) as exc:
         print(f"mm simexchange: {exc}", file=sys.stderr)
         return 2
     try:
