@@ -9,7 +9,7 @@ else
 endif
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench bench-book bench-collector bench-analyze bench-features bench-backtest clean lock
+.PHONY: setup demo test bench bench-book bench-collector bench-analyze bench-features bench-backtest bench-private clean lock
 
 setup: $(STAMP)
 
@@ -25,7 +25,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 # Every benchmark prints our figure beside the named peer's on the same data, in the same run.
-bench: bench-book bench-collector bench-analyze bench-features bench-backtest
+bench: bench-book bench-collector bench-analyze bench-features bench-backtest bench-private
 
 bench-book: setup         ## adapter parse+book+CRC32 vs python-kraken-sdk, on the real v2 recording
 	$(BIN)/python bench/bench_book.py
@@ -41,6 +41,9 @@ bench-features: setup     ## research features, events/s on a simulated day
 
 bench-backtest: setup     ## backtest engine vs hftbacktest 2.4.4 on a simulated day
 	$(BIN)/python bench/bench_backtest.py
+
+bench-private: setup     ## order round trip on loopback vs bare websockets; per-fill cost vs orjson
+	$(BIN)/python bench/bench_private.py
 
 # Re-pin every dependency to what is installed in the venv now.
 lock: setup

@@ -64,6 +64,10 @@ class GateConfig(_Strict):
     reconnect_loop_count: int = 5
     reconnect_loop_window_s: float = 300.0
     min_uptime_share: float = 0.99
+    # clock check (mm_core/clock_skew.py): the offset must provably lie within +/- this bound
+    clock_offset_max_ms: float = 15.0
+    clock_min_estimates: int = 5  # ping/pong estimates needed before the offset can be trusted
+    clock_agreement_min_share: float = 0.8  # share of estimates that must admit one common offset
 
 
 class InstrumentConfig(_Strict):
@@ -152,6 +156,12 @@ def _check_values(cfg: RuntimeConfig, where: str) -> None:
         problems.append("gate: shares must be between 0 and 1")
     if not 0 < g.p50_max_ms <= g.p95_max_ms <= g.p99_max_ms:
         problems.append("gate: need 0 < p50_max_ms <= p95_max_ms <= p99_max_ms")
+    if g.clock_offset_max_ms <= 0:
+        problems.append("gate.clock_offset_max_ms must be > 0")
+    if g.clock_min_estimates < 1:
+        problems.append("gate.clock_min_estimates must be >= 1")
+    if not 0 < g.clock_agreement_min_share <= 1:
+        problems.append("gate.clock_agreement_min_share must be in (0, 1]")
     if cfg.fees is not None:
         fe = cfg.fees
         vols = [t.volume_usd for t in fe.tiers]

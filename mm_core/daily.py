@@ -14,6 +14,7 @@ Exit codes: 0 = exported, 2 = a run directory is missing or unreadable.
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import dataclasses
 import json
@@ -28,6 +29,7 @@ import polars as pl
 from mm_core.capture.layout import EVENTS_NAME
 from mm_core.quality import (
     FAIL,
+    PARSE_DEFECTS,
     PASS,
     WARN,
     Check,
@@ -38,6 +40,8 @@ from mm_core.quality import (
     jsonable,
     load_samples,
     read_event_log,
+    rejected_counts,
+    rejection_checks,
     row_checks,
     worst,
 )
@@ -79,13 +83,16 @@ def _day_of(ns: int) -> str:
 
 def day_qa(s: Samples, day_df: pl.DataFrame, prev_ts: int | None, day: str, last_day: bool,
            max_gap_s: float, strict: bool) -> list[Check]:
-    """QA of one day's rows: the row checks plus that day's unusable and torn lines."""
+    """QA of one day's rows: the row checks plus that day's rows that are not samples (the same
+    rules as ``mm qa``: :mod:`mm_core.sample_rows`) and its torn lines."""
     sub = dataclasses.replace(s, df=day_df)
     checks = row_checks(sub, max_gap_s=max_gap_s, prev_ts=prev_ts)
     in_day = [d for d in s.defects if d.ts_capture is not None and _day_of(d.ts_capture) == day]
-    broken = [d for d in in_day if d.kind != "torn"]
+    broken = [d for d in in_day if d.kind in PARSE_DEFECTS]
     if broken:
         checks.append(Check("types", FAIL, len(broken), broken[0].reason))
+    rejected = collections.Counter(d.kind for d in in_day if d.kind not in PARSE_DEFECTS and d.kind != "torn")
+    checks += rejection_checks(s.input.kind, dict(rejected), in_day)
     torn = [d for d in s.defects if d.kind == "torn" and d.ts_capture is not None and _day_of(d.ts_capture) == day]
     if last_day and s.torn is not None:
         torn.append(s.torn)
@@ -113,8 +120,12 @@ def daily_rows(run_dirs: Sequence[str | Path], *, unsafe_ms: float = 80.0, max_g
             continue
         unplaced = [d for d in s.defects if d.ts_capture is None and d.kind != "torn"]
         if unplaced:
-            notes.append(f"{rd}: {len(unplaced)} unusable lines without a capture time are in no day "
-                         f"(first: {unplaced[0].reason})")
+            notes.append(f"{rd}: {len(unplaced)} rows that are not samples have no usable capture time and are "
+                         f"in no day (first: {unplaced[0].reason})")
+        rejected = rejected_counts(s)
+        if rejected:
+            notes.append(f"{rd}: {sum(rejected.values())} rows are not samples ("
+                         + ", ".join(f"{k}: {v}" for k, v in rejected.items()) + "); `mm qa` names their lines")
         df = s.df.filter(pl.col("ts_capture").is_not_null()).with_columns(
             (pl.col("ts_capture") // _DAY_NS).alias("_day"))
         day_ids = df["_day"].unique(maintain_order=True).to_list()

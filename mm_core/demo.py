@@ -32,6 +32,8 @@ def _banner(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import msgspec
+
     from mm_core.capture.collector import Collector
     from mm_core.cli import main as mm
     from mm_core.config import load_config
@@ -44,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     seconds = float(args.seconds)
     _banner(f"1/4 capture: local Kraken-v2 simulator -> collector, {seconds:.0f} s")
     cfg = load_config(args.config)
+    # the gate's clock check wants >= [gate] clock_min_estimates ping/pong estimates; a run of
+    # seconds gets them only with pings every 2 s (capture setting, not a gate threshold)
+    cfg = msgspec.structs.replace(cfg, feed=msgspec.structs.replace(
+        cfg.feed, ping_interval_s=min(cfg.feed.ping_interval_s, 2.0)))
     sim_log = run_dir.parent / f"{run_dir.name}-simulator.jsonl"
     sim = spawn_process(simulator_args(args.seed, args.latency_median_ms, args.faults, sim_log))
     try:

@@ -6,6 +6,10 @@ user's plan, with every threshold taken from the config's ``[gate]`` section:
 * 24-hour gate: run duration >= min_hours without a fatal exit, samples >= min_samples, p50/p95/p99
   age <= thresholds, unsafe share (age > unsafe_ms) <= unsafe_share_max, strict data QA PASS, no gap
   > max_gap_s, no reconnect loop (>= reconnect_loop_count reconnects within reconnect_loop_window_s);
+* clock: the exchange clock offset is proven within +/- clock_offset_max_ms by the ping/pong
+  estimates (rule: :mod:`mm_core.clock_skew`); when the estimate is reliable the latency checks are
+  judged on offset-corrected ages (raw ages are reported beside them), when it is not the clock
+  check fails -- a skewed or unknown clock makes every age lie;
 * Phase 0/1 go/no-go: uptime share >= min_uptime_share, no schema corruption (CSV and Parquet),
   gap/heartbeat/reconnect events logged.
 
@@ -31,7 +35,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from mm_core.capture.layout import EVENTS_NAME, EXIT_FATAL, EXIT_RUNNING, PARQUET_DIR, SUMMARY_NAME
-from mm_core.latency import LatencyReport, analyze_latency
+from mm_core.clock_skew import ClockRule
+from mm_core.latency import LatencyReport, analyze_latency, format_clock
 from mm_core.quality import (
     FAIL,
     PASS,
@@ -115,9 +120,28 @@ class GateResult:
             "checks": [c.to_dict() for c in self.checks],
             "failed": [c.name for c in self.failed],
             "notes": self.notes,
+            "clock": clock_summary(self.latency),
             "qa": self.qa.to_dict() if self.qa else None,
             "latency": self.latency.to_dict() if self.latency else None,
         })
+
+
+def clock_summary(lat: LatencyReport | None) -> dict[str, Any] | None:
+    """The ``clock`` block of ``--json``: the estimate, its proven bounds, and raw vs corrected ages."""
+    if lat is None:
+        return None
+    c = lat.clock
+    k = c.corrected
+    return {
+        "offset_ms": c.offset_ms, "offset_interval_ms": [c.offset_lo_ms, c.offset_hi_ms],
+        "estimates": c.estimates, "agreeing": c.agreeing, "rtt_ms": c.rtt_ms, "rtt_min_ms": c.rtt_min_ms,
+        "bound_ms": c.bound_ms, "reliable": c.reliable, "within_bound": c.within_bound,
+        "unreliable_reasons": c.unreliable_reasons, "corrected_applied": c.corrected_applied,
+        "raw": {"p50_ms": lat.p50_ms, "p95_ms": lat.p95_ms, "p99_ms": lat.p99_ms, "unsafe_share": lat.unsafe_share},
+        "corrected": None if k is None else {"p50_ms": k.p50_ms, "p95_ms": k.p95_ms, "p99_ms": k.p99_ms,
+                                             "unsafe_share": k.unsafe_share},
+        "negative_ages": {"count": c.negative_ages, "share": c.negative_share, "min_ms": c.min_age_ms},
+    }
 
 
 # --------------------------------------------------------------------------- thresholds
@@ -131,7 +155,7 @@ def gate_thresholds(gate: Any, scale_to_seconds: float | None) -> tuple[dict[str
     """
     names = ("min_hours", "min_samples", "p50_max_ms", "p95_max_ms", "p99_max_ms", "unsafe_ms",
              "unsafe_share_max", "max_gap_s", "reconnect_loop_count", "reconnect_loop_window_s",
-             "min_uptime_share")
+             "min_uptime_share", "clock_offset_max_ms", "clock_min_estimates", "clock_agreement_min_share")
     original = {n: getattr(gate, n) for n in names}
     applied = dict(original)
     if scale_to_seconds is not None:
@@ -195,25 +219,79 @@ def duration_checks(summary: dict | None, lat: LatencyReport | None, th: dict[st
 
 
 def latency_checks(lat: LatencyReport | None, summary: dict | None, th: dict[str, Any]) -> list[GateCheck]:
+    """Sample count, p50/p95/p99 and unsafe share: on offset-corrected ages when the clock estimate is
+    reliable (:mod:`mm_core.clock_skew`), else on raw ages (and the clock check fails)."""
     out: list[GateCheck] = []
     ssamples = summary.get("samples") if summary else None
     if lat is None or lat.samples == 0:
         why = "no readable samples" if lat is None else "no samples with an age"
+        if lat is not None and lat.rejected_rows:
+            why += " (rows that are not samples: " + ", ".join(f"{k} {v}" for k, v in lat.rejected_rows.items()) + ")"
         out.append(_not_measured("samples", GATE_24H, f">= {th['min_samples']}", why))
         for q in ("p50", "p95", "p99"):
             out.append(_not_measured(f"{q}_ms", GATE_24H, f"<= {th[f'{q}_max_ms']:g}", why, "ms"))
         out.append(_not_measured("unsafe_share", GATE_24H, f"<= {th['unsafe_share_max']:g}", why))
         return out
     sd = f"summary counts {ssamples}" if ssamples is not None else "no summary count"
+    rej = sum(lat.rejected_rows.values())
+    rd = (f"; {rej} rows are not samples ({', '.join(f'{k} {v}' for k, v in lat.rejected_rows.items())})"
+          if rej else "")
     out.append(GateCheck("samples", GATE_24H, lat.samples, f">= {th['min_samples']}",
-                         lat.samples >= th["min_samples"], f"rows with an age; {sd}"))
-    for q, v in (("p50", lat.p50_ms), ("p95", lat.p95_ms), ("p99", lat.p99_ms)):
+                         lat.samples >= th["min_samples"], f"rows that are samples; {sd}{rd}"))
+    c = lat.clock
+    k = c.corrected if c.corrected_applied else None
+    for q in ("p50", "p95", "p99"):
         t = th[f"{q}_max_ms"]
-        out.append(GateCheck(f"{q}_ms", GATE_24H, v, f"<= {t:g}", bool(v <= t), f"{q} age {v:.3f} ms", "ms"))
-    out.append(GateCheck("unsafe_share", GATE_24H, lat.unsafe_share, f"<= {th['unsafe_share_max']:g}",
-                         bool(lat.unsafe_share <= th["unsafe_share_max"]),
-                         f"{100 * lat.unsafe_share:.3f} % of samples older than {th['unsafe_ms']:g} ms"))
+        raw = getattr(lat, f"{q}_ms")
+        v = getattr(k, f"{q}_ms") if k is not None else raw
+        out.append(GateCheck(f"{q}_ms", GATE_24H, v, f"<= {t:g}", bool(v <= t), _age_detail(q, raw, v, c), "ms"))
+    u = k.unsafe_share if k is not None else lat.unsafe_share
+    out.append(GateCheck("unsafe_share", GATE_24H, u, f"<= {th['unsafe_share_max']:g}",
+                         bool(u <= th["unsafe_share_max"]),
+                         f"{100 * u:.3f} % of samples older than {th['unsafe_ms']:g} ms"
+                         + _share_note(lat.unsafe_share, c)))
     return out
+
+
+def _age_detail(q: str, raw: float, value: float, c: Any) -> str:
+    if c.corrected_applied:
+        return f"{q} age {value:.3f} ms on the exchange clock (raw {raw:.3f} ms + offset {c.offset_ms:+.3f} ms)"
+    if c.corrected is not None:
+        corr = getattr(c.corrected, f"{q}_ms")
+        return (f"{q} age {raw:.3f} ms raw; clock estimate not reliable, so not corrected "
+                f"(corrected it would be {corr:.3f} ms)")
+    return f"{q} age {raw:.3f} ms raw; no clock estimate to correct by"
+
+
+def _share_note(raw_share: float, c: Any) -> str:
+    if c.corrected_applied:
+        return f" on the exchange clock (raw {100 * raw_share:.3f} %)"
+    if c.corrected is not None:
+        return f" raw (corrected it would be {100 * c.corrected.unsafe_share:.3f} %)"
+    return " raw"
+
+
+def clock_check(lat: LatencyReport | None, th: dict[str, Any]) -> GateCheck:
+    """The exchange clock offset is proven within +/- clock_offset_max_ms (rule: mm_core/clock_skew.py)."""
+    b = th["clock_offset_max_ms"]
+    t = f"reliable, |offset| <= {b:g}"
+    if lat is None:
+        return _not_measured("clock_offset", GATE_24H, t, "no readable samples", "ms")
+    c = lat.clock
+    neg = (f"negative ages: {c.negative_ages} ({100 * c.negative_share:.3f} %), min "
+           + (f"{c.min_age_ms:.3f} ms" if c.min_age_ms is not None else "-"))
+    where = (f"offset {c.offset_ms:+.3f} ms" + (f", provably in [{c.offset_lo_ms:+.3f}, {c.offset_hi_ms:+.3f}] ms "
+                                                 f"({c.agreeing} of {c.estimates} estimates agree)"
+                                                 if c.offset_lo_ms is not None else "")
+             if c.offset_ms is not None else "no offset estimate")
+    if not c.reliable:
+        detail = f"NOT RELIABLE: {'; '.join(c.unreliable_reasons)}; {where}; {neg}"
+        return GateCheck("clock_offset", GATE_24H, c.offset_ms, t, False, detail, "ms")
+    if not c.within_bound:
+        detail = (f"clock SKEWED: {where}, outside +/- {b:g} ms (fix NTP); latency judged on corrected ages; {neg}")
+        return GateCheck("clock_offset", GATE_24H, c.offset_ms, t, False, detail, "ms")
+    return GateCheck("clock_offset", GATE_24H, c.offset_ms, t, True,
+                     f"{where}, within +/- {b:g} ms; latency judged on corrected ages; {neg}", "ms")
 
 
 def qa_check(qa: QaResult | None, why: str = "") -> GateCheck:
@@ -395,20 +473,20 @@ def evaluate_gate(run_dir: str | Path, config: Any = None, scale_to_seconds: flo
         notes.append(f"samples not readable: {exc}")
     if samples is not None:
         qa = qa_samples(samples, strict=True, max_gap_s=th["max_gap_s"])
+        rule = ClockRule(th["clock_offset_max_ms"], th["clock_min_estimates"], th["clock_agreement_min_share"])
         try:  # the report's unsafe regime is the gate's: age > unsafe_ms
             lat = analyze_latency(normal_max_ms=min(cfg.latency.normal_max_ms, th["unsafe_ms"]),
-                                  degraded_max_ms=th["unsafe_ms"], samples=samples)
+                                  degraded_max_ms=th["unsafe_ms"], samples=samples, clock_rule=rule)
         except InputError as exc:  # e.g. a wrong header: QA says why, latency is not measured
             notes.append(f"latency not measured: {exc}")
     if lat is not None:
-        if lat.clock.offset_ms is not None:
-            notes.append(f"clock offset {lat.clock.offset_ms:+.3f} ms (exchange - local), "
-                         f"RTT {lat.clock.rtt_ms or 0:.3f} ms, from {lat.clock.estimates} estimates")
+        notes += format_clock(lat.clock)
         notes += [f"WARNING: {w}" for w in lat.clock.warnings]
     log = read_event_log(rd / EVENTS_NAME)
 
     checks = duration_checks(summary, lat, th, notes, now)
     checks += latency_checks(lat, summary, th)
+    checks.append(clock_check(lat, th))
     checks.append(qa_check(qa, why))
     checks.append(gap_check(qa, summary, th))
     checks.append(reconnect_check(log, th))

@@ -4,13 +4,15 @@
 --degraded-max-ms 80``) reads the sample CSV (or Parquet ``top_of_book`` parts, or a run directory)
 and reports the age distribution (``age = ts_capture - ts_exchange``): percentiles, the share of
 samples in the normal / degraded / unsafe regimes, a per-hour table, the longest unsafe spell, and
-the clock offset behind those numbers. A skewed local clock shifts every age by the offset, so the
-offset is estimated twice -- from the collector's ping/pong ``clock_estimate`` events and from the
-data itself (negative ages, ages below half the RTT) -- and a WARNING is printed when it looks off.
+the clock offset behind those numbers. A skewed clock shifts every age by the offset, so the offset
+is judged from the collector's ping/pong ``clock_estimate`` events (:mod:`mm_core.clock_skew`: the
+proven interval, whether the estimate is reliable, the percentiles on offset-corrected ages) and
+from the data itself: negative ages are counted and reported (count, share, minimum), never clamped.
 
-Built for 24-hour files (5M rows in a few seconds): Polars reads only ``ts_capture`` and ``age_ms``,
-NumPy computes the percentiles (linear interpolation, the NumPy default, so numbers can be checked
-with ``numpy.percentile`` on the same data).
+Rows are judged by the rule every reader shares (:mod:`mm_core.sample_rows`); rows that are not
+samples are counted by reason. Built for 24-hour files (5M rows in a few seconds): Polars reads the
+file, NumPy computes the percentiles (linear interpolation, the NumPy default, so numbers can be
+checked with ``numpy.percentile`` on the same data).
 
 Exit codes: 0 = analyzed, 2 = missing/unreadable input or no samples.
 """
@@ -30,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from mm_core.capture.layout import EVENTS_NAME, SUMMARY_NAME
+from mm_core.clock_skew import CLOCK_SLACK_MS, ClockRule, judge_clock
 from mm_core.quality import (
     EXIT_INPUT,
     InputError,
@@ -40,6 +43,7 @@ from mm_core.quality import (
     load_samples,
     load_summary,
     read_event_log,
+    rejected_counts,
 )
 
 EXIT_OK = 0
@@ -81,19 +85,47 @@ class UnsafeSpell:
 
 
 @dataclass
+class CorrectedAges:
+    """The age statistics on the exchange's clock: every age + the offset (see :mod:`mm_core.clock_skew`)."""
+
+    p50_ms: float = float("nan")
+    p95_ms: float = float("nan")
+    p99_ms: float = float("nan")
+    unsafe_share: float = float("nan")
+    negative_ages: int = 0  # ages still below -CLOCK_SLACK_MS after correction
+    negative_share: float = 0.0
+    min_age_ms: float = float("nan")
+
+
+@dataclass
 class ClockReport:
-    """Both views of the clock: the collector's ping/pong estimates and what the ages imply."""
+    """Both views of the clock: the collector's ping/pong estimates and what the ages imply.
+
+    ``reliable`` says whether the estimates prove the offset well enough to correct ages by it
+    (:mod:`mm_core.clock_skew`); ``corrected`` holds the statistics on corrected ages whenever an
+    offset was estimated, and ``corrected_applied`` whether the gate judges them (only when reliable).
+    """
 
     estimates: int = 0  # clock_estimate events found
     estimate_source: str | None = None  # events.jsonl path, or "summary"
-    offset_ms: float | None = None  # median, exchange clock minus local clock
+    offset_ms: float | None = None  # the correction: exchange clock minus local clock
     rtt_ms: float | None = None  # median round trip
     rtt_min_ms: float | None = None  # best round trip: the least-queued path, the fair floor to compare with
+    offset_lo_ms: float | None = None  # the offset provably lies in [lo, hi] (agreeing estimates)
+    offset_hi_ms: float | None = None
+    agreeing: int = 0
+    agreement_share: float = 0.0
+    bound_ms: float = ClockRule.offset_max_ms
+    within_bound: bool | None = None
+    reliable: bool = False
+    unreliable_reasons: list[str] = field(default_factory=list)
     min_age_ms: float | None = None
     low_age_ms: float | None = None  # 0.1th percentile of ages: the data's latency floor
     negative_ages: int = 0
     negative_share: float = 0.0
     offset_corrected_p50_ms: float | None = None  # p50 + offset: the age on the exchange's clock
+    corrected: CorrectedAges | None = None
+    corrected_applied: bool = False
     skewed: bool = False
     warnings: list[str] = field(default_factory=list)
 
@@ -123,6 +155,7 @@ class LatencyReport:
     hours: list[HourRow] = field(default_factory=list)
     longest_unsafe: UnsafeSpell | None = None
     clock: ClockReport = field(default_factory=ClockReport)
+    rejected_rows: dict[str, int] = field(default_factory=dict)  # rows that are not samples, by reason
     warnings: list[str] = field(default_factory=list)
     plot: str | None = None
 
@@ -132,6 +165,8 @@ class LatencyReport:
         d["longest_unsafe_spell"] = d.pop("longest_unsafe")
         d["start"] = iso_ns(self.start_ns) if self.start_ns is not None else None
         d["end"] = iso_ns(self.end_ns) if self.end_ns is not None else None
+        c = self.clock
+        d["negative_ages"] = {"count": c.negative_ages, "share": c.negative_share, "min_ms": c.min_age_ms}
         return jsonable(d)
 
 
@@ -212,26 +247,36 @@ def longest_unsafe_spell(tc: np.ndarray, ages: np.ndarray, unsafe_ms: float) -> 
 
 
 def clock_report(ages: np.ndarray, p50_ms: float, events_path: Path | None,
-                 summary_path: Path | None) -> ClockReport:
+                 summary_path: Path | None, *, rule: ClockRule = ClockRule(),
+                 unsafe_ms: float = 80.0) -> ClockReport:
     """Clock offset from ping/pong events (or the summary) and, independently, from the ages.
 
-    Offset = exchange clock - local clock; age = true latency - offset. The ping/pong offset is
-    only known to within +/- RTT/2, so it counts as skew when it is larger than that. From the
-    data: true latency cannot be negative and is hardly below the one-way network delay (~RTT/2),
-    so negative ages, or a latency floor far below RTT/2, mean the local clock is behind.
+    Offset = exchange clock - local clock; age = true latency - offset. Whether the ping/pong
+    estimates are reliable is :func:`mm_core.clock_skew.judge_clock` plus one check on the data:
+    corrected ages must not stay negative (a true latency cannot be). From the data alone: negative
+    ages, or a latency floor far below RTT/2, mean the local clock is behind.
     """
-    c = ClockReport()
+    c = ClockReport(bound_ms=rule.offset_max_ms)
+    offs: list[float] = []
+    rtts: list[float] = []
     if events_path is not None and events_path.is_file():
         log = read_event_log(events_path)
-        est = log.of_kind("clock_estimate")
-        offs = [float(e["offset_ns"]) / 1e6 for e in est if isinstance(e.get("offset_ns"), (int, float))]
-        rtts = [float(e["rtt_ns"]) / 1e6 for e in est if isinstance(e.get("rtt_ns"), (int, float))]
+        for e in log.of_kind("clock_estimate"):
+            o, r = e.get("offset_ns"), e.get("rtt_ns")
+            if isinstance(o, (int, float)) and isinstance(r, (int, float)):
+                offs.append(float(o) / 1e6)
+                rtts.append(float(r) / 1e6)
         if offs:
             c.estimates, c.estimate_source = len(offs), str(events_path)
-            c.offset_ms = statistics.median(offs)
-            c.rtt_ms = statistics.median(rtts) if rtts else None
-            c.rtt_min_ms = min(rtts) if rtts else None
-    if c.offset_ms is None and summary_path is not None:
+            c.rtt_ms = statistics.median(rtts)
+            c.rtt_min_ms = min(rtts)
+    if offs:
+        v = judge_clock(offs, rtts, rule)
+        c.offset_ms, c.offset_lo_ms, c.offset_hi_ms = v.offset_ms, v.lo_ms, v.hi_ms
+        c.agreeing, c.agreement_share = v.agreeing, v.agreement_share
+        c.within_bound, c.reliable = v.within_bound, v.reliable
+        c.unreliable_reasons = list(v.reasons)
+    elif summary_path is not None:
         try:
             summary = load_summary(summary_path)
         except InputError:
@@ -242,15 +287,38 @@ def clock_report(ages: np.ndarray, p50_ms: float, events_path: Path | None,
             c.offset_ms = float(summary["clock_offset_ms"])
             rtt = summary.get("rtt_ms")
             c.rtt_ms = float(rtt) if isinstance(rtt, (int, float)) else None
+            c.unreliable_reasons.append("only the summary's median offset is available (no clock_estimate "
+                                        f"events in {EVENTS_NAME}): its bounds cannot be checked")
+        else:
+            c.unreliable_reasons.append("no ping/pong clock estimates in the run")
+    else:
+        c.unreliable_reasons.append("no ping/pong clock estimates in the run")
     if ages.size:
         c.min_age_ms = float(ages.min())
         c.low_age_ms = float(np.percentile(ages, _LOW_PCT))
         c.negative_ages = int(np.count_nonzero(ages < 0))
         c.negative_share = c.negative_ages / ages.size
-    if c.offset_ms is not None and np.isfinite(p50_ms):
-        c.offset_corrected_p50_ms = p50_ms + c.offset_ms
+    if c.offset_ms is not None and ages.size:
+        c.corrected = corrected_ages(ages, c.offset_ms, unsafe_ms)
+        c.offset_corrected_p50_ms = c.corrected.p50_ms
+        if c.corrected.negative_share > NEGATIVE_SHARE_MAX:
+            c.unreliable_reasons.append(
+                f"the data contradicts the estimate: {c.corrected.negative_ages} ages "
+                f"({100 * c.corrected.negative_share:.2f} %) stay below -{CLOCK_SLACK_MS:g} ms after correcting by "
+                f"{c.offset_ms:+.3f} ms (min {c.corrected.min_age_ms:.3f} ms); a true latency is never negative")
+            c.reliable = False
+    c.corrected_applied = c.reliable and c.corrected is not None
     _clock_warnings(c)
     return c
+
+
+def corrected_ages(ages: np.ndarray, offset_ms: float, unsafe_ms: float) -> CorrectedAges:
+    """Statistics of ``ages + offset``: the ages on the exchange's clock."""
+    a = ages + offset_ms
+    p50, p95, p99 = (float(x) for x in np.percentile(a, (50, 95, 99)))
+    neg = int(np.count_nonzero(a < -CLOCK_SLACK_MS))
+    return CorrectedAges(p50, p95, p99, float(np.count_nonzero(a > unsafe_ms) / a.size), neg,
+                         neg / a.size, float(a.min()))
 
 
 def _clock_warnings(c: ClockReport) -> None:
@@ -285,10 +353,13 @@ def _clock_warnings(c: ClockReport) -> None:
 
 def analyze_latency(path: str | Path | None = None, normal_max_ms: float = 20.0, degraded_max_ms: float = 80.0,
                     *, events_path: str | Path | None = None, plot_path: str | Path | None = None,
-                    source: str = "auto", samples: Samples | None = None) -> LatencyReport:
+                    source: str = "auto", samples: Samples | None = None,
+                    clock_rule: ClockRule | None = None) -> LatencyReport:
     """The latency report of one capture; raises :class:`InputError` when it cannot be read.
 
     ``samples`` (already loaded rows) lets the gate read a 24-hour file once for QA and latency.
+    ``clock_rule`` (default: the shipped ``[gate]`` values) decides whether the clock offset is
+    reliable enough to correct ages by.
     """
     if not 0 <= normal_max_ms <= degraded_max_ms:
         raise ValueError(f"need 0 <= normal_max_ms ({normal_max_ms}) <= degraded_max_ms ({degraded_max_ms})")
@@ -297,13 +368,15 @@ def analyze_latency(path: str | Path | None = None, normal_max_ms: float = 20.0,
         raise InputError(f"{s.input.display}: line 1 header is {ascii(s.header[:120])}; expected "
                          f"'exchange,symbol,ts_exchange,ts_capture,age_ms,bid,bid_qty,ask,ask_qty'")
     tc, ages = usable_ages(s.df)
-    skipped = s.n_defects + (s.df.height - ages.size)
+    rejected = rejected_counts(s)
+    skipped = sum(rejected.values())
     r = LatencyReport(file=s.input.display, source=s.input.kind, samples=int(ages.size), skipped_rows=skipped,
-                      normal_max_ms=normal_max_ms, degraded_max_ms=degraded_max_ms)
+                      normal_max_ms=normal_max_ms, degraded_max_ms=degraded_max_ms, rejected_rows=rejected)
     if s.torn is not None:
-        r.warnings.append(f"{s.torn.reason}; skipped")
+        r.warnings.append(f"{s.torn.reason}; not a sample")
     if skipped:
-        r.warnings.append(f"{skipped} rows without a usable age skipped (run `mm qa` for details)")
+        r.warnings.append(f"{skipped} rows are not samples ({', '.join(f'{k}: {v}' for k, v in rejected.items())}); "
+                          "`mm qa` names their lines")
     for problem in s.schema_problems:
         r.warnings.append(f"skipped Parquet part: {problem}")
     run_dir = s.input.run_dir
@@ -321,7 +394,8 @@ def analyze_latency(path: str | Path | None = None, normal_max_ms: float = 20.0,
         r.span_s = (r.end_ns - r.start_ns) / 1e9
         r.hours = per_hour(tc, ages, degraded_max_ms)
         r.longest_unsafe = longest_unsafe_spell(tc, ages, degraded_max_ms)
-    r.clock = clock_report(ages, r.p50_ms, ev, sp)
+    r.clock = clock_report(ages, r.p50_ms, ev, sp, rule=clock_rule or ClockRule(),
+                           unsafe_ms=degraded_max_ms)
     if plot_path and ages.size:
         r.plot = str(plot_latency(tc, ages, r, Path(plot_path)))
     return r
@@ -409,6 +483,31 @@ def _ms(x: float | None) -> str:
     return "-" if x is None or not np.isfinite(x) else f"{x:.3f}"
 
 
+def format_clock(c: ClockReport) -> list[str]:
+    """The clock lines of the report: estimate, its proven bounds, reliability, corrected ages, negatives."""
+    out: list[str] = []
+    if c.offset_ms is not None:
+        bounds = (f", provably in [{c.offset_lo_ms:+.3f}, {c.offset_hi_ms:+.3f}] ms "
+                  f"({c.agreeing} of {c.estimates} agree)" if c.offset_lo_ms is not None else "")
+        out.append(f"clock (ping/pong, {c.estimates} estimates): offset {c.offset_ms:+.3f} ms (exchange - local)"
+                   f"{bounds}, RTT median {_ms(c.rtt_ms)} ms, best {_ms(c.rtt_min_ms)} ms")
+    else:
+        out.append("clock (ping/pong): no clock_estimate events found")
+    if c.reliable:
+        where = "within" if c.within_bound else "OUTSIDE"
+        out.append(f"clock estimate RELIABLE: offset {where} +/- {c.bound_ms:g} ms; ages corrected by it")
+    else:
+        out.append("clock estimate NOT RELIABLE (ages not corrected): " + "; ".join(c.unreliable_reasons))
+    k = c.corrected
+    if k is not None:
+        out.append(f"ages on the exchange clock (age + offset){'' if c.corrected_applied else ' [not applied]'}: "
+                   f"p50 {_ms(k.p50_ms)}, p95 {_ms(k.p95_ms)}, p99 {_ms(k.p99_ms)} ms, unsafe {_pct(k.unsafe_share)}")
+    if c.min_age_ms is not None:
+        out.append(f"negative ages: {c.negative_ages} ({100 * c.negative_share:.3f} %), min age {c.min_age_ms:.3f} ms, "
+                   f"{_LOW_PCT:g}th percentile {c.low_age_ms:.3f} ms (a negative age = the local clock is behind)")
+    return out
+
+
 def format_report(r: LatencyReport) -> str:
     """Human report: plain ASCII so it prints on any console."""
     out = [f"Latency of {r.file} ({r.source}): {r.samples} samples"
@@ -427,14 +526,7 @@ def format_report(r: LatencyReport) -> str:
         f"{sp.duration_s:.3f} s from {sp.start} ({sp.samples} samples, worst {sp.max_ms:.1f} ms)"
         if sp else "none"))
     c = r.clock
-    if c.offset_ms is not None:
-        out.append(f"clock (ping/pong, {c.estimates} estimates): offset {c.offset_ms:+.3f} ms (exchange - local), "
-                   f"RTT {_ms(c.rtt_ms)} ms; p50 on the exchange clock {_ms(c.offset_corrected_p50_ms)} ms")
-    else:
-        out.append("clock (ping/pong): no clock_estimate events found")
-    if c.min_age_ms is not None:
-        out.append(f"clock (data): min age {c.min_age_ms:.3f} ms, {_LOW_PCT:g}th percentile {c.low_age_ms:.3f} ms, "
-                   f"{c.negative_ages} negative ages")
+    out.extend(format_clock(c))
     for w in c.warnings:
         out.append(f"WARNING: {w}")
     for w in r.warnings:
@@ -474,21 +566,21 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _thresholds(args: argparse.Namespace) -> tuple[float, float]:
-    """Command-line thresholds win; the rest come from the config (built-in defaults if it fails)."""
-    normal, degraded = args.normal_max_ms, args.degraded_max_ms
-    if normal is not None and degraded is not None:
-        return normal, degraded
-    from mm_core.config import ConfigError, LatencyConfig, load_config
+def _thresholds(args: argparse.Namespace) -> tuple[float, float, ClockRule]:
+    """Command-line thresholds win; the rest (and the clock rule) come from the config (built-in
+    defaults if the shipped one fails)."""
+    from mm_core.config import ConfigError, GateConfig, LatencyConfig, load_config
 
     try:
-        lat = load_config(args.config).latency
+        cfg = load_config(args.config)
+        lat, gate = cfg.latency, cfg.gate
     except ConfigError:
         if args.config:
             raise
-        lat = LatencyConfig()
+        lat, gate = LatencyConfig(), GateConfig()
+    normal, degraded = args.normal_max_ms, args.degraded_max_ms
     return (lat.normal_max_ms if normal is None else normal,
-            lat.degraded_max_ms if degraded is None else degraded)
+            lat.degraded_max_ms if degraded is None else degraded, ClockRule.from_gate(gate))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -496,9 +588,9 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     try:
-        normal, degraded = _thresholds(args)
+        normal, degraded, rule = _thresholds(args)
         r = analyze_latency(args.file, normal, degraded, events_path=args.events, plot_path=args.plot,
-                            source=args.source)
+                            source=args.source, clock_rule=rule)
     except (InputError, ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT

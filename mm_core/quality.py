@@ -40,6 +40,17 @@ from mm_core.capture.layout import (
     SUMMARY_NAME,
     find_csv,
 )
+from mm_core.sample_rows import (
+    AGE_MISMATCH,
+    AGE_RANGE,
+    MISSING,
+    NO_EXCHANGE_TIME,
+    NON_POSITIVE,
+    TIME_RANGE,
+    classify_rows,
+    describe,
+    plausible_time,
+)
 
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 _RANK = {PASS: 0, SKIP: 0, WARN: 1, FAIL: 2}
@@ -57,15 +68,15 @@ CSV_SCHEMA: dict[str, pl.DataType] = {
     "ask": pl.Float64(),
     "ask_qty": pl.Float64(),
 }
-PRICE_QTY = ("bid", "bid_qty", "ask", "ask_qty")
 TOB_TABLE = "top_of_book"
 EXPECTED_HEADER = ",".join(CSV_COLUMNS)
 
-# age_ms is written with 3 decimals; anything further off than this is a wrong value, not rounding
-AGE_TOLERANCE_MS = 0.01
 _NS_PER_S = 1_000_000_000
 _EXAMPLES = 5  # offending lines listed in a detail
 _DETAILED_DEFECTS = 10_000  # unusable lines explained one by one; beyond that only counted
+
+
+PARSE_DEFECTS = ("blank", "field_count", "unparseable")  # lines that are not a typed row at all
 
 
 class InputError(ValueError):
@@ -94,7 +105,8 @@ class Check:
 class QaResult:
     file: str
     source: str  # "csv" | "parquet"
-    rows: int  # rows that passed parsing and were checked
+    rows: int  # the samples: rows that parsed and pass every rule of mm_core.sample_rows
+    rejected: dict[str, int]  # rows that are not samples, by reason (torn lines included)
     status: str
     strict: bool
     checks: list[Check]
@@ -109,7 +121,8 @@ class QaResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "strict": self.strict, "file": self.file, "source": self.source,
-                "rows": self.rows, "summary": self.summary_path,
+                "rows": self.rows, "samples": self.rows, "rejected_rows": self.rejected,
+                "summary": self.summary_path,
                 "checks": [c.to_dict() for c in self.checks]}
 
 
@@ -257,10 +270,10 @@ def csv_shape(path: Path) -> CsvShape:
 
 @dataclass
 class Defect:
-    """One row that could not be used: where, what kind, and why."""
+    """One row that is not a sample: where, what kind, and why."""
 
     line: int
-    kind: str  # "torn" | "field_count" | "unparseable" | "blank"
+    kind: str  # PARSE_DEFECTS, "torn", or a reason of mm_core.sample_rows
     reason: str
     ts_capture: int | None = None
 
@@ -283,6 +296,7 @@ class Samples:
     defect_counts: dict[str, int] = field(default_factory=dict)
     total_lines: int = 0  # data lines incl. defective ones (what the writer wrote)
     schema_problems: list[str] = field(default_factory=list)  # Parquet files with a wrong schema
+    rejected_fields: dict[str, dict[str, int]] = field(default_factory=dict)  # reason -> column -> rows
     part_rows: list[tuple[Path, int]] = field(default_factory=list)  # Parquet: (file, rows) in order
 
     def where(self, row: int) -> str:
@@ -297,19 +311,52 @@ class Samples:
         return f"row {row}"
 
 
+def rejected_counts(s: Samples) -> dict[str, int]:
+    """Rows that are not samples, by reason, including a torn last line: what every command reports."""
+    out = dict(s.defect_counts)
+    if s.torn is not None:
+        out["torn"] = out.get("torn", 0) + 1
+    return out
+
+
 def load_samples(path: str | Path, source: str = "auto", columns: Sequence[str] | None = None) -> Samples:
     """Read a capture (CSV file, Parquet file or run dir) into typed rows; never dies on bad rows.
 
-    With ``columns`` only those columns are parsed on the fast path (the latency analyzer needs two
-    of nine); defective rows are then dropped and counted instead of diagnosed line by line.
+    Every field of every row is parsed and every row is judged by :mod:`mm_core.sample_rows`, so
+    the rows in ``df`` are exactly the latency samples every command counts; the rest are
+    :class:`Defect` s by kind. ``columns`` only narrows what ``df`` keeps afterwards.
     """
     inp = resolve_input(path, source)
-    if inp.kind == "parquet":
-        return _load_parquet(inp, columns)
-    return _load_csv(inp, columns)
+    s = _load_parquet(inp) if inp.kind == "parquet" else _load_csv(inp)
+    if s.header_ok:
+        _reject_non_samples(s)
+    if columns:
+        s.df = s.df.select([c for c in columns if c in s.df.columns] + ["_row"])
+    return s
 
 
-def _load_csv(inp: CaptureInput, columns: Sequence[str] | None) -> Samples:
+def _reject_non_samples(s: Samples) -> None:
+    """Move the rows that are not samples out of ``df`` into the defects, with their reason."""
+    v = classify_rows(s.df, s.input.kind)
+    bad = ~v.ok
+    k = int(bad.sum())
+    s.rejected_fields = {r: f for r, f in v.by_field.items() if f}
+    if not k:
+        return
+    idx = np.flatnonzero(bad)
+    rejected = s.df[idx]
+    room = max(0, _DETAILED_DEFECTS - len(s.defects))
+    for i, rec in zip(idx[:room], rejected.head(room).iter_rows(named=True)):
+        why = v.reason(int(i))
+        s.defects.append(Defect(int(rec["_row"]), why, describe(rec, why, s.where(int(rec["_row"]))),
+                                plausible_time(rec.get("ts_capture"))))
+    for why, n in v.counts().items():
+        s.defect_counts[why] = s.defect_counts.get(why, 0) + n
+    s.n_defects += k
+    s.df = s.df.filter(pl.Series(v.ok))
+
+
+def _load_csv(inp: CaptureInput) -> Samples:
     path = inp.files[0]
     shape = csv_shape(path)
     header_ok = shape.header == EXPECTED_HEADER
@@ -322,25 +369,18 @@ def _load_csv(inp: CaptureInput, columns: Sequence[str] | None) -> Samples:
         empty = pl.DataFrame(schema={**CSV_SCHEMA, "_row": pl.Int64})
         return Samples(inp, empty, header=shape.header, header_ok=False, torn=torn)
     n_rows = shape.data_lines if torn is not None else None
-    wanted = list(columns) if columns else list(CSV_COLUMNS)
-    df = None
+    wanted = list(CSV_COLUMNS)
     try:
         df = (pl.scan_csv(path, schema=CSV_SCHEMA, has_header=True, quote_char=None, n_rows=n_rows)
-              .select(wanted).collect())
-        clean = df.null_count().sum_horizontal().item() == 0 if df.width else True
+              .collect())
+        clean = df.null_count().sum_horizontal().item() == 0
     except pl.exceptions.PolarsError:
         df, clean = None, False
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
-    if clean or (columns and df is not None):
+    if clean and df is not None:
         df = df.with_columns(pl.int_range(2, df.height + 2, dtype=pl.Int64).alias("_row"))
-        total = df.height
-        dropped = 0
-        if not clean:  # partial read: rows with missing values are dropped and counted, not diagnosed
-            df = df.drop_nulls()
-            dropped = total - df.height
-        return Samples(inp, df, header=shape.header, torn=torn, total_lines=total, n_defects=dropped,
-                       defect_counts={"missing": dropped} if dropped else {})
+        return Samples(inp, df, header=shape.header, torn=torn, total_lines=df.height)
     return _load_csv_lines(inp, shape, torn, n_rows, wanted)
 
 
@@ -425,7 +465,7 @@ def _classify(rec: dict[str, Any], exchanges: set[str]) -> Defect:
     return Defect(row, "unparseable", f"line {row}: {ascii(line[:60])}", ts)
 
 
-def _load_parquet(inp: CaptureInput, columns: Sequence[str] | None) -> Samples:
+def _load_parquet(inp: CaptureInput) -> Samples:
     """Parquet parts of ``top_of_book``: schema checked per file (footer only), rows concatenated."""
     import pyarrow.parquet as pq
 
@@ -448,10 +488,7 @@ def _load_parquet(inp: CaptureInput, columns: Sequence[str] | None) -> Samples:
             continue
         readable.append(f)
         part_rows.append((f, rows))
-    need = [c for c in (columns or CSV_COLUMNS) if c != "age_ms"]
-    for c in ("ts_exchange", "ts_capture"):
-        if c not in need:
-            need.append(c)
+    need = [c for c in CSV_COLUMNS if c != "age_ms"]
     if readable:
         try:
             df = pl.read_parquet(readable, columns=need, hive_partitioning=False)
@@ -463,8 +500,7 @@ def _load_parquet(inp: CaptureInput, columns: Sequence[str] | None) -> Samples:
         ((pl.col("ts_capture") - pl.col("ts_exchange")).cast(pl.Float64) / 1e6).alias("age_ms"),
         pl.int_range(0, df.height, dtype=pl.Int64).alias("_row"),
     )
-    wanted = list(columns) if columns else list(CSV_COLUMNS)
-    return Samples(inp, df.select(wanted + ["_row"]), schema_problems=problems, part_rows=part_rows,
+    return Samples(inp, df.select(list(CSV_COLUMNS) + ["_row"]), schema_problems=problems, part_rows=part_rows,
                    total_lines=df.height)
 
 
@@ -562,62 +598,51 @@ def _by_field(counts: dict[str, int]) -> str:
 
 
 def row_checks(s: Samples, *, max_gap_s: float = 60.0, prev_ts: int | None = None) -> list[Check]:
-    """The checks of the rows themselves (not of the file): values, order, duplicates, gaps, ages.
+    """The checks of the samples themselves (not of the file): book, order, duplicates, gaps, ages.
 
     ``prev_ts`` is the capture time of the row just before ``s`` (the daily export checks one day at
-    a time and must still see a gap that spans midnight).
+    a time and must still see a gap that spans midnight). Rows that are not samples are judged by
+    :func:`rejection_checks`.
     """
     rows = s.df["_row"].to_numpy()
-    checks = [missing_check(s, rows)]
-    if s.input.kind == "parquet":
-        no_te = int(s.df["ts_exchange"].is_null().sum())
-        checks.append(Check("no_exchange_time", PASS, no_te,
-                            f"{no_te} rows without exchange time: no age, excluded from age checks"
-                            if no_te else "every row has an exchange time"))
-    checks.append(non_positive_check(s, rows))
-    checks += book_checks(s, rows)
+    checks = book_checks(s, rows)
     checks += order_and_gap_checks(s, rows, max_gap_s, prev_ts)
     checks.append(duplicate_check(s))
-    checks += age_checks(s, rows)
+    checks.append(negative_age_check(s, rows))
     return checks
 
 
-def missing_check(s: Samples, rows: np.ndarray) -> Check:
-    """Empty, null, NaN or infinite fields (a Parquet row may lack an exchange time: that is legal)."""
-    df = s.df
-    by: dict[str, int] = {}
-    any_missing = np.zeros(df.height, dtype=bool)
-    for c in CSV_COLUMNS:
-        if s.input.kind == "parquet" and c in ("ts_exchange", "age_ms"):
-            continue
-        col = df[c]
-        m = col.is_null().to_numpy()
-        if col.dtype == pl.Float64:
-            m = m | ~np.isfinite(col.fill_null(0.0).to_numpy())
-        elif col.dtype == pl.String:
-            m = m | (col.fill_null("") == "").to_numpy()
-        if m.any():
-            by[c] = int(m.sum())
-            any_missing |= m
-    k = int(any_missing.sum())
-    return Check("nan_empty", FAIL if k else PASS, k,
-                 f"{k} rows with empty/NaN/inf fields ({_by_field(by)}); first at {_first(any_missing, rows, s)}"
-                 if k else "no empty, NaN or infinite fields", {"by_field": by})
+# QA check name and what the rows it counts are, per reason of mm_core.sample_rows
+_REJECTION_CHECKS = (
+    (MISSING, "nan_empty", "rows with empty/NaN/inf fields"),
+    (NON_POSITIVE, "non_positive", "rows with a price or size <= 0"),
+    (TIME_RANGE, "time_range", "rows with a timestamp outside 2009..2100"),
+    (AGE_RANGE, "age_range", "rows with an age beyond +/- 1 h"),
+    (AGE_MISMATCH, "age_consistency", "rows where age_ms != (ts_capture - ts_exchange)/1e6"),
+)
 
 
-def non_positive_check(s: Samples, rows: np.ndarray) -> Check:
-    by: dict[str, int] = {}
-    bad = np.zeros(s.df.height, dtype=bool)
-    for c in PRICE_QTY:
-        with np.errstate(invalid="ignore"):
-            m = s.df[c].to_numpy(allow_copy=True) <= 0
-        if m.any():
-            by[c] = int(m.sum())
-            bad |= m
-    k = int(bad.sum())
-    return Check("non_positive", FAIL if k else PASS, k,
-                 f"{k} rows with a price or size <= 0 ({_by_field(by)}); first at {_first(bad, rows, s)}"
-                 if k else "all prices and sizes > 0", {"by_field": by})
+def rejection_checks(kind: str, counts: dict[str, int], defects: Sequence[Defect],
+                     fields: dict[str, dict[str, int]] | None = None) -> list[Check]:
+    """One check per rule of :mod:`mm_core.sample_rows`: how many rows broke it (they are not
+    samples anywhere), by column where that helps, and the first such line."""
+    out: list[Check] = []
+    fields = fields or {}
+    for why, name, what in _REJECTION_CHECKS:
+        if why == AGE_MISMATCH and kind != "csv":
+            continue  # Parquet has no age column: it is computed, so always consistent
+        k = counts.get(why, 0)
+        first = next((d for d in defects if d.kind == why), None)
+        by = fields.get(why)
+        detail = (f"{k} {what}, not samples" + (f" ({_by_field(by)})" if by else "")
+                  + (f"; first: {first.reason}" if first else "")) if k else f"no {what}"
+        out.append(Check(name, FAIL if k else PASS, k, detail, {"by_field": by or {}}))
+    if kind == "parquet":
+        k = counts.get(NO_EXCHANGE_TIME, 0)
+        out.append(Check("no_exchange_time", PASS, k,
+                         f"{k} rows without exchange time: no age, not samples" if k
+                         else "every row has an exchange time"))
+    return out
 
 
 def book_checks(s: Samples, rows: np.ndarray) -> list[Check]:
@@ -688,29 +713,18 @@ def duplicate_check(s: Samples) -> Check:
                  f"{k} rows repeat an earlier row exactly; first at {first}" if k else "no exact duplicate rows")
 
 
-def age_checks(s: Samples, rows: np.ndarray) -> list[Check]:
-    """Negative ages (the local clock is behind: WARN) and, for the CSV, age_ms == ts difference."""
-    df = s.df
-    age = df["age_ms"].to_numpy(allow_copy=True).astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        neg = age < 0
+def negative_age_check(s: Samples, rows: np.ndarray) -> Check:
+    """Negative ages: the local clock is behind the exchange's (WARN); they stay samples."""
+    age = s.df["age_ms"].to_numpy(allow_copy=True).astype(np.float64)
+    neg = age < 0
     k = int(neg.sum())
-    min_age = float(np.nanmin(age)) if np.isfinite(age).any() else float("nan")
-    out = [Check("negative_ages", WARN if k else PASS, k,
-                 f"{k} negative ages, min {min_age:.3f} ms: the local clock is behind the exchange's "
-                 f"(clock skew); first at {_first(neg, rows, s)}" if k
-                 else f"no negative ages (min {min_age:.3f} ms)", {"min_age_ms": min_age})]
-    if s.input.kind == "csv":  # Parquet has no age column: it is computed, so always consistent
-        tc = df["ts_capture"].fill_null(0).to_numpy()
-        te = df["ts_exchange"].fill_null(0).to_numpy()
-        with np.errstate(invalid="ignore"):
-            off = np.abs(age - (tc - te).astype(np.float64) / 1e6) > AGE_TOLERANCE_MS
-        off &= np.isfinite(age) & ~df["ts_exchange"].is_null().to_numpy() & ~df["ts_capture"].is_null().to_numpy()
-        k = int(off.sum())
-        out.append(Check("age_consistency", FAIL if k else PASS, k,
-                         f"{k} rows where age_ms != (ts_capture - ts_exchange)/1e6; first at {_first(off, rows, s)}"
-                         if k else "age_ms matches ts_capture - ts_exchange on every row"))
-    return out
+    min_age = float(age.min()) if age.size else float("nan")
+    share = k / age.size if age.size else 0.0
+    return Check("negative_ages", WARN if k else PASS, k,
+                 f"{k} negative ages ({100 * share:.3f} %), min {min_age:.3f} ms: the local clock is behind "
+                 f"the exchange's (clock skew); first at {_first(neg, rows, s)}" if k
+                 else f"no negative ages (min {min_age:.3f} ms)",
+                 {"min_age_ms": min_age, "share": share})
 
 
 def _unsorted(a: np.ndarray) -> bool:
@@ -735,9 +749,9 @@ def file_checks(s: Samples) -> list[Check]:
             else f"{len(s.input.files)} Parquet parts with the top_of_book schema",
             {"problems": s.schema_problems},
         ))
-    broken = [d for d in s.defects if d.kind != "torn"]
-    k = s.n_defects - s.defect_counts.get("torn", 0)
-    kinds = {kd: v for kd, v in s.defect_counts.items() if kd != "torn"}
+    broken = [d for d in s.defects if d.kind in PARSE_DEFECTS]
+    kinds = {kd: v for kd, v in s.defect_counts.items() if kd in PARSE_DEFECTS}
+    k = sum(kinds.values())
     out.append(Check(
         "types", FAIL if k else PASS, k,
         (f"{k} unusable rows ({', '.join(f'{kd}: {v}' for kd, v in kinds.items())}); first: "
@@ -814,7 +828,9 @@ def qa_samples(s: Samples, strict: bool = False, *, summary_path: str | Path | N
     else:
         n = s.df.height
         checks.append(Check("rows", PASS if n else FAIL, n,
-                            f"{n} usable rows" if n else "no usable data rows: nothing was captured"))
+                            f"{n} samples (rows that pass every rule of mm_core/sample_rows.py)" if n
+                            else "no samples: nothing usable was captured"))
+        checks += rejection_checks(s.input.kind, s.defect_counts, s.defects, s.rejected_fields)
         checks += row_checks(s, max_gap_s=max_gap_s)
         checks.append(instrument_check(s))
     checks.append(row_count_check(s, summary, sp))
@@ -823,7 +839,7 @@ def qa_samples(s: Samples, strict: bool = False, *, summary_path: str | Path | N
             if c.status == WARN:
                 c.status = FAIL
                 c.detail = "strict: " + c.detail
-    return QaResult(file=s.input.display, source=s.input.kind, rows=s.df.height,
+    return QaResult(file=s.input.display, source=s.input.kind, rows=s.df.height, rejected=rejected_counts(s),
                     status=worst([c.status for c in checks]), strict=strict, checks=checks,
                     summary_path=str(sp) if summary is not None and sp is not None else None)
 

@@ -12,10 +12,15 @@ Three formats are read, detected from the content (never from the file name):
     whole lines it still holds; each cut line is counted in :attr:`Recording.unreadable_lines`.
 ``cryptofeed``
     ``<local_epoch_seconds>: <raw message>`` lines, after header lines such as
-    ``wss://ws.kraken.com <-> 1618678132.38`` and ``wss://ws.kraken.com <- ...: {subscribe}``.
+    ``wss://ws.kraken.com <-> 1618678132.38`` and ``wss://ws.kraken.com <- ...: {subscribe}``;
+    older logs start with the recorder's ``configuration: {...}`` line. Header, configuration and
+    (re)connection lines are skipped wherever they appear and counted in ``skipped_lines``.
 ``sdk-fixture``
     python-kraken-sdk's test fixtures: one JSON object ``{"init": msg or [msgs],
-    "updates": [msg, ...]}``; frames are re-encoded with orjson; ``ts_capture`` is 0.
+    "updates": [msg, ...]}``; frames are re-encoded with orjson; ``ts_capture`` is 0. ``init`` is a
+    list of messages only when every element is a message (an object or an array); a Kraken v1
+    message is itself an array (``[336, {"as": [...], "bs": [...]}, "book-10", "XBT/USD"]``), so an
+    ``init`` that starts with a channel id is one message.
 
 The exchange protocol (Kraken WS v1 or v2) is read from the archive header, the URL of a
 cryptofeed header, or guessed from the first messages (v2 frames are objects with ``channel`` or
@@ -50,7 +55,8 @@ GZIP_MAGIC = b"\x1f\x8b\x08"
 _CHUNK = 1 << 20
 _PEEK_FRAMES = 64
 _CRYPTOFEED_LINE = re.compile(r"^(\d+(?:\.\d+)?): (.*)$", re.S)
-_HEADER_LINE = re.compile(r"^wss?://\S+ <")  # "wss://host <-> ts" and "wss://host <- ts: {...}"
+# "wss://host <-> ts", "wss://host <- ts: {...}" and the recorder's "configuration: {...}"
+_HEADER_LINE = re.compile(r"^(?:wss?://\S+ <|configuration: )")
 
 
 class RecordingError(ValueError):
@@ -73,6 +79,7 @@ class Recording:
     size: int = 0
     unreadable_lines: int = 0
     damaged_members: int = 0
+    skipped_lines: int = 0  # header, configuration and connection lines (not frames)
     first_unreadable_line: Optional[int] = None
     bytes_read: int = 0
     _frames: Optional[Iterator[tuple[int, str]]] = None
@@ -304,6 +311,7 @@ def _cryptofeed_frames(rec: Recording, lines: Iterator[tuple[int, str, int]]) ->
         if not text.strip():
             continue
         if _HEADER_LINE.match(text):
+            rec.skipped_lines += 1
             if rec.protocol is None and text.split(" ", 1)[0].rstrip("/").endswith("/v2"):
                 rec.protocol = "kraken_v2"
             continue
@@ -335,11 +343,20 @@ def _sdk_frames(rec: Recording, data: bytes | mmap.mmap) -> Iterator[tuple[int, 
             f"{rec.path}:1: JSON object without an 'updates' list: not a python-kraken-sdk fixture "
             f"{{\"init\": ..., \"updates\": [...]}}"
         )
-    init = doc.get("init", [])
-    messages = (init if isinstance(init, list) else [init]) + doc["updates"]
+    messages = _sdk_init_messages(doc.get("init")) + doc["updates"]
     rec.bytes_read = rec.size
     for msg in messages:
         yield 0, orjson.dumps(msg).decode()
+
+
+def _sdk_init_messages(init: object) -> list:
+    """``init`` as a list of messages: a list of objects/arrays is several messages; anything else
+    (an object, or a v1 message -- an array that starts with its channel id) is one."""
+    if init is None or init == []:
+        return []
+    if isinstance(init, list) and all(isinstance(m, (dict, list)) for m in init):
+        return init
+    return [init]
 
 
 def _guess_protocol(texts: Iterator[str]) -> Optional[str]:

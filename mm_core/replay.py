@@ -13,8 +13,11 @@ precision matters), first hit wins:
 3. ``--price-precision``/``--qty-precision``,
 4. inference from the first snapshot (the smallest precisions that reproduce its checksum).
 
-The summary names the source used per symbol. Exit status: 0 when no checksum failed, 1 when
-some did, 2 when the file could not be read (the message names the file and line).
+The summary names the source used per symbol. Exit status: 0 only when everything in the file was
+read and verified; 1 when anything failed -- a checksum mismatch, a bad message, a damaged gzip
+member or unreadable line, book updates left unverified, or book updates none of which could be
+verified -- and the closing line (``failures`` in ``--json``) says which; 2 when the file could not
+be read at all (the message names the file and line).
 """
 
 from __future__ import annotations
@@ -154,7 +157,10 @@ def _summary(rec: Recording, name: str, feed: Any, first_ts: Optional[int], last
             if p is not None:
                 precision[symbol] = {"price": p[0], "qty": p[1], "source": p[2]}
     checks = s.checksums_ok + s.checksums_failed
+    failures = replay_failures(s, rec)
     return {
+        "ok": not failures,
+        "failures": failures,
         "file": str(rec.path),
         "format": rec.format,
         "adapter": name,
@@ -185,8 +191,27 @@ def _summary(rec: Recording, name: str, feed: Any, first_ts: Optional[int], last
         "unreadable_lines": rec.unreadable_lines,
         "first_unreadable_line": rec.first_unreadable_line,
         "damaged_gzip_members": rec.damaged_members,
+        "skipped_lines": rec.skipped_lines,
         "header": rec.header,
     }
+
+
+def replay_failures(s: Any, rec: Recording) -> list[str]:
+    """What went wrong in a replay, one phrase each; empty = every frame read and every book verified."""
+    out: list[str] = []
+    if s.checksums_failed:
+        out.append(f"{s.checksums_failed:,} checksum mismatch(es)")
+    if s.bad_messages:
+        out.append(f"{s.bad_messages:,} bad message(s)")
+    if rec.damaged_members:
+        out.append(f"{rec.damaged_members:,} damaged gzip member(s)")
+    if rec.unreadable_lines:
+        out.append(f"{rec.unreadable_lines:,} unreadable line(s) (first at line {rec.first_unreadable_line})")
+    if s.unverified_updates:
+        out.append(f"{s.unverified_updates:,} book update(s) left unverified")
+    if s.book_updates and not s.checksums_ok:
+        out.append(f"none of {s.book_updates:,} book updates could be verified")
+    return out
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -198,6 +223,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "replay",
         help="run a recorded capture through the adapter and book; summarize",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog="exit codes: 0 everything read and verified, 1 something failed (the closing line says "
+               "what), 2 unreadable file",
     )
     p.add_argument("file", type=Path, help="raw archive (.jsonl[.gz]), cryptofeed capture or SDK fixture")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -209,7 +236,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``mm replay``: 0 = every checksum verified, 1 = some failed, 2 = file unreadable."""
+    """``mm replay``: 0 = everything read and verified, 1 = something failed (named), 2 = unreadable."""
     show = _progress_printer() if sys.stderr.isatty() else None
     try:
         summary = replay_file(args.file, adapter=args.adapter, price_precision=args.price_precision,
@@ -225,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     else:
         sys.stdout.write(format_summary(summary))
-    return 0 if summary["checksums_failed"] == 0 else 1
+    return 0 if summary["ok"] else 1
 
 
 def _progress_printer() -> Callable[[Recording, int], None]:
@@ -259,6 +286,8 @@ def format_summary(s: dict[str, Any]) -> str:
     if s["unreadable_lines"] or s["damaged_gzip_members"]:
         lines.append(f"  unreadable lines    {s['unreadable_lines']:,} (first at line {s['first_unreadable_line']}), "
                      f"damaged gzip members {s['damaged_gzip_members']}")
+    if s["skipped_lines"]:
+        lines.append(f"  skipped lines       {s['skipped_lines']:,} (recorder header, configuration, connection lines)")
     lines.append("  events by type:")
     lines += [f"    {k:20s}{v:,}" for k, v in s["events_by_kind"].items()]
     for ex in s["bad_message_examples"]:
@@ -270,8 +299,8 @@ def format_summary(s: dict[str, Any]) -> str:
             note = f"  [precision {prec['price']}/{prec['qty']} from {prec['source']}]" if prec else ""
             lines.append(f"    {sym:12s} {t['bid_qty']!r} @ {t['bid']!r}  |  {t['ask']!r} x {t['ask_qty']!r}"
                          f"  ({t['source']}, {t['ts_exchange'] or 'no exchange ts'}){note}")
-    if s["checksums_failed"]:
-        verdict = f"FAIL: {s['checksums_failed']:,} checksum mismatch(es)"
+    if s["failures"]:
+        verdict = "FAIL: " + "; ".join(s["failures"]) + f" ({s['checksums_ok']:,} checksums verified)"
     elif s["checksums_ok"]:
         verdict = f"OK: all {s['checksums_ok']:,} checksums verified"
     else:

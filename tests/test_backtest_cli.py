@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mm_core.cli import main
 
 
@@ -15,10 +17,13 @@ def test_mm_backtest_json_and_html(tmp_path, capsys, monkeypatch):
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     for key in ("total_pnl", "spread_capture", "adverse_selection", "inventory_pnl", "fees", "fills",
-                "events_per_second"):
+                "events_per_second", "total_pnl_direct", "pnl_identity_gap", "in_sample"):
         assert key in out
     assert abs(out["total_pnl"] - (out["spread_capture"] + out["adverse_selection"] + out["inventory_pnl"]
                                    - out["fees"])) < 1e-9
+    assert out["total_pnl_direct"] == pytest.approx(out["total_pnl"], abs=1e-9)
+    assert abs(out["pnl_identity_gap"]) < 1e-9 and out["pnl_identity_ok"] is True
+    assert out["in_sample"] is False  # the naive mid: nothing was trained
     text = html.read_text()
     assert text.count("data:image/png;base64,") == 4 and "http" not in text.split("<body>")[1][:200]
     rc = main(["backtest", "--sim-seconds", "60", "--seed", "2"])
@@ -35,7 +40,9 @@ def test_mm_sweep_runs_grid_in_parallel_with_verdicts(tmp_path, capsys, monkeypa
     rc = main(["sweep", "--sim-seconds", "60", "--seed", "2", "--spreads", "0,0.1", "--latency-scales", "1,2",
                "--spikes", "10:10:100", "--vol-shocks", "20:20:3", "--rate-tier", "pro", "--json"])
     out = json.loads(capsys.readouterr().out)
-    assert len(out["results"]) == 2 * 4  # 2 spreads x (base, x2, spikes, vol shock)
+    # walk-forward: 2 spreads x base on the selection period + 2 spreads x (base, x2, spikes, vol shock) on the report period
+    assert len(out["results"]) == 2 * 1 + 2 * 4
+    assert sorted({r["period"] for r in out["results"]}) == ["report", "select"]
     checks = {v["check"]: v["pass"] for v in out["verdicts"]}
     assert set(checks) == {"profitable across parameter stress tests", "tail losses bounded"}
     assert rc == (0 if all(checks.values()) else 1)

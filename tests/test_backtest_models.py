@@ -1,4 +1,6 @@
-"""Each small model alone: queue position, rate counter costs, fee tiers, latency lanes."""
+"""Each small model alone: rate counter costs, fee tiers, latency lanes, queue model names.
+
+The queue models themselves are tested through the engine (tests/test_backtest_queue_engine.py)."""
 
 from __future__ import annotations
 
@@ -9,30 +11,12 @@ from mm_core.backtest import queue as qm
 from mm_core.backtest.fees import KRAKEN_SPOT_TIERS, TradingValueFee, fee_model_from_spec, kraken_schedule
 from mm_core.backtest.latency import (CaptureLatency, ConstantLatency, LognormalLatency, Stressed,
                                       local_timestamps)
-from mm_core.backtest.rate_limit import TIERS, amend_cost, cancel_cost, decayed
+from mm_core.backtest.rate_limit import TIERS, cancel_cost, decayed
 
 S = 1_000_000_000
 
 
-def test_risk_averse_queue_only_shrinks_by_trades_and_displayed_size():
-    front, cum = qm.on_depth(qm.RISK_AVERSE, 0.0, 5.0, 0.0, 5.0, 3.0)  # a cancel: assumed behind us
-    assert front == 3.0  # but never more than what is displayed
-    front, cum = qm.on_depth(qm.RISK_AVERSE, 0.0, 3.0, 0.0, 3.0, 9.0)  # joins behind
-    assert front == 3.0
-    front, cum = qm.on_trade(3.0, 0.0, 4.0)
-    assert front == -1.0 and qm.filled_qty(front, 1e-8) == pytest.approx(1.0)
-
-
-def test_probabilistic_queue_splits_a_cancel_by_position():
-    # front 2, back 2, 2 cancelled: p(behind) = 0.5 for power n=2 and log -> front 2 - 0.5*2 = 1
-    for kind, n in ((qm.POWER, 2.0), (qm.LOG, 0.0)):
-        front, _ = qm.on_depth(kind, n, 2.0, 0.0, 4.0, 2.0)
-        assert front == pytest.approx(1.0)
-    # a size decrease already explained by a trade does not move us twice
-    front, cum = qm.on_trade(2.0, 0.0, 1.0)
-    front, cum = qm.on_depth(qm.POWER, 2.0, front, cum, 4.0, 3.0)
-    assert front == pytest.approx(1.0) and cum == 0.0
-    assert qm.prob_behind(qm.POWER3, 2.0, 1.0, 3.0) == pytest.approx(1 - 0.25 ** 2)
+def test_unknown_queue_model_name_lists_the_valid_ones():
     with pytest.raises(ValueError, match="risk_averse"):
         qm.queue_kind("fifo")
 
@@ -40,7 +24,6 @@ def test_probabilistic_queue_splits_a_cancel_by_position():
 def test_kraken_rate_counter_costs_and_decay():
     assert [cancel_cost(int(s * S)) for s in (0, 4.9, 5, 9.9, 10, 14.9, 15, 44, 45, 89, 90, 299, 300)] == \
         [8, 8, 6, 6, 5, 5, 4, 4, 2, 2, 1, 1, 0]
-    assert [amend_cost(int(s * S)) for s in (1, 6, 11, 20)] == [4, 3, 2, 1]
     assert decayed(10.0, 0, 4 * S, 1.0) == pytest.approx(6.0)
     assert decayed(1.0, 0, 4 * S, 1.0) == 0.0
     assert (TIERS["starter"].threshold, TIERS["intermediate"].decay_per_s, TIERS["pro"].threshold) == (60, 2.34, 180)
@@ -105,3 +88,14 @@ def test_fee_tier_follows_the_runs_own_volume_across_a_boundary():
     assert list(TieredFee(tiers, volume_30d=9_000, growth="fill").fees(p, q, mk))[:2] == pytest.approx([12.5, 10.0])
     with pytest.raises(ValueError, match="daily"):
         TieredFee(tiers, growth="weekly")
+
+
+def test_capture_latency_refuses_negative_ages_instead_of_clamping_them(tmp_path):
+    """A negative age is a clock signal: it is counted and reported, never replaced by 0."""
+    csv = tmp_path / "skewed.csv"
+    csv.write_text("exchange,symbol,ts_exchange,ts_capture,age_ms,bid,bid_qty,ask,ask_qty\n"
+                   f"kraken,BTC/EUR,0,{1 * S},10,1,1,2,1\n"
+                   f"kraken,BTC/EUR,0,{2 * S},-4.5,1,1,2,1\n"
+                   f"kraken,BTC/EUR,0,{3 * S},-0.25,1,1,2,1\n")
+    with pytest.raises(ValueError, match=r"2 of 3 ages \(66.67 %\) are negative, min -4.500 ms"):
+        CaptureLatency.from_csv(csv)

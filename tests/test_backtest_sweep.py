@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mm_core.backtest.pnl import bucket_pnl, decompose, expected_shortfall, max_drawdown_exact
-from mm_core.backtest.sweep import judge, render
+from mm_core.backtest.sweep import judge, render, sweep_notes
 from mm_core.cli import main
 
 S = 1_000_000_000
@@ -86,13 +86,17 @@ def test_sweep_over_two_simulated_days_reports_daily_tails(tmp_path, capsys, mon
     # its default trade rate validated first; 2 / 0.2 is the lowest pair that passes today
     argv = ["sweep", "--sim-seconds", str(2 * 86400), "--seed", "4", "--updates-per-second", "2",
             "--trades-per-second", "0.2", "--spreads", "0.1", "--latency-scales", "1,2", "--rate-tier", "pro",
-            "--fees", "none", "--loss-limit", "1e9", "--json"]
+            "--fees", "none", "--loss-limit", "1e9", "--select-share", "0.25", "--json"]
     rc = main(argv)
     out = json.loads(capsys.readouterr().out)
-    res = out["results"]
+    # walk-forward: the first 12 h select, the report period runs from 12:00 on day 1 to the end of day 2
+    assert out["walk_forward"]["report"]["from"].startswith("2026-01-01T12:00")
+    sel = [r for r in out["results"] if r["period"] == "select"]
+    assert len(sel) == 1 and sel[0]["n_days"] == 1 and sel[0]["n_hours"] == 12
+    res = [r for r in out["results"] if r["period"] == "report"]
     assert len(res) == 2
     for r in res:
-        assert r["n_days"] == 2 and r["n_hours"] == 48
+        assert r["n_days"] == 2 and r["n_hours"] == 36
         days = [d["pnl"] for d in r["daily_pnl"]]
         assert [d["day"] for d in r["daily_pnl"]] == ["2026-01-01", "2026-01-02"]
         assert sum(days) == pytest.approx(r["total_pnl"], abs=1e-6)  # buckets add up to the total
@@ -108,7 +112,77 @@ def test_sweep_over_two_simulated_days_reports_daily_tails(tmp_path, capsys, mon
     # the verdict compares the worst day (over the best set's scenarios) with the loss limit
     worst_day = min(r["worst_day"] for r in res)
     if worst_day < 0:
-        assert not {v["check"]: v["pass"] for v in judge(res, -worst_day * 0.999)}["tail losses bounded"]
-        assert {v["check"]: v["pass"] for v in judge(res, -worst_day * 1.001)}["tail losses bounded"]
-    text = render(res, out["verdicts"], 1.0)
-    assert "worstDay" in text and "ES5%h" in text and "2 UTC day(s) / 48 UTC hour(s)" in text
+        assert not {v["check"]: v["pass"] for v in judge(out["results"], -worst_day * 0.999)[0]}["tail losses bounded"]
+        assert {v["check"]: v["pass"] for v in judge(out["results"], -worst_day * 1.001)[0]}["tail losses bounded"]
+    text = render(out["results"], out["verdicts"], 1.0)
+    assert "worstDay" in text and "ES5%h" in text and "2 UTC day(s) / 36 UTC hour(s)" in text
+
+
+def _row(hs, period, scenario, total, fills, worst_day=None):
+    """A sweep cell as the workers return it (only what judge/sweep_notes read)."""
+    wd = total if worst_day is None else worst_day
+    return {"params": {"half_spread_bps": hs, "size": 0.001, "skew_bps": 2.0}, "period": period,
+            "scenario": scenario, "total_pnl": total, "fills": fills, "worst_day": wd, "worst_day_utc": "2026-01-01",
+            "n_days": 1, "n_hours": 1, "max_drawdown": max(0.0, -total), "worst_hour": wd,
+            "worst_hour_utc": "2026-01-01T00:00Z", "es5_hourly": wd, "rate_guard_skips": 0, "orders_sent": 10,
+            "cancels_sent": 10, "pnl_identity_ok": True, "pnl_identity_gap": 0.0}
+
+
+def test_walk_forward_selects_on_the_earlier_period_and_judges_on_the_later():
+    # set 0.1 is best when selecting (+5); set 0.2 would look best on the report period (+9) -- the
+    # check must judge 0.1, the set chosen without seeing the report period
+    res = [_row(0.1, "select", "base", 5.0, 100), _row(0.2, "select", "base", 1.0, 100),
+           _row(0.1, "report", "base", 2.0, 80), _row(0.1, "report", "latency x2", -1.0, 70),
+           _row(0.2, "report", "base", 9.0, 90), _row(0.2, "report", "latency x2", 8.0, 90)]
+    verdicts, chosen = judge(res, loss_limit=100.0, min_fills=30)
+    assert chosen["half_spread_bps"] == 0.1
+    prof = {v["check"]: v for v in verdicts}["profitable across parameter stress tests"]
+    assert not prof["pass"] and "'latency x2' total -1.0000" in prof["detail"]
+    assert "selected on the selection period" in prof["detail"]
+
+
+def test_sets_with_too_few_fills_are_flagged_not_crowned():
+    # 0.05 earns most in the selection period but on 3 fills: 0.1 is selected, 0.05 is flagged
+    res = [_row(0.05, "select", "base", 50.0, 3), _row(0.1, "select", "base", 1.0, 40),
+           _row(0.05, "report", "base", 40.0, 2), _row(0.1, "report", "base", 1.0, 45)]
+    verdicts, chosen = judge(res, loss_limit=100.0, min_fills=30)
+    assert chosen["half_spread_bps"] == 0.1
+    assert all(v["pass"] for v in verdicts)
+    flags = sweep_notes(res, 30)
+    assert any("hs=0.05bps" in n and "3 fills < 30" in n and "not eligible" in n for n in flags)
+    # no set with enough fills: nothing is crowned and the checks fail saying why
+    verdicts, chosen = judge(res, loss_limit=100.0, min_fills=1000)
+    assert chosen is None and not any(v["pass"] for v in verdicts)
+    assert all("nothing to judge" in v["detail"] for v in verdicts)
+    # a selected set too thin in a report-period scenario cannot pass the profit check
+    res2 = res[:2] + [_row(0.1, "report", "base", 1.0, 45), _row(0.1, "report", "vol shock", 3.0, 4)]
+    prof = judge(res2, 100.0, 30)[0][0]
+    assert not prof["pass"] and "too few fills to judge" in prof["detail"] and "'vol shock' (4)" in prof["detail"]
+    # zero fills reads as nothing to judge, not as a loss
+    assert any("no fills: nothing to judge" in n for n in sweep_notes([_row(0.3, "select", "base", 0.0, 0)], 30))
+
+
+def test_a_stress_scenario_that_changed_nothing_is_said():
+    res = [_row(0.1, "select", "base", 1.0, 40), _row(0.1, "report", "base", -2.5, 50),
+           _row(0.1, "report", "latency x2", -2.5, 50), _row(0.1, "report", "latency x5", -3.0, 52)]
+    flags = sweep_notes(res, 30)
+    assert any("'latency x2' changed nothing" in n for n in flags)
+    assert not any("'latency x5' changed nothing" in n for n in flags)
+
+
+def test_report_period_opens_with_the_book_as_it_stood_at_the_cut():
+    from mm_core.backtest.event_arrays import from_simulator
+    from mm_core.backtest.sweep import split_periods
+
+    m = from_simulator(300.0, 6)
+    sel, rep = split_periods(m, 0.4)
+    k = len(sel)
+    assert k > 0 and sel.exch_ts[-1] < m.exch_ts[0] + 0.4 * (m.exch_ts[-1] - m.exch_ts[0]) + 1
+    n_head = len(rep) - (len(m) - k)
+    assert n_head > 2  # two clears and the live levels
+    # after the opening snapshot the report period's book is the full run's book, row for row
+    for col in ("best_bid_tick", "best_ask_tick", "best_bid_qty", "best_ask_qty"):
+        assert getattr(rep, col)[n_head - 1] == getattr(m, col)[k - 1]
+        assert np.array_equal(getattr(rep, col)[n_head:], getattr(m, col)[k:])
+    with pytest.raises(ValueError, match="select-share"):
+        split_periods(m, 1.0)

@@ -23,9 +23,18 @@ def cfg():
     return load_config()
 
 
+def clock_events(tc0: int, offsets_ms: list[float], rtts_ms: list[float]) -> list[dict]:
+    """``clock_estimate`` events as the collector logs them, one every 10 s from ``tc0``."""
+    return [{"kind": "clock_estimate", "ts_capture": tc0 + i * 10 * S, "offset_ns": int(o * 1e6),
+             "rtt_ns": int(r * 1e6)} for i, (o, r) in enumerate(zip(offsets_ms, rtts_ms))]
+
+
 def make_run(rd: Path, tc: np.ndarray, ages_ms: np.ndarray, *, summary: dict | None = None,
-             events: list[dict] | None = None) -> Path:
-    """A run directory as the collector leaves it: CSV, summary.json, events.jsonl."""
+             events: list[dict] | None = None, clock: list[dict] | None = None) -> Path:
+    """A run directory as the collector leaves it: CSV, summary.json, events.jsonl.
+
+    ``clock``: the clock_estimate events (default: ten of a good clock, offset 0, RTT 6 ms).
+    """
     rd.mkdir(parents=True, exist_ok=True)
     te = tc - np.round(ages_ms * 1e6).astype(np.int64)
     pl.DataFrame({
@@ -47,8 +56,8 @@ def make_run(rd: Path, tc: np.ndarray, ages_ms: np.ndarray, *, summary: dict | N
     (rd / "summary.json").write_text(json.dumps(s))
     base = {"exchange": "kraken", "symbol": "BTC/EUR", "ts_exchange": None}
     evs = [{"kind": "connected", "ts_capture": int(tc[0]) - S // 2, "url": s["url"], "attempt": 0},
-           {"kind": "subscribed", "ts_capture": int(tc[0]) - S // 4, "channel": "book"},
-           {"kind": "clock_estimate", "ts_capture": int(tc[0]), "offset_ns": 100_000, "rtt_ns": 6_000_000}]
+           {"kind": "subscribed", "ts_capture": int(tc[0]) - S // 4, "channel": "book"}]
+    evs += clock if clock is not None else clock_events(int(tc[0]), [0.0] * 10, [6.0] * 10)
     evs += events or []
     (rd / "events.jsonl").write_text("".join(json.dumps({**base, **e}) + "\n" for e in evs))
     return rd
@@ -83,11 +92,14 @@ def test_a_20_s_run_does_not_pass_the_24h_gate(tmp_path, cfg):
 
 
 def test_a_good_24h_run_proceeds(tmp_path, cfg, day, capsys):
-    rd = make_run(tmp_path / "run", *day)
+    rd = make_run(tmp_path / "run", *day, clock=clock_events(int(day[0][0]), [0.1] * 10, [6.0] * 10))
     r = evaluate_gate(rd, cfg)
     assert r.decision == PROCEED, [(c.name, c.detail) for c in r.failed]
     assert r.check("samples").value == DAY_N
-    assert r.check("p99_ms").value == pytest.approx(np.percentile(day[1], 99))
+    # judged on the exchange clock: raw age + the (reliable, in-bound) offset of +0.1 ms
+    assert r.check("p99_ms").value == pytest.approx(np.percentile(day[1], 99) + 0.1)
+    assert r.check("clock_offset").passed and r.latency.clock.corrected_applied
+    assert f"raw {np.percentile(day[1], 99):.3f} ms" in r.check("p99_ms").detail
     assert main([str(rd)]) == 0
     out = capsys.readouterr().out
     assert "DECISION: PROCEED" in out and "MEASURED" in out and "THRESHOLD" in out
@@ -177,7 +189,8 @@ def test_missing_evidence_fails_as_not_measured(tmp_path, cfg):
     rd = make_run(tmp_path / "run", tc, np.full(200, 6.0))
     (rd / "events.jsonl").unlink()
     r = evaluate_gate(rd, cfg, scale_to_seconds=20)
-    assert failed(r) == {"reconnect_loop", "events_logged"}
+    # no event log: no reconnect evidence, no event evidence and no clock estimate
+    assert failed(r) == {"reconnect_loop", "events_logged", "clock_offset"}
     assert r.check("events_logged").detail.startswith("not measured")
 
 

@@ -294,11 +294,12 @@ def _tob(i: int, age_ms: float = 5.0, **kw) -> dict:
 def test_parquet_parts_of_a_run_dir_are_checked(tmp_path):
     f = _parquet_run(tmp_path, [_tob(i) for i in range(20)] + [_tob(20, bid=60001.0)] + [_tob(21, ts_exchange=None)])
     r = run_qa(tmp_path)  # no CSV: the Parquet parts are the capture
-    assert r.source == "parquet" and r.rows == 22
+    # the row without an exchange time has no age: not a sample, reported (and legal: PASS)
+    assert r.source == "parquet" and r.rows == 21 and r.rejected == {"no_exchange_time": 1}
     assert r.check("crossed_book").value == 1 and f.name in r.check("crossed_book").detail
-    assert r.check("no_exchange_time").value == 1
+    assert r.check("no_exchange_time").value == 1 and r.check("no_exchange_time").status == PASS
     assert r.check("nan_empty").status == PASS
-    assert run_qa(f).rows == 22  # a single part file works too
+    assert run_qa(f).rows == 21  # a single part file works too
 
 
 def test_corrupt_parquet_part_fails_schema(tmp_path):

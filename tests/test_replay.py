@@ -248,3 +248,100 @@ def test_recording_events_yields_what_replay_counts() -> None:
     assert len(updates) == summary["book_updates"] == 509
     assert all(e.verified for e in updates)
     assert sum(isinstance(e, BookSnapshot) for e in events) == 1
+
+
+# ---------------------------------------------------------------------------- what users have
+
+
+def v1_pair_stream(pair_index: int = 0) -> tuple[list, list]:
+    """One pair's v1 snapshot and its checksummed updates, from the real cryptofeed recording."""
+    snapshot, updates = None, []
+    for line in V1_BOOK.read_text().splitlines():
+        ts, sep, text = line.partition(": ")
+        if not sep or not ts.replace(".", "").isdigit() or not text.startswith("["):
+            continue
+        msg = json.loads(text)
+        if snapshot is None:
+            if isinstance(msg[1], dict) and "as" in msg[1]:
+                if pair_index == 0:
+                    snapshot = msg
+                else:
+                    pair_index -= 1
+        elif msg[-1] == snapshot[-1] and msg[0] == snapshot[0]:
+            updates.append(msg)
+    assert snapshot is not None and len(updates) > 50
+    return snapshot, updates
+
+
+def test_sdk_fixture_whose_init_is_one_v1_message_is_read_as_one_message(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """{"init": [336, {"as": [...], "bs": [...]}, "book-10", "XBT/USD"], "updates": [...]}: the init
+    is ONE v1 message (an array that starts with its channel id), not four."""
+    snapshot, updates = v1_pair_stream()
+    path = tmp_path / "fixture-v1.json"
+    path.write_text(json.dumps({"init": snapshot, "updates": updates}))
+    s = replay_file(path)
+    assert (s["format"], s["adapter"]) == (FORMAT_SDK, "kraken_v1")
+    assert s["messages"] == 1 + len(updates) and s["book_snapshots"] == 1
+    assert s["checksums_ok"] == len(updates) and s["checksums_failed"] == 0 and s["bad_messages"] == 0
+    assert s["ok"] and s["final_top"][snapshot[-1]]["source"] == "book"
+    code, out, _ = cli([str(path)], capsys)
+    assert code == 0 and f"OK: all {len(updates):,} checksums verified" in out
+    # a list of messages is still several messages
+    path.write_text(json.dumps({"init": [snapshot], "updates": updates}))
+    assert replay_file(path)["checksums_ok"] == len(updates)
+
+
+def test_book_updates_none_of_which_verify_are_a_failure_not_ok(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Updates without their snapshot cannot be verified: exit 1, and the closing line says so."""
+    _, updates = v1_pair_stream()
+    path = tmp_path / "no-snapshot.json"
+    path.write_text(json.dumps({"init": [], "updates": updates}))
+    code, out, _ = cli([str(path)], capsys)
+    assert code == 1
+    last = out.strip().splitlines()[-1]
+    assert last.strip().startswith("FAIL:") and "bad message" in last and "OK" not in last
+
+
+def test_older_cryptofeed_log_with_a_configuration_line_is_read(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Older cryptofeed logs start with the recorder's configuration line (as in the Bitstamp
+    recordings' BITSTAMP.0) and hold connection lines again after a reconnect: both are skipped."""
+    lines = V1_BOOK.read_text().splitlines()
+    config = 'configuration: {"trades":["XBT-CHF"],"l2_book":["XBT-CHF","ADA-XBT"]}'
+    mid = len(lines) // 2
+    reconnect = "wss://ws.kraken.com <-> " + lines[mid].split(":", 1)[0]
+    path = tmp_path / "KRAKEN.ws.50.0"
+    path.write_text("\n".join([config, *lines[:mid], reconnect, *lines[mid:]]) + "\n")
+    s = replay_file(path)
+    assert s["format"] == FORMAT_CRYPTOFEED and s["skipped_lines"] == 4  # config, 2 header lines, reconnect
+    assert (s["checksums_ok"], s["checksums_failed"]) == (4269, 0)
+    code, out, _ = cli([str(path)], capsys)
+    assert code == 0 and "OK: all 4,269 checksums verified" in out
+
+
+def test_a_truncated_gzip_archive_exits_1_and_says_what_failed(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    lines = archive_lines(v2_messages())
+    path = tmp_path / "raw-20230730T15.jsonl.gz"
+    members = write_members(path, [lines[i : i + 60] for i in range(0, len(lines), 60)])
+    path.write_bytes(b"".join(members[:-1]) + members[-1][: len(members[-1]) // 2])  # hard kill
+    code, out, _ = cli([str(path)], capsys)
+    assert code == 1
+    last = out.strip().splitlines()[-1].strip()
+    assert last.startswith("FAIL:") and "1 damaged gzip member(s)" in last and "unreadable line" in last
+    assert "OK" not in out.split("events by type")[-1]
+    code, out, _ = cli([str(path), "--json"], capsys)
+    s = json.loads(out)
+    assert code == 1 and not s["ok"] and any("damaged gzip" in f for f in s["failures"])
+
+
+def test_a_bad_message_alone_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = archive_lines(v2_messages())
+    lines.insert(300, f"{T0 + 299_500_000} {{\"channel\":\"book\",\"type\":\"update\",\"data\":\n")
+    path = tmp_path / "raw.jsonl"
+    path.write_text("".join(lines))
+    code, out, _ = cli([str(path), "--json"], capsys)
+    s = json.loads(out)
+    assert code == 1 and s["bad_messages"] >= 1 and any("bad message" in f for f in s["failures"])

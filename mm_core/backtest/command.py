@@ -8,7 +8,19 @@ data starts in about a second.
 Model settings (requote timer, latency, queue model, rate tier, fee tiers and 30-day volume) come
 from the runtime config's ``[backtest]`` and ``[fees]`` sections; command-line flags override them.
 
-Exit code 0 when the run completed (whatever the PnL); 2 on bad input.
+In-sample guard: a fair model saved by ``mm research`` carries its training window (which data,
+which time span). The backtest refuses to score it on data that overlaps that window -- the same
+instrument at the same time, or the same simulator seed -- and refuses model files without a
+window; ``--allow-in-sample`` runs anyway and marks every output IN-SAMPLE (``--json``:
+``in_sample: true``).
+
+Trust checks: the PnL is also computed from the fills alone (``total_pnl_direct`` = cash + position
+x final mark - fees) and compared with the decomposition (``pnl_identity_gap``); the summary says
+"no fills: nothing to judge" when nothing traded and notes when the rate guard held back most of
+the strategy's requests.
+
+Exit code 0 when the run completed (whatever the PnL); 1 when the PnL identity check failed (the
+numbers cannot be trusted); 2 on bad input or a refused in-sample run.
 """
 
 from __future__ import annotations
@@ -44,6 +56,9 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--skew-bps", type=float, default=2.0, help="quote shift at max inventory")
     g.add_argument("--max-inventory", type=float, default=0.01)
     g.add_argument("--fair", default="mid", help="mid, microprice, or a saved fair-model JSON")
+    g.add_argument("--allow-in-sample", action="store_true",
+                   help="score a research model on data overlapping its training window (or a model file "
+                        "without one); every output is then marked IN-SAMPLE")
     g.add_argument("--requote-ms", type=float, help="timer of the policy (default: config [backtest], else 100)")
     g.add_argument("--latency", help="const:MS | const:FEED,ENTRY,RESP | lognormal:FEED,ORDER,SIGMA | "
                                      "capture:CSV[,FACTOR] (default: config [backtest], else const:5)")
@@ -154,6 +169,54 @@ def load_market(args):
     return m
 
 
+class InSampleRefused(ValueError):
+    """The fair model was trained on this data (or cannot say on what) and the run was not allowed."""
+
+
+def data_source(args, market) -> dict[str, object]:
+    """The identity of the run's data, in :mod:`mm_core.research.training_window` terms."""
+    from mm_core.research.training_window import market_source, run_dir_source, simulator_source
+
+    if args.arrays:
+        return market_source("unknown", market.exchange, market.symbol, Path(args.arrays))
+    if args.sim_seconds:
+        return simulator_source(args.seed, predictive=args.predictive, seconds=args.sim_seconds,
+                                updates_per_second=args.updates_per_second,
+                                trades_per_second=args.trades_per_second,
+                                exchange=market.exchange, symbol=market.symbol)
+    return run_dir_source(Path(args.run_dir), market.exchange, market.symbol)
+
+
+def in_sample_context(args, market):
+    """The run's :class:`~mm_core.backtest.report.RunContext`; raises :class:`InSampleRefused` when
+    the fair model's training window overlaps the data (or is missing) without ``--allow-in-sample``."""
+    from mm_core.backtest.report import RunContext
+    from mm_core.research.training_window import NoTrainingWindow, overlap, read_window
+
+    from mm_core.backtest.fair import fair_model
+
+    allow = bool(getattr(args, "allow_in_sample", False))
+    spec = getattr(args, "fair", "mid")
+    fair_model(spec)  # a missing or malformed model file is bad input, said before any work
+    hint = ("train on earlier data (or another simulator seed) and backtest on later data, or pass "
+            "--allow-in-sample to run anyway (every output is then marked IN-SAMPLE)")
+    try:
+        window = read_window(Path(spec)) if spec not in ("mid", "microprice") else None
+    except NoTrainingWindow as exc:
+        if not allow:
+            raise InSampleRefused(f"{exc}; re-run mm research to save the model with its training window, "
+                                  "or pass --allow-in-sample (the result is then marked IN-SAMPLE)") from None
+        return RunContext(True, f"{spec} has no training window: cannot tell, treated as in-sample")
+    if window is None or len(market) == 0:
+        return RunContext()
+    why = overlap(window, data_source(args, market), int(market.exch_ts[0]), int(market.exch_ts[-1]))
+    if why is None:
+        return RunContext()
+    if not allow:
+        raise InSampleRefused(f"the fair model {spec} was {why}. Scoring it here would be in-sample: {hint}")
+    return RunContext(True, f"{spec} was {why}")
+
+
 def config_from_args(args, **overrides):
     """A :class:`BacktestConfig` from CLI arguments (``overrides`` replace single fields)."""
     from mm_core.backtest.engine import BacktestConfig
@@ -185,7 +248,7 @@ def config_from_args(args, **overrides):
 
 def run(args) -> int:
     from mm_core.backtest.engine import run_backtest
-    from mm_core.backtest.report import human_summary, write_html
+    from mm_core.backtest.report import human_summary, pnl_identity, trust_summary, write_html
 
     t0 = time.perf_counter()
     from mm_core.config import ConfigError
@@ -193,6 +256,7 @@ def run(args) -> int:
     try:
         market = load_market(args)
         config = config_from_args(args)
+        ctx = in_sample_context(args, market)
     except (ValueError, FileNotFoundError, ConfigError) as exc:
         print(f"mm backtest: {exc}", file=sys.stderr)
         return 2
@@ -200,14 +264,14 @@ def run(args) -> int:
         print(f"data: {market.describe()} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     result = run_backtest(market, config)
     if args.html:
-        path = write_html(result, Path(args.html))
+        path = write_html(result, Path(args.html), ctx)
         if not args.json:
             print(f"report: {path}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result.summary(), default=_json_default))
+        print(json.dumps({**result.summary(), **trust_summary(result, ctx)}, default=_json_default))
     else:
-        print(human_summary(result))
-    return 0
+        print(human_summary(result, ctx))
+    return 0 if pnl_identity(result).ok else 1
 
 
 def _json_default(o):

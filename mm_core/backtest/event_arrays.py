@@ -370,6 +370,32 @@ def _fill_unknown_ts(exch: np.ndarray, cap: np.ndarray) -> np.ndarray:
     return exch
 
 
+def _wire_order_times(exch: np.ndarray, cap: np.ndarray, kind: np.ndarray,
+                      order_key: Optional[np.ndarray]) -> np.ndarray:
+    """Exchange times that keep book messages in wire order (the input order, or ``order_key``).
+
+    Books apply in the order received, never by timestamp (kraken-protocol.md 2). So, in wire
+    order: a row without an exchange time (a Kraken v2 snapshot) takes ``min(capture, next known
+    exchange time)`` -- every row of the snapshot the same time, whatever table it came from -- and
+    a book row whose stamp went backwards takes the latest book stamp before it, so no sort can
+    move a message ahead of an earlier one (or a snapshot's clear behind its own levels and the
+    updates after it, which emptied the book of a capture read from its Parquet tables). Trades
+    keep their stamps. Found by tests/test_book_implementations_agree.py.
+    """
+    n = exch.shape[0]
+    wire = np.arange(n)
+    if order_key is not None:
+        wire = np.empty_like(order_key)
+        wire[order_key] = np.arange(n)  # order_key is each row's rank in wire order: invert it
+    ts = _fill_unknown_ts(exch[wire], cap[wire])
+    book = kind[wire] != TRADE
+    run = np.maximum.accumulate(ts[book]) if book.any() else ts[book]
+    ts[book] = run
+    out = np.empty_like(exch)
+    out[wire] = ts
+    return out
+
+
 def build_arrays(
     cols: dict[str, np.ndarray],
     *,
@@ -381,7 +407,7 @@ def build_arrays(
     order_key: Optional[np.ndarray] = None,
 ) -> MarketArrays:
     """Sort raw rows into exchange-time order, truncate to ``depth`` and run the book pass."""
-    exch = _fill_unknown_ts(cols["exch_ts"], cols["capture_ts"])
+    exch = _wire_order_times(cols["exch_ts"], cols["capture_ts"], cols["kind"], order_key)
     n = exch.shape[0]
     secondary = np.arange(n) if order_key is None else order_key
     order = np.lexsort((secondary, exch))  # stable: rows of a message stay together, in order

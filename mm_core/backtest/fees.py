@@ -45,30 +45,6 @@ class TradingValueFee:
 
 
 @dataclass(frozen=True)
-class TradingQtyFee:
-    """Fee per unit of base quantity (some venues and inverse contracts)."""
-
-    maker_per_unit: float
-    taker_per_unit: float
-    name: str = "trading_qty"
-
-    def fees(self, price: np.ndarray, qty: np.ndarray, maker: np.ndarray) -> np.ndarray:
-        return np.where(maker, self.maker_per_unit, self.taker_per_unit) * qty
-
-
-@dataclass(frozen=True)
-class FlatPerTradeFee:
-    """A fixed amount per fill, whatever its size."""
-
-    maker_fee: float
-    taker_fee: float
-    name: str = "flat_per_trade"
-
-    def fees(self, price: np.ndarray, qty: np.ndarray, maker: np.ndarray) -> np.ndarray:
-        return np.where(maker, self.maker_fee, self.taker_fee) * np.ones_like(qty)
-
-
-@dataclass(frozen=True)
 class FeeTier:
     """One row of a volume-tiered schedule: from ``min_volume`` (30-day, USD) upwards."""
 

@@ -94,6 +94,9 @@ class LognormalLatency:
 class CaptureLatency:
     """Measured feed ages from a capture CSV (``age_ms`` column), replayed in time order.
 
+    A negative age (the capture's clock was behind the exchange's) is refused with its count and
+    minimum: a delay cannot be negative, and replacing it by 0 would hide a skewed capture.
+
     The capture's timeline (offsets from its first row) is laid onto the backtest's from its start
     and repeated if the backtest is longer. Feed delay = the age in force at that offset; order
     entry and response each = ``order_factor`` x that age (one-way order latency is not in a feed
@@ -131,7 +134,15 @@ class CaptureLatency:
         t = np.asarray(ts, np.int64)
         order = np.argsort(t, kind="stable")
         t = t[order]
-        a = np.maximum(np.asarray(ages)[order], 0.0)
+        a = np.asarray(ages)[order]
+        neg = a < 0
+        if neg.any():  # a clock signal, not a latency: never silently replaced by 0
+            k = int(neg.sum())
+            raise ValueError(
+                f"{path}: {k} of {a.size} ages ({100 * k / a.size:.2f} %) are negative, min {a.min():.3f} ms: "
+                "the capture's local clock was behind the exchange's, so its ages are not latencies "
+                "(`mm analyze`/`mm gate` report the clock offset); fix the clock (NTP) and capture again, "
+                "or use a const:/lognormal: latency model")
         return cls(t - t[0], (a * _MS).astype(np.int64), order_factor, str(path))
 
     @property

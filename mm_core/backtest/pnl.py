@@ -16,7 +16,13 @@ and each fill's term splits at its own fill time and its horizon, telescoping ex
                      + s q (m(T) - m(t+H))     inventory PnL: holding what we got after H, to the end
 
 so ``total = spread_capture + adverse_selection + inventory_pnl - fees`` holds for every fill and
-in total (tested to 1e-9, and ``total`` is also computed independently from cash and position).
+in total. The identity is *checked*, not assumed: :func:`direct_total` computes the PnL from the
+fills alone (cash ``-sum s q p``, position ``sum s q`` marked at ``m(T)``, fees), in code that shares
+nothing with the parts, and ``identity_gap = total_direct - (spread + adverse + inventory - fees)``
+must be zero up to float rounding (:data:`IDENTITY_REL_TOL`). :func:`identity_check` repeats that
+for a result's fill log and also compares the fills' position with the engine's own position, so a
+fill log that disagrees with the decomposition or the engine fails the check (``mm backtest`` prints
+it, ``--json`` has ``total_pnl_direct`` and ``pnl_identity_gap``).
 Adverse selection at the shorter horizons (1 s, 5 s) is reported beside it as the markout curve:
 ``adverse(h) = sum_i s q (m(t+h) - m(t))``; adverse selection is negative when fills are followed
 by fair moving against us, the usual sign for a market maker.
@@ -77,10 +83,77 @@ class PnL:
     daily: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     hourly: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
+    mark_end: float = float("nan")  # m(T): the fair mid the final position is marked at
+
+    @property
+    def identity_gap(self) -> float:
+        """total_direct - (spread + adverse + inventory - fees): zero up to float rounding."""
+        return self.total_direct - (self.spread_capture + self.adverse_selection + self.inventory_pnl - self.fees)
+
     @property
     def identity_error(self) -> float:
-        """|total - (spread + adverse + inventory - fees)|: zero up to float rounding."""
-        return abs(self.total - (self.spread_capture + self.adverse_selection + self.inventory_pnl - self.fees))
+        """``|identity_gap|``."""
+        return abs(self.identity_gap)
+
+
+IDENTITY_REL_TOL = 1e-12
+"""The identity holds to float rounding: a gap above ``1e-12 x traded value + 1e-9`` is a failure
+(rounding of ``n`` fills is ~``1e-16 x`` traded value each; one fill off by one tick of 0.1 on
+0.001 BTC is 1e-4, far above the bound for any realistic traded value)."""
+
+
+def identity_tolerance(volume_quote: float) -> float:
+    """Largest ``|identity_gap|`` that is still float rounding for this traded value."""
+    return IDENTITY_REL_TOL * abs(volume_quote) + 1e-9
+
+
+def fill_fees(fills: dict[str, np.ndarray], fee_model: FeeModel) -> np.ndarray:
+    """Fee of each fill (positive = paid) under ``fee_model`` (time-aware models get the fill times)."""
+    p = np.asarray(fills["price"], np.float64)
+    q = np.asarray(fills["qty"], np.float64)
+    if getattr(fee_model, "uses_time", False):
+        return np.asarray(fee_model.fees(p, q, fills["maker"], ts=fills["ts"]), np.float64)
+    return np.asarray(fee_model.fees(p, q, fills["maker"]), np.float64)
+
+
+def direct_total(fills: dict[str, np.ndarray], fee: np.ndarray, mark: float) -> tuple[float, float, float]:
+    """``(total, cash, position)`` from the fills alone: cash ``-sum s q p``, the position
+    ``sum s q`` marked at ``mark``, minus the fees. Independent of the decomposition on purpose."""
+    sq = np.asarray(fills["side"], np.float64) * np.asarray(fills["qty"], np.float64)
+    cash = -math.fsum((sq * np.asarray(fills["price"], np.float64)).tolist())
+    position = math.fsum(sq.tolist())
+    return cash + position * mark - math.fsum(np.asarray(fee, np.float64).tolist()), cash, position
+
+
+@dataclass(frozen=True)
+class IdentityCheck:
+    """A result's fill log against its decomposition and against the engine's position."""
+
+    total_direct: float  # cash + position x mark - fees, from the fill log
+    total_parts: float  # spread + adverse + inventory - fees, from the decomposition
+    gap: float  # total_direct - total_parts
+    tolerance: float
+    position_fills: float
+    position_engine: float
+
+    @property
+    def position_gap(self) -> float:
+        return self.position_fills - self.position_engine
+
+    @property
+    def ok(self) -> bool:
+        return (math.isfinite(self.gap) and abs(self.gap) <= self.tolerance
+                and abs(self.position_gap) <= 1e-9 + 1e-12 * abs(self.position_engine))
+
+
+def identity_check(pnl: "PnL", fills: dict[str, np.ndarray], fee_model: FeeModel,
+                   engine_position: float) -> IdentityCheck:
+    """Recompute the PnL from ``fills`` (a result's fill log) and compare it with the parts of
+    ``pnl`` and the fills' position with ``engine_position`` (what the engine's loop accumulated)."""
+    total, _, position = direct_total(fills, fill_fees(fills, fee_model), pnl.mark_end)
+    parts = pnl.spread_capture + pnl.adverse_selection + pnl.inventory_pnl - pnl.fees
+    return IdentityCheck(total, parts, total - parts, identity_tolerance(pnl.volume_quote), position,
+                         float(engine_position))
 
 
 def fair_at(times: np.ndarray, exch_ts: np.ndarray, fair: np.ndarray) -> np.ndarray:
@@ -100,10 +173,7 @@ def decompose(fills: dict[str, np.ndarray], exch_ts: np.ndarray, fair: np.ndarra
     q = fills["qty"].astype(np.float64)
     p = fills["price"].astype(np.float64)
     t = fills["ts"].astype(np.int64)
-    if getattr(fee_model, "uses_time", False):
-        fee = np.asarray(fee_model.fees(p, q, fills["maker"], ts=fills["ts"]), np.float64)
-    else:
-        fee = np.asarray(fee_model.fees(p, q, fills["maker"]), np.float64)
+    fee = fill_fees(fills, fee_model)
     end = int(exch_ts[-1])
     m_end = float(fair_at(np.array([end]), exch_ts, fair)[0])
     m0 = fair_at(t, exch_ts, fair)
@@ -128,10 +198,8 @@ def decompose(fills: dict[str, np.ndarray], exch_ts: np.ndarray, fair: np.ndarra
         mk = s * (mh - p)
         mk_cur.append(_fsum(mk * q))
         mk_bps.append(_fsum(mk / p * 1e4 * q) / wq if wq > 0 else 0.0)
-    cash = -_fsum(s * q * p)
-    position = _fsum(s * q)
     fees_total = _fsum(fee)
-    total_direct = cash + position * m_end - fees_total
+    total_direct, _, _ = direct_total(fills, fee, m_end)
     spread_t, adverse_t, inv_t = _fsum(spread), _fsum(adverse), _fsum(inventory)
     total = spread_t + adverse_t + inv_t - fees_total
     curve = equity_curve(fills, fee, exch_ts, fair, grid_points=grid_points)
@@ -148,7 +216,7 @@ def decompose(fills: dict[str, np.ndarray], exch_ts: np.ndarray, fair: np.ndarra
         worst_day=worst_day, expected_shortfall_hourly=es, per_fill=per_fill, curve=curve,
         markout_curve={"horizon_s": np.array(MARKOUT_GRID_S), "bps": np.array(mk_bps),
                        "currency": np.array(mk_cur)},
-        daily=daily, hourly=hourly,
+        daily=daily, hourly=hourly, mark_end=m_end,
     )
 
 
@@ -176,33 +244,6 @@ def equity_curve(fills: dict[str, np.ndarray], fee: np.ndarray, exch_ts: np.ndar
     equity = cash + pos * m - fees
     return {"ts": grid, "equity": equity, "position": pos, "fees": fees, "spread": spread,
             "fair": m, "inventory_and_adverse": equity - spread + fees}
-
-
-def tail_stats(ts: np.ndarray, equity: np.ndarray) -> tuple[float, float, float, float]:
-    """Grid approximation of the tails from a sampled curve (kept for callers of the plotting grid;
-    :func:`decompose` uses the exact :func:`bucket_pnl` / :func:`max_drawdown_exact`)."""
-    if equity.size == 0:
-        return 0.0, 0.0, 0.0, 0.0
-    peak = np.maximum.accumulate(np.maximum(equity, 0.0))
-    dd = float(np.max(peak - equity))
-    hourly = _bucket_pnl(ts, equity, 3600 * _S)
-    daily = _bucket_pnl(ts, equity, 86400 * _S)
-    worst_hour = float(hourly.min()) if hourly.size else 0.0
-    worst_day = float(daily.min()) if daily.size else 0.0
-    if hourly.size:
-        n = max(1, int(math.ceil(0.05 * hourly.size)))
-        es = float(np.sort(hourly)[:n].mean())
-    else:
-        es = 0.0
-    return dd, worst_hour, worst_day, es
-
-
-def _bucket_pnl(ts: np.ndarray, equity: np.ndarray, width: int) -> np.ndarray:
-    """PnL of each clock bucket: equity at its last sample minus equity at the previous bucket's."""
-    bucket = ts // width
-    last = np.nonzero(np.concatenate([bucket[1:] != bucket[:-1], [True]]))[0]
-    ends = equity[last]
-    return np.diff(np.concatenate([[0.0], ends]))
 
 
 HOUR_NS = 3600 * _S

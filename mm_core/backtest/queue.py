@@ -8,10 +8,14 @@ Same families as hftbacktest's ``models/queue.rs`` (read for reference, written 
   ``p = f(back) / (f(back) + f(front))`` (:data:`POWER`, :data:`LOG`), ``f(back) / f(back + front)``
   (:data:`POWER2`, :data:`LOG2`) or ``1 - f(front / (front + back))`` (:data:`POWER3`).
 
-Each function is jitted and tiny so the engine calls it per row; the model is an integer kind plus
-one float parameter ``n`` (the power), chosen from config by name (:func:`queue_kind`). A model
-keeps two numbers per order: ``front`` (size ahead) and ``cum_trade`` (trades at our price since
-the last size change, so a trade and the book update it causes are not counted twice).
+:func:`on_depth` (with :func:`prob_behind`) is jitted and tiny so the engine calls it per depth row
+at our price; the model is an integer kind plus one float parameter ``n`` (the power), chosen from
+config by name (:func:`queue_kind`). A model keeps two numbers per order: ``front`` (size ahead) and
+``cum_trade`` (trades at our price since the last size change, so a trade and the book update it
+causes are not counted twice). What a trade does to the queue (everything ahead trades first, the
+rest fills us on the lot grid, our orders at one price share it) is written out in the engine's
+loop (:mod:`mm_core.backtest.engine_core`); ``tests/test_backtest_queue_engine.py`` checks the
+models through the engine's run path.
 """
 
 from __future__ import annotations
@@ -74,12 +78,6 @@ def prob_behind(kind, n, front, back):
 
 
 @njit(cache=True)
-def on_trade(front, cum_trade, qty):
-    """A trade of ``qty`` at our price: everything ahead trades first. Returns (front, cum_trade)."""
-    return front - qty, cum_trade + qty
-
-
-@njit(cache=True)
 def on_depth(kind, n, front, cum_trade, prev_qty, new_qty):
     """Displayed size at our price went ``prev_qty -> new_qty``. Returns (front, cum_trade)."""
     if kind == RISK_AVERSE:
@@ -92,10 +90,3 @@ def on_depth(kind, n, front, cum_trade, prev_qty, new_qty):
     est = front - (1.0 - p) * chg + min(back - p * chg, 0.0)
     return min(est, new_qty), 0.0
 
-
-@njit(cache=True)
-def filled_qty(front, lot):
-    """Size of ours that trades have reached (front went negative), on the lot grid."""
-    if front < 0.0 and round(front / lot) < 0:
-        return math.floor(-front / lot + 1e-9) * lot
-    return 0.0

@@ -5,8 +5,10 @@ that would take it above the tier's threshold is rejected with ``EOrder:Rate lim
 Cancelling a young order costs most (+8 under 5 s), which is exactly what naive quote churn does:
 cancel-and-replace every 100 ms would be throttled live within seconds, so it is throttled here.
 
-The counter is two floats (value, time of last update) kept by the engine; these jitted functions
-are the whole model. Rejected requests do not raise the counter.
+The counter is two floats (value, time of last update) kept by the engine; an add costs +1 (the
+engine adds it inline), :func:`cancel_cost` prices a cancel by the order's age and :func:`decayed`
+is the decay. Rejected requests do not raise the counter. Amends are not modelled: the engine's
+strategies cancel and replace (Kraken's amend costs are in kraken-protocol.md section 4).
 """
 
 from __future__ import annotations
@@ -50,11 +52,6 @@ def decayed(value, last_ts, now_ts, decay_per_s):
 
 
 @njit(cache=True)
-def add_cost():
-    return 1.0
-
-
-@njit(cache=True)
 def cancel_cost(age_ns):
     """+8/+6/+5/+4/+2/+1 for orders younger than 5/10/15/45/90/300 s; 0 after."""
     s = age_ns / _S
@@ -72,15 +69,3 @@ def cancel_cost(age_ns):
         return 1.0
     return 0.0
 
-
-@njit(cache=True)
-def amend_cost(age_ns):
-    """+1 plus +3/+2/+1 for orders younger than 5/10/15 s."""
-    s = age_ns / _S
-    if s < 5.0:
-        return 4.0
-    if s < 10.0:
-        return 3.0
-    if s < 15.0:
-        return 2.0
-    return 1.0

@@ -1,7 +1,10 @@
 """Human summary and a self-contained HTML report (matplotlib PNGs inlined as base64, no CDN).
 
 The summary leads with the verdict a user needs first -- does the strategy make or lose money after
-fees, and why -- then the parts, the frictions (rejections, throttling) and the engine's speed.
+fees, and why -- then the parts, the frictions (rejections, throttling) and the engine's speed. It
+says when there is nothing to judge (no fills), when the numbers must not be read as a forecast
+(IN-SAMPLE: the fair model was trained on this data), when the PnL identity does not hold, and when
+the rate guard throttled most of what the strategy wanted to send.
 """
 
 from __future__ import annotations
@@ -9,29 +12,90 @@ from __future__ import annotations
 import base64
 import html
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mm_core.backtest.pnl import IdentityCheck, identity_check
 
-def human_summary(result) -> str:
+RATE_GUARD_MOST = 0.5
+""""Most requotes deferred": the rate guard held back more requests than the strategy sent (share of
+deferred among deferred + sent above one half) -- fixed before looking at any run."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the command knows about a run beyond the engine's result."""
+
+    in_sample: bool = False
+    in_sample_detail: str = ""  # why (model file, its training window, the data's window)
+
+
+def pnl_identity(result) -> IdentityCheck:
+    """The identity check of ``result``: its fill log recomputed against its decomposition."""
+    return identity_check(result.pnl, result.fills, result.config.fees, result.position)
+
+
+def notes(result, ctx: RunContext = RunContext()) -> list[str]:
+    """Warnings a reader must see beside the PnL (empty when there is nothing to say)."""
+    out = []
+    c = result.counters
+    if ctx.in_sample:
+        out.append("IN-SAMPLE: the fair model was trained on data that overlaps this run's data "
+                   f"({ctx.in_sample_detail}); the PnL is not an out-of-sample result")
+    if int(result.fills["qty"].shape[0]) == 0:
+        out.append("no fills: nothing to judge (no order of the strategy traded; the PnL is 0 by construction)")
+    chk = pnl_identity(result)
+    if not chk.ok:
+        out.append(f"PnL identity FAILED: fills give {chk.total_direct:+,.6f}, the parts add up to "
+                   f"{chk.total_parts:+,.6f} (gap {chk.gap:+.3e}, tolerance {chk.tolerance:.1e}); position from "
+                   f"fills {chk.position_fills:+.8g} vs engine {chk.position_engine:+.8g}: do not trust these numbers")
+    deferred = int(c.get("rate_guard_skips", 0))
+    sent = int(c.get("orders_sent", 0)) + int(c.get("cancels_sent", 0))
+    if deferred > 0 and deferred / (deferred + sent) > RATE_GUARD_MOST:
+        out.append(f"rate guard: {deferred:,} requests deferred against {sent:,} sent "
+                   f"({c.get('orders_sent', 0):,} orders, {c.get('cancels_sent', 0):,} cancels) over "
+                   f"{c.get('requotes', 0):,} requotes: most requotes were throttled by Kraken's rate counter "
+                   f"({result.config.rate_tier}, guard {result.config.rate_guard:g}); this is the PnL of a "
+                   "throttled strategy")
+    return out
+
+
+def trust_summary(result, ctx: RunContext = RunContext()) -> dict[str, object]:
+    """The ``--json`` keys that say how far the numbers can be trusted."""
+    chk = pnl_identity(result)
+    return {"total_pnl_direct": chk.total_direct, "pnl_identity_gap": chk.gap, "pnl_identity_ok": chk.ok,
+            "in_sample": bool(ctx.in_sample), "notes": notes(result, ctx)}
+
+
+def verdict_line(result) -> str:
+    """What the total PnL means: earns, loses, or nothing to judge."""
+    p = result.pnl
+    if int(result.fills["qty"].shape[0]) == 0:
+        return "no fills: nothing to judge"
+    return f"the strategy {'EARNS' if p.total > 0 else 'LOSES'} money after fees"
+
+
+def human_summary(result, ctx: RunContext = RunContext()) -> str:
     """A few lines for the terminal."""
     s = result.summary()
     p = result.pnl
     c = s["counters"]
+    chk = pnl_identity(result)
     gross = p.total + p.fees
-    verdict = "EARNS" if p.total > 0 else "LOSES"
-    lines = [
+    lines = [f"IN-SAMPLE RESULT ({ctx.in_sample_detail})"] if ctx.in_sample else []
+    lines += [
         f"backtest: {s['market']['span_s']:.0f} s of {s['market']['symbol']}, {s['rows']:,} rows, "
         f"{s['fills']:,} fills, volume {p.volume_base:.6g} ({p.volume_quote:,.2f} quote)",
-        f"  total PnL       {p.total:+,.4f}   -> the strategy {verdict} money after fees "
-        f"(gross before fees {gross:+,.4f})",
+        f"  total PnL       {p.total:+,.4f}   -> {verdict_line(result)} (gross before fees {gross:+,.4f})",
         f"  spread capture  {p.spread_capture:+,.4f}   (fill price vs fair mid at the fill)",
         f"  adverse sel.    {p.adverse_selection:+,.4f}   (fair move within {p.horizon_s:g} s after fills; "
         + ", ".join(f"{k}: {v:+,.4f}" for k, v in p.adverse_by_horizon.items()) + ")",
         f"  inventory PnL   {p.inventory_pnl:+,.4f}   (holding the position after the horizon)",
         f"  fees            {-p.fees:+,.4f}   ({s['config']['fees']})",
-        f"  identity: total - (spread + adverse + inventory - fees) = {p.identity_error:.2e}",
+        f"  direct total    {chk.total_direct:+,.4f}   (from the fills alone: cash + position x final mark "
+        f"{p.mark_end:,.2f} - fees); identity gap {chk.gap:+.2e} -> {'OK' if chk.ok else 'FAILED'}",
         f"  max drawdown {p.max_drawdown:,.4f}, worst hour {p.worst_hour:+,.4f}, worst day {p.worst_day:+,.4f}, "
         f"ES5% hourly {p.expected_shortfall_hourly:+,.4f}; final position {result.position:+.8g}",
         f"  orders {c['orders_sent']:,} (accepted {c['accepted']:,}, post-only rejected {c['rejected_post_only']:,}, "
@@ -41,6 +105,7 @@ def human_summary(result) -> str:
         f"{result.max_rate_counter:.1f} ({s['config']['rate_tier']})",
         f"  engine: {result.events_per_second:,.0f} rows/s ({result.loop_seconds:.3f} s loop)",
     ]
+    lines += [f"  NOTE: {n}" for n in notes(result, ctx)]
     return "\n".join(lines)
 
 
@@ -106,21 +171,28 @@ def _figures(result) -> list[tuple[str, str]]:
     return out
 
 
-def write_html(result, path: Path) -> Path:
+def write_html(result, path: Path, ctx: RunContext = RunContext()) -> Path:
     """The report as one HTML file with every image inlined."""
-    s = result.summary()
+    s = {**result.summary(), **trust_summary(result, ctx)}
+    s.pop("notes")
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(f'{v:,.6g}' if isinstance(v, float) else str(v))}</td></tr>"
         for k, v in s.items() if k not in ("config", "market", "counters", "markouts", "adverse_by_horizon"))
     cfg = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                   for k, v in {**s["config"], **s["market"], **s["counters"]}.items())
+    chk = pnl_identity(result)
+    banner = "".join(f"<p style='background:#fdd;padding:.5em;font-weight:bold'>{html.escape(n)}</p>"
+                     for n in notes(result, ctx))
     imgs = "".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'>"
                    for t, b in _figures(result))
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>mm backtest report</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}table{{border-collapse:collapse}}
 th,td{{border:1px solid #ccc;padding:2px 8px;text-align:left;font-size:13px}}pre{{background:#f6f6f6;padding:1em}}</style>
-</head><body><h1>Backtest report</h1><pre>{html.escape(human_summary(result))}</pre>
-<p>Identity: total = spread capture + adverse selection ({result.pnl.horizon_s:g} s) + inventory PnL - fees.</p>
+</head><body><h1>Backtest report{" &mdash; IN-SAMPLE" if ctx.in_sample else ""}</h1>{banner}
+<pre>{html.escape(human_summary(result, ctx))}</pre>
+<p>Identity: spread capture + adverse selection ({result.pnl.horizon_s:g} s) + inventory PnL - fees
+= {result.pnl.total:+,.6f}; computed from the fills alone (cash + position &times; final mark - fees)
+= {chk.total_direct:+,.6f}; gap {chk.gap:+.3e}: <b>{"OK" if chk.ok else "FAILED"}</b>.</p>
 {imgs}<h2>Numbers</h2><table>{rows}</table><h2>Configuration, data and counters</h2><table>{cfg}</table>
 </body></html>"""
     path = Path(path)

@@ -241,11 +241,6 @@ def _book_files(root: Path, symbol: Optional[str], exchange: Optional[str]) -> d
     return out
 
 
-def list_symbols(path: Path) -> list[tuple[str, str, int]]:
-    """``(exchange, symbol_dir, n_book_files)`` found under a run directory / Parquet folder."""
-    return [(e, s, len(fs)) for (e, s), fs in sorted(_book_files(parquet_root(path), None, None).items())]
-
-
 def _pick_partition(root: Path, symbol: Optional[str], exchange: Optional[str]) -> tuple[str, str, list[Path]]:
     parts = _book_files(root, symbol, exchange)
     want_sym = symbol.replace("/", "-") if symbol else None
@@ -467,7 +462,12 @@ def reconstruct(cols: EventColumns, levels: int = DEFAULT_LEVELS, tick_size: Opt
         raise ValueError("levels must be >= 1")
     n = cols.n_book
     max_depth = int(cols.book_depth.max()) if n else 0
-    cap = max(levels, max_depth if max_depth > 0 else 0, 64)
+    # Kraken truncates *after* a message: a message may hold a side above its depth for a moment (an
+    # insert before a delete), so the working book needs room for the depth plus one message's
+    # levels -- a book capped at the depth would drop the worst level at the insert and come out of
+    # the message one level short (found by tests/test_book_implementations_agree.py at depth 100)
+    per_msg = int(np.diff(cols.level_offsets).max()) if n else 0
+    cap = max(levels, max_depth + per_msg if max_depth > 0 else 0, 64)
     if max_depth <= 0:
         cap = max(cap, 5000)
     out_bid = np.empty(n, np.float64)

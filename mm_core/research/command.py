@@ -5,6 +5,12 @@ Data: ``--data DIR`` (a collector run directory or its ``parquet/`` folder), ``-
 ``--sim-seconds N [--seed S] [--no-predictive]`` (the simulator, offline, no sockets; add
 ``--sim-out DIR`` to also keep the generated run directory).
 
+Model files: the final models are fitted on all of the data and saved with their training window
+(``trained.source``: which data -- simulator seed and profile, or capture/recording and instrument
+-- and ``trained.from_ts``/``to_ts``). ``mm backtest`` refuses to score a model on data that
+overlaps its window (same instrument and time, or the same simulator seed) unless given
+``--allow-in-sample``: backtest on later data or another seed.
+
 Exit status: 0 = GO, 1 = NO-GO (including "feature QA failed, refused to fit"), 2 = unusable input.
 """
 
@@ -53,25 +59,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _load(args: argparse.Namespace, say) -> tuple["EventColumns", float | None]:
+def _load(args: argparse.Namespace, say) -> tuple["EventColumns", float | None, dict[str, Any]]:
+    """The data, its tick size (None: infer) and its identity for the models' training window."""
     from mm_core.research.book_frames import ResearchDataError, columns_from_parquet, columns_from_recording
+    from mm_core.research.training_window import market_source, run_dir_source, simulator_source
 
     if args.sim_seconds is not None:
         from mm_core.research.sim_data import SIM_TICK_SIZE, sim_columns, write_sim_run
+        from mm_core.simexchange.market import MarketParams
 
         if not args.sim_seconds > 0:
             raise ResearchDataError("--sim-seconds must be > 0")
         predictive = not args.no_predictive
         say(f"simulating {args.sim_seconds:g} s (seed {args.seed}, predictive={predictive})")
+        defaults = MarketParams()  # the rates sim_events runs with
+        source = simulator_source(args.seed, predictive=predictive, seconds=args.sim_seconds,
+                                  updates_per_second=defaults.updates_per_second,
+                                  trades_per_second=defaults.trades_per_second)
         if args.sim_out is not None:
             write_sim_run(args.sim_out, args.sim_seconds, args.seed, predictive, progress=say)
-            return columns_from_parquet(args.sim_out, clock=args.clock), args.tick_size or SIM_TICK_SIZE
-        return sim_columns(args.sim_seconds, args.seed, predictive), args.tick_size or SIM_TICK_SIZE
+            return columns_from_parquet(args.sim_out, clock=args.clock), args.tick_size or SIM_TICK_SIZE, source
+        return sim_columns(args.sim_seconds, args.seed, predictive), args.tick_size or SIM_TICK_SIZE, source
     if args.recording is not None:
         say(f"replaying {args.recording}")
-        return columns_from_recording(args.recording, symbol=args.symbol, clock=args.clock), args.tick_size
+        cols = columns_from_recording(args.recording, symbol=args.symbol, clock=args.clock)
+        return cols, args.tick_size, market_source("recording", cols.exchange, cols.symbol, args.recording)
     say(f"reading {args.data}")
-    return columns_from_parquet(args.data, symbol=args.symbol, clock=args.clock), args.tick_size
+    cols = columns_from_parquet(args.data, symbol=args.symbol, clock=args.clock)
+    return cols, args.tick_size, run_dir_source(args.data, cols.exchange, cols.symbol)
 
 
 def _clean(x: Any) -> Any:
@@ -121,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     t0 = time.perf_counter()
     try:
-        cols, tick = _load(args, say)
+        cols, tick, source = _load(args, say)
         cfg = StudyConfig(step_ms=args.step_ms, horizons=horizons, n_blocks=args.blocks, alpha=args.alpha)
         res = run_study(cols, cfg, tick_size=tick, progress=say)
     except (ValueError, OSError) as exc:  # ResearchDataError is a ValueError; both name the input
@@ -129,13 +144,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if res.models:
         models_dir = args.models or args.out.with_name(args.out.stem + "-models")
-        save_models(res, models_dir)
+        save_models(res, models_dir, data_source=source)
     res.timings["total"] = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render_html(res), encoding="utf-8")
     say(f"report written to {args.out}")
     if args.json:
-        sys.stdout.write(json.dumps(_clean({**res.to_dict(), "report": str(args.out)})) + "\n")
+        sys.stdout.write(json.dumps(_clean({**res.to_dict(), "report": str(args.out), "training_source": source})) + "\n")
     else:
         sys.stdout.write(format_text(res))
         sys.stdout.write(f"report: {args.out}\n")

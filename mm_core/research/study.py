@@ -218,12 +218,20 @@ def run_study(cols: EventColumns, cfg: StudyConfig = StudyConfig(), *, tick_size
                        evaluation=evaluation, frames=fr, events=ev, grid=grid, models=models, timings=timings)
 
 
-def save_models(result: StudyResult, out_dir: Path) -> list[Path]:
-    """Write every final model as ``fair_mid_<kind>_<h>s.json`` plus ``fair_mid_best_<h>s.json``."""
+def save_models(result: StudyResult, out_dir: Path, data_source: Optional[dict[str, Any]] = None) -> list[Path]:
+    """Write every final model as ``fair_mid_<kind>_<h>s.json`` plus ``fair_mid_best_<h>s.json``.
+
+    ``data_source`` (:mod:`mm_core.research.training_window`) is stored in each model's
+    ``trained.source`` beside its time span: the final models are fitted on all of the data, and a
+    backtest refuses to score them on data that overlaps it. Without it the files carry no source
+    and the backtest cannot tell, so it refuses them too (unless told ``--allow-in-sample``).
+    """
     out_dir = Path(out_dir)
     paths: list[Path] = []
     for h, models in result.models.items():
         for kind, model in models.items():
+            if data_source is not None:
+                model.trained = {**model.trained, "source": dict(data_source)}
             paths.append(save_model(model, out_dir / f"fair_mid_{kind}_{h:g}s.json"))
         best = result.verdict.best.get(h)
         if best is not None:

@@ -4,7 +4,12 @@ One :class:`~mm_core.simexchange.market.MarketModel` drives every connection (th
 book); each connection has its own subscriptions, depth view, latency path and fault dice.
 
 Time: the model runs on the wall clock; a message's exchange timestamp is the moment it is created
-here; it leaves after a sampled delay (:mod:`.latency`), in order. Requests are held for an inbound
+here; it leaves after a sampled delay (:mod:`.latency`), in order. ``clock_offset_ms``
+(``--clock-offset-ms``) makes the exchange's clock run that far ahead of the wall clock (negative:
+behind): every timestamp on the wire -- book/ticker/trade ``timestamp``, ``time_in``/``time_out`` of
+pongs, acks and errors -- is shifted by it, while delivery and the ``--log`` records stay on the true
+clock (so ``wire timestamp = ts_exchange + clock_offset_ns``). Clients then see ages understated by
+the offset, and their ping/pong estimate of it, exactly as with a skewed real exchange. Requests are held for an inbound
 delay from the same path before they are answered, so ``time_in``/``time_out`` sit in the middle
 of the round trip as they would on a real link (a client's clock-offset estimate stays unbiased).
 
@@ -68,12 +73,13 @@ class SimLog:
     """The ``--log`` JSONL file. Records (exact keys):
 
     - ``start``: t_ns, url, seed, symbol, predictive, latency (config dict or null), faults (SPEC),
-      updates_per_second, trades_per_second, heartbeat_interval_s, close_unsubscribed_s
+      updates_per_second, trades_per_second, heartbeat_interval_s, close_unsubscribed_s, clock_offset_ns
     - ``connect``: t_ns, conn (index from 1), connection_id, peer
     - ``msg`` (one per frame sent; off with ``log_messages=False``): t_ns (= sent_ns), conn, seq
       (1.. per connection), channel (book|ticker|trade|heartbeat|status|subscribe|unsubscribe|
-      pong|error), type (snapshot|update|malformed|ack|null), ts_exchange (creation time, ns; equals
-      the wire ``timestamp``/``time_out`` when ``stamped``), stamped (the wire carries ts_exchange),
+      pong|error), type (snapshot|update|malformed|ack|null), ts_exchange (creation time, ns, true
+      clock; the wire ``timestamp``/``time_out`` is ts_exchange + clock_offset_ns when ``stamped``),
+      stamped (the wire carries ts_exchange),
       delay_ns (sampled), intended_ns (in-order delivery time = max(prev, ts_exchange + delay)),
       sent_ns (actual send time), regime (normal|degraded|unsafe)
     - ``request``: t_ns (= time_in), conn, method, req_id, recv_ns, delay_ns (inbound)
@@ -173,8 +179,11 @@ class SimExchange:
         heartbeat_interval_s: float = 1.0,
         market: Optional[MarketParams] = None,
         close_unsubscribed_s: Optional[float] = 60.0,
+        clock_offset_ms: float = 0.0,
     ) -> None:
         self.host = host
+        # the exchange clock minus the true clock: added to every timestamp put on the wire
+        self.clock_offset_ns = int(round(clock_offset_ms * 1e6))
         self.port = port
         self.seed = seed
         self.symbol = symbol
@@ -306,6 +315,7 @@ class SimExchange:
             "trades_per_second": tps if tps is not None else self.market_params.trades_per_second,
             "heartbeat_interval_s": self.heartbeat_ns / 1e9,
             "close_unsubscribed_s": self.close_unsubscribed_ns / 1e9 or None,
+            "clock_offset_ns": self.clock_offset_ns,
         }
 
     def _stop_record(self, now: int) -> dict[str, Any]:
@@ -481,7 +491,8 @@ class SimExchange:
             self._error(conn, req.method, req.error, time_in, req.req_id)
         elif req.method == "ping":
             t_out = time.time_ns()
-            self._enqueue(conn, protocol.pong(req.req_id, time_in, t_out), t_out, "pong", None, True)
+            off = self.clock_offset_ns
+            self._enqueue(conn, protocol.pong(req.req_id, time_in + off, t_out + off), t_out, "pong", None, True)
         elif req.method in ("subscribe", "unsubscribe"):
             sub = protocol.parse_subscription(req.method, req.params)
             if isinstance(sub, str):
@@ -499,11 +510,13 @@ class SimExchange:
 
     def _error(self, conn: _Conn, method: Optional[str], text: str, time_in: int, req_id: Any, symbol: Optional[str] = None) -> None:
         t_out = time.time_ns()
-        self._enqueue(conn, protocol.error(method, text, time_in, t_out, req_id, symbol), t_out, "error", None, True)
+        off = self.clock_offset_ns
+        self._enqueue(conn, protocol.error(method, text, time_in + off, t_out + off, req_id, symbol), t_out, "error", None, True)
 
     def _ack(self, conn: _Conn, method: str, result: dict[str, Any], time_in: int, req_id: Any) -> int:
         t_out = time.time_ns()
-        self._enqueue(conn, protocol.ack(method, result, time_in, t_out, req_id), t_out, method, "ack", True)
+        off = self.clock_offset_ns
+        self._enqueue(conn, protocol.ack(method, result, time_in + off, t_out + off, req_id), t_out, method, "ack", True)
         return t_out
 
     def _subscribe(self, conn: _Conn, sub: protocol.Subscription, symbol: str, time_in: int, req_id: Any) -> None:
@@ -530,9 +543,9 @@ class SimExchange:
             bids, asks = self.book.top(depth)
             payload = protocol.book_snapshot(self.symbol, bids, asks, protocol.book_checksum(self.book))
         elif channel == "ticker":
-            payload = protocol.ticker(self.symbol, self.book, self.ticker_stats, now, "snapshot")
+            payload = protocol.ticker(self.symbol, self.book, self.ticker_stats, now + self.clock_offset_ns, "snapshot")
         else:
-            payload = protocol.trades(self.symbol, list(self._recent_trades), "snapshot")
+            payload = protocol.trades(self.symbol, self._wire_prints(list(self._recent_trades)), "snapshot")
         self._send_data(conn, payload, now, channel, "snapshot", stamped=False)
 
     def _unsubscribe(self, conn: _Conn, sub: protocol.Subscription, symbol: str, time_in: int, req_id: Any) -> None:
@@ -621,12 +634,12 @@ class SimExchange:
                 continue
             if checksum is None:
                 checksum = protocol.book_checksum(book)
-            payload = protocol.book_update(self.symbol, bids, asks, checksum, ts)
+            payload = protocol.book_update(self.symbol, bids, asks, checksum, ts + self.clock_offset_ns)
             for conn in list(self._book_subs[depth].values()):
                 if conn.pending_bad_checksum or (conn.dice.active and conn.dice.bad_checksum()):
                     conn.pending_bad_checksum = False
                     wrong = conn.dice.wrong_checksum(checksum)
-                    bad = protocol.book_update(self.symbol, bids, asks, wrong, ts)
+                    bad = protocol.book_update(self.symbol, bids, asks, wrong, ts + self.clock_offset_ns)
                     fault = {"fault": "bad_checksum", "checksum_sent": wrong, "checksum_true": checksum}
                     self._send_data(conn, bad, ts, "book", "update", fault=fault)
                 else:
@@ -636,7 +649,7 @@ class SimExchange:
             self._last_bbo = bbo
             subs = self._ticker_subs["bbo"]
             if subs:
-                payload = protocol.ticker(self.symbol, book, self.ticker_stats, ts)
+                payload = protocol.ticker(self.symbol, book, self.ticker_stats, ts + self.clock_offset_ns)
                 for conn in list(subs.values()):
                     self._send_data(conn, payload, ts, "ticker", "update")
 
@@ -646,14 +659,19 @@ class SimExchange:
             self._recent_trades.append(p)
         ts = prints[-1].ts_ns
         if self._trade_subs:
-            payload = protocol.trades(self.symbol, prints)
+            payload = protocol.trades(self.symbol, self._wire_prints(prints))
             for conn in list(self._trade_subs.values()):
                 self._send_data(conn, payload, ts, "trade", "update")
         subs = self._ticker_subs["trades"]
         if subs:
-            payload = protocol.ticker(self.symbol, self.book, self.ticker_stats, ts)
+            payload = protocol.ticker(self.symbol, self.book, self.ticker_stats, ts + self.clock_offset_ns)
             for conn in list(subs.values()):
                 self._send_data(conn, payload, ts, "ticker", "update")
+
+    def _wire_prints(self, prints: list[TradePrint]) -> list[TradePrint]:
+        """Trade prints as the exchange's (possibly skewed) clock stamps them."""
+        off = self.clock_offset_ns
+        return [p._replace(ts_ns=p.ts_ns + off) for p in prints] if off else prints
 
     def _send_data(
         self,
@@ -951,6 +969,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--heartbeat-s", type=float, default=1.0, help="idle time before a heartbeat (default 1)")
     p.add_argument("--close-unsubscribed-s", type=float, default=60.0, metavar="S",
                    help="close a socket that holds no subscription for S seconds, as Kraken does (0 = never; default 60)")
+    p.add_argument("--clock-offset-ms", type=float, default=0.0, metavar="MS",
+                   help="the exchange clock runs MS ahead (negative: behind); every timestamp it sends "
+                        "is shifted by it (default 0)")
     p.add_argument("--max-seconds", type=float, help="stop by itself after this many seconds")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
     p.set_defaults(func=run)
@@ -988,6 +1009,7 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "heartbeat_interval_s": args.heartbeat_s,
         "close_unsubscribed_s": args.close_unsubscribed_s or None,
         "market": market,
+        "clock_offset_ms": args.clock_offset_ms,
     }
 
 

@@ -119,10 +119,6 @@ def new_state(depth: int, capacity: int, price_precision: int, qty_precision: in
     return s
 
 
-def depth_of(s: np.ndarray) -> int:
-    return int(s.view(np.int64)[_DEPTH])
-
-
 def free_room(s: np.ndarray) -> int:
     """Levels a message may still add to the fuller side before the capacity is reached."""
     v = s.view(np.int64)
