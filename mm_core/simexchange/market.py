@@ -161,6 +161,13 @@ class LevelBook:
         for ticks, sats in change.asks:
             asks.set_key(ticks, sats)
 
+    def truncate(self, depth: int) -> None:
+        """Keep the best ``depth`` levels per side (what a depth-N client holds)."""
+        for side in (self.bids, self.asks):
+            for key in side.keys[depth:]:
+                del side.qty[key]
+            del side.keys[depth:]
+
     def top(self, depth: int) -> tuple[list[Level], list[Level]]:
         """``(bids, asks)``, best first, at most ``depth`` each."""
         return self.bids.top(depth), self.asks.top(depth)

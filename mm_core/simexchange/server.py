@@ -52,6 +52,7 @@ from mm_core.simexchange import protocol
 from mm_core.simexchange.faults import FaultDice, FaultPlan, FaultRule, FaultSpecError
 from mm_core.simexchange.latency import DelayStats, InOrderDelivery, LatencyConfig, make_latency
 from mm_core.simexchange.profiles import ProfileError, load_profile
+from mm_core.simexchange.replay_market import RecordingMarket, ReplayError
 from mm_core.simexchange.market import (
     BookChange,
     DepthView,
@@ -73,7 +74,8 @@ class SimLog:
     """The ``--log`` JSONL file. Records (exact keys):
 
     - ``start``: t_ns, url, seed, symbol, predictive, latency (config dict or null), faults (SPEC),
-      updates_per_second, trades_per_second, heartbeat_interval_s, close_unsubscribed_s, clock_offset_ns
+      updates_per_second, trades_per_second, heartbeat_interval_s, close_unsubscribed_s, clock_offset_ns,
+      replay (the recording served, or null)
     - ``connect``: t_ns, conn (index from 1), connection_id, peer
     - ``msg`` (one per frame sent; off with ``log_messages=False``): t_ns (= sent_ns), conn, seq
       (1.. per connection), channel (book|ticker|trade|heartbeat|status|subscribe|unsubscribe|
@@ -92,6 +94,7 @@ class SimLog:
     - ``disconnect``: t_ns, conn, code, reason, messages
     - ``latency_summary``: t_ns, conn (null = all connections), count, delay_ms and lag_ms
       (p50, p90, p95, p99, max, mean; lag = sent - ts_exchange), regime_share
+    - ``replay_end``: t_ns, model (counts) -- a replayed recording has been served to its end
     - ``stop``: t_ns, uptime_s, connections, messages, faults (counts by kind), model (counts)
     """
 
@@ -168,7 +171,7 @@ class SimExchange:
         port: int = 0,
         *,
         seed: int = 0,
-        symbol: str = DEFAULT_SYMBOL,
+        symbol: Optional[str] = None,
         predictive: bool = True,
         latency: Optional[LatencyConfig] = LatencyConfig(),
         faults: Union[FaultPlan, str, None] = None,
@@ -180,13 +183,20 @@ class SimExchange:
         market: Optional[MarketParams] = None,
         close_unsubscribed_s: Optional[float] = 60.0,
         clock_offset_ms: float = 0.0,
+        replay: Union[None, str, os.PathLike[str], RecordingMarket] = None,
+        replay_speed: float = 1.0,
     ) -> None:
         self.host = host
         # the exchange clock minus the true clock: added to every timestamp put on the wire
         self.clock_offset_ns = int(round(clock_offset_ms * 1e6))
         self.port = port
         self.seed = seed
-        self.symbol = symbol
+        self.replay: Optional[RecordingMarket] = None
+        if replay is not None:  # a recording is the market: read (and checked) now, paced from start()
+            self.replay = replay if isinstance(replay, RecordingMarket) else RecordingMarket(
+                replay, symbol=symbol, speed=replay_speed)
+            symbol = self.replay.symbol
+        self.symbol = symbol or DEFAULT_SYMBOL
         self.predictive = predictive
         self.latency = latency
         self.faults = faults if isinstance(faults, FaultPlan) else FaultPlan.parse(faults)
@@ -198,7 +208,9 @@ class SimExchange:
         self.log = SimLog(log_path, log_messages)
         self.url = ""
         self.started_ns = 0
-        self.model: Optional[MarketModel] = None
+        self.model: Union[None, MarketModel, RecordingMarket] = None
+        self._book_limit = 0  # replay: the served book is truncated like the recording's client
+        self._first_subscription = asyncio.Event()  # replay: the recording plays from the first one
         self.book = LevelBook()
         self.ticker_stats = TickerStats(0)
         self.stats_all = DelayStats()
@@ -235,14 +247,19 @@ class SimExchange:
         """Bind, start the market, return the URL (``ws://host:port``)."""
         self.started_ns = time.time_ns() // 1000 * 1000
         ups, tps = self._rates
-        self.model = MarketModel(
-            self.seed,
-            self.predictive,
-            start_ns=self.started_ns,
-            params=self.market_params,
-            updates_per_second=ups,
-            trades_per_second=tps,
-        )
+        if self.replay is not None:
+            self.replay.start_ns = self.started_ns
+            self.model = self.replay
+            self._book_limit = self.replay.depth
+        else:
+            self.model = MarketModel(
+                self.seed,
+                self.predictive,
+                start_ns=self.started_ns,
+                params=self.market_params,
+                updates_per_second=ups,
+                trades_per_second=tps,
+            )
         self.book = self.model.book.copy()
         self._last_bbo = self.book.bbo()
         self.ticker_stats = TickerStats(self.model.open_ticks)
@@ -307,6 +324,7 @@ class SimExchange:
             "t_ns": self.started_ns,
             "url": self.url,
             "seed": self.seed,
+            "replay": str(self.replay.path) if self.replay is not None else None,
             "symbol": self.symbol,
             "predictive": self.predictive,
             "latency": self.latency.to_dict() if self.latency else None,
@@ -534,6 +552,7 @@ class SimExchange:
             conn.trade = True
             self._trade_subs[conn.index] = conn
         conn.unsubscribed_since_ns = 0
+        self._first_subscription.set()
         t_out = self._ack(conn, "subscribe", sub.result(symbol, "subscribe"), time_in, req_id)
         if sub.snapshot:
             self._send_snapshot(conn, channel, sub.depth, t_out)
@@ -595,10 +614,13 @@ class SimExchange:
         wakes up to ~1 ms late, and that lateness must not show up as injected delay.
         """
         assert self.model is not None
+        if self.replay is not None:  # nobody would see the first events: play from the first subscription
+            await self._first_subscription.wait()
+            self.replay.start_ns = time.time_ns() // 1000 * 1000 - self._shift_ns
         events = self.model.events()
-        ev = next(events)
+        ev = next(events, None)
         trades: list[TradePrint] = []
-        while True:
+        while ev is not None:
             if self._maintenance_start_ns:
                 await self._resumed.wait()
                 continue
@@ -618,15 +640,22 @@ class SimExchange:
                         self._publish_trades(trades)
                         trades = []
                     self._publish_book(ev, ts)
-                ev = next(events)
+                ev = next(events, None)
+                if ev is None:
+                    break
                 due = ev.ts_ns + self._shift_ns
             if trades:
                 self._publish_trades(trades)
                 trades = []
+        # only a replayed recording ends: the market falls silent, connections stay (heartbeats)
+        self.log.write({"kind": "replay_end", "t_ns": time.time_ns(), "model": dict(self.model.counts)})
+        self.log.flush()
 
     def _publish_book(self, change: BookChange, ts: int) -> None:
         book = self.book
         book.apply(change)
+        if self._book_limit:
+            book.truncate(self._book_limit)
         checksum: Optional[int] = None
         for depth, view in self._views.items():
             bids, asks = view.update(book, change)
@@ -950,7 +979,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--port", type=int, default=0, help="TCP port (0 = pick a free one and print it)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the market, latency and faults (default 0)")
-    p.add_argument("--symbol", default=DEFAULT_SYMBOL, help="the one supported pair (default BTC/EUR)")
+    p.add_argument("--symbol", help="the one supported pair (default BTC/EUR; with --replay: which of the "
+                   "recording's pairs, default its only one or its first BTC pair)")
+    p.add_argument("--replay", metavar="PATH", help="serve a recording instead of the model: our raw archive, a "
+                   "python-kraken-sdk fixture, a cryptofeed capture or a run directory (latency and faults on top)")
+    p.add_argument("--replay-speed", type=float, default=1.0, help="replay this many times faster than recorded")
     p.add_argument("--latency-median-ms", type=float, default=8.0, help="median one-way delay (default 8)")
     p.add_argument("--latency-sigma", type=float, default=0.35, help="lognormal shape of the delay (default 0.35)")
     p.add_argument("--no-latency-spells", action="store_true", help="no degraded/unsafe spells (exact tests)")
@@ -982,6 +1015,9 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.rate_multiplier <= 0:
         raise ValueError("--rate-multiplier must be > 0")
     latency = LatencyConfig(median_ms=args.latency_median_ms, sigma=args.latency_sigma, spells=not args.no_latency_spells)
+    if args.replay and args.fit:
+        raise ValueError("--replay serves a recording; --fit makes a model profile: give one of them")
+    replay = RecordingMarket(args.replay, symbol=args.symbol, speed=args.replay_speed) if args.replay else None
     if args.fit:
         from mm_core.simexchange.fit import fit_and_report
 
@@ -1010,6 +1046,7 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "close_unsubscribed_s": args.close_unsubscribed_s or None,
         "market": market,
         "clock_offset_ms": args.clock_offset_ms,
+        "replay": replay,
     }
 
 
