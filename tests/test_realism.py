@@ -163,6 +163,8 @@ def test_default_profile_file_is_the_model_defaults_and_busy_loads() -> None:
     assert load_profile("default").params == MarketParams()
     busy = load_profile("busy")
     assert busy.params.updates_per_second == 70.0 and busy.params.small_qty_median == MarketParams().small_qty_median
+    steady = load_profile("steady").params
+    assert steady.burst_branching == (0.0, 0.0) and steady.spells_per_hour == 0.0
 
 
 @pytest.mark.parametrize(("text", "message"), [

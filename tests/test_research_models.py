@@ -54,7 +54,7 @@ def test_microprice_and_naive_predictions_make_sense(fitted) -> None:
     book = {"bid": 100.0, "ask": 100.1, "bid_qty": 5.0, "ask_qty": 0.5}
     assert models["naive"].predict(book) == pytest.approx(100.05)
     # heavy bid: fair value above the mid, light bid: below. In the simulator's quiet market the mid
-    # moves about once in 8 s, so one second ahead the tilt is a small share of a tick, inside the spread
+    # moves about once in 10 s, so one second ahead the tilt is a small share of a tick, inside the spread
     heavy = models["microprice"].predict(book)
     light = {**book, "bid_qty": 0.5, "ask_qty": 5.0}
     assert 100.0 < models["microprice"].predict(light) < 100.05 - 0.001 < 100.05 + 0.001 < heavy < 100.1

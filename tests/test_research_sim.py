@@ -2,7 +2,7 @@
 
 Ground truth: the simulator's market model makes L1 imbalance predict the direction of the next mid
 move when ``predictive=True`` and nothing predicts it when ``predictive=False``. The model imitates a
-quiet real Kraken book (the mid changes about once in 8 s, a few best-price jumps are much larger
+quiet real Kraken book (the mid changes about once in 10 s, a few best-price jumps are much larger
 than the rest), so in six simulated hours (~216k grid rows, ~2,500 mid changes) the planted edge
 shows as a fitted linear model beating the naive mid out of sample (DM p < 0.01, calibrated) at 1 s
 and 5 s, and as a direction hit rate far above a coin for the micro-price too; the micro-price's

@@ -6,7 +6,7 @@ simulator's market model (:class:`mm_core.simexchange.market.MarketModel`) has a
 nothing in the book does -- the ground truth the fair-mid evaluation is checked against.
 
 ``profile`` picks the market the model imitates (:mod:`mm_core.simexchange.profiles`): ``default``
-is fitted to real Kraken depth-10 traffic (a quiet market: the mid changes about once every 8 s),
+is fitted to real Kraken depth-10 traffic (a quiet market: the mid changes about once in 10 s),
 ``busy`` to a busier session (~70 updates/s); a path or a
 :class:`~mm_core.simexchange.market.MarketParams` works too. The same model serves ``mm simexchange``,
 so ``--sim-seconds`` data and the socket simulator look alike.

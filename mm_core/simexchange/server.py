@@ -75,7 +75,7 @@ class SimLog:
 
     - ``start``: t_ns, url, seed, symbol, predictive, latency (config dict or null), faults (SPEC),
       updates_per_second, trades_per_second, heartbeat_interval_s, close_unsubscribed_s, clock_offset_ns,
-      replay (the recording served, or null)
+      replay (the recording served, or null), profile (the market profile's name, null when replaying)
     - ``connect``: t_ns, conn (index from 1), connection_id, peer
     - ``msg`` (one per frame sent; off with ``log_messages=False``): t_ns (= sent_ns), conn, seq
       (1.. per connection), channel (book|ticker|trade|heartbeat|status|subscribe|unsubscribe|
@@ -185,6 +185,7 @@ class SimExchange:
         clock_offset_ms: float = 0.0,
         replay: Union[None, str, os.PathLike[str], RecordingMarket] = None,
         replay_speed: float = 1.0,
+        profile_name: Optional[str] = None,
     ) -> None:
         self.host = host
         # the exchange clock minus the true clock: added to every timestamp put on the wire
@@ -201,6 +202,7 @@ class SimExchange:
         self.latency = latency
         self.faults = faults if isinstance(faults, FaultPlan) else FaultPlan.parse(faults)
         self.market_params = market or MarketParams()
+        self.profile_name = profile_name or ("custom" if market is not None else "default")
         self._rates = (updates_per_second, trades_per_second)
         self.heartbeat_ns = int(heartbeat_interval_s * 1e9)
         # Kraken closes sockets that hold no subscription (a 2018 launch note said ~60 s)
@@ -325,6 +327,7 @@ class SimExchange:
             "url": self.url,
             "seed": self.seed,
             "replay": str(self.replay.path) if self.replay is not None else None,
+            "profile": None if self.replay is not None else self.profile_name,
             "symbol": self.symbol,
             "predictive": self.predictive,
             "latency": self.latency.to_dict() if self.latency else None,
@@ -1047,6 +1050,7 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "market": market,
         "clock_offset_ms": args.clock_offset_ms,
         "replay": replay,
+        "profile_name": profile.name,
     }
 
 
