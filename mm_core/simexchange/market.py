@@ -318,14 +318,14 @@ class MarketParams:
     trade_qty_median: float = 0.005
     trade_qty_sigma: float = 2.0
     sweep_share: float = 0.35  # share of best-price retreats that are trades sweeping the level
-    sweep_levels_mean: float = 1.2  # levels removed by one retreat
+    sweep_levels_mean: float = 1.0  # levels removed by one retreat (real: every retreat took one)
     # volatility spells (a two-state Markov regime in exchange time)
     spells_per_hour: float = 1.5
     spell_mean_s: float = 60.0
     spell_rate_factor: float = 2.5  # base message rate multiplier inside a spell
     spell_move_share: float = 0.04
     spell_close_share: float = 0.75
-    spell_sweep_levels_mean: float = 1.8
+    spell_sweep_levels_mean: float = 1.4
     # direction of best-price moves (predictive models only)
     imbalance_weight: float = 0.45  # P(up) = 0.5 + weight * L1 imbalance
     start_price: Optional[float] = None  # None: drawn from the seed in [65000, 85000)
@@ -685,6 +685,14 @@ class MarketModel:
         sats = int(math.exp(mu + sigma * self._d.n()))
         return MIN_SATS if sats < MIN_SATS else MAX_SATS if sats > MAX_SATS else sats
 
+    def _geometric(self, mean: float) -> int:
+        """A count >= 0 with the given mean (geometric: each further level as likely as the last);
+        one draw whatever the mean, so changing it does not shift the rest of the seeded stream."""
+        u = self._d.u()
+        if mean <= 0.0:
+            return 0
+        return int(math.log(1.0 - u) / math.log(mean / (1.0 + mean)))
+
     def _gap(self) -> int:
         """Ticks between neighbouring levels (1 + exponential, mean ``level_gap_ticks``)."""
         return 1 + int(self._d.exp() * self._gap_mean)
@@ -737,7 +745,7 @@ class MarketModel:
         d, book = self._d, self.book
         up = d.u() < self._p_up()
         side = book.asks if up else book.bids
-        k = 1 + int(d.exp() * (self._regime.sweep_levels_mean - 1.0))
+        k = 1 + self._geometric(self._regime.sweep_levels_mean - 1.0)
         k = min(k, len(side.keys) - self.params.min_levels_per_side)
         sweep = d.u() < self._sweep_share
         taker = "buy" if up else "sell"
