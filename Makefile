@@ -9,7 +9,7 @@ else
 endif
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench bench-book bench-collector bench-analyze bench-features bench-backtest bench-private clean lock
+.PHONY: setup demo test bench bench-book bench-collector bench-capture-rate bench-analyze bench-features bench-backtest bench-private clean lock
 
 setup: $(STAMP)
 
@@ -25,7 +25,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 # Every benchmark prints our figure beside the named peer's on the same data, in the same run.
-bench: bench-book bench-collector bench-analyze bench-features bench-backtest bench-private
+bench: bench-book bench-collector bench-capture-rate bench-analyze bench-features bench-backtest bench-private
 
 bench-book: setup         ## adapter parse+book+CRC32 vs python-kraken-sdk, on the real v2 recording
 	$(BIN)/python bench/bench_book.py
@@ -33,13 +33,16 @@ bench-book: setup         ## adapter parse+book+CRC32 vs python-kraken-sdk, on t
 bench-collector: setup    ## collector CPU per 1k msgs and capture overhead at 1,000 msg/s
 	$(BIN)/python bench/bench_collector.py
 
-bench-analyze: setup      ## latency analyzer on 5M rows vs pandas
+bench-capture-rate: setup ## injected vs measured ages at the simulator's 1x/10x/50x, default flush intervals
+	$(BIN)/python bench/bench_capture_rate.py
+
+bench-analyze: setup      ## latency analyzer on 5M rows vs pandas (C and pyarrow parsers)
 	$(BIN)/python bench/bench_analyze.py
 
-bench-features: setup     ## research features, events/s on a simulated day
+bench-features: setup     ## research features on a simulated day vs the same features in plain pandas
 	$(BIN)/python bench/bench_features.py
 
-bench-backtest: setup     ## backtest engine vs hftbacktest 2.4.4 on a simulated day
+bench-backtest: setup     ## mm backtest vs hftbacktest 2.4.4, whole processes, cold/warm, RSS, two simulated days
 	$(BIN)/python bench/bench_backtest.py
 
 bench-private: setup     ## order round trip on loopback vs bare websockets; per-fill cost vs orjson

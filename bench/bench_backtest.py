@@ -1,28 +1,36 @@
-"""Backtest benchmark: our engine vs hftbacktest 2.4.4 on the same simulated day, in the same run.
+"""Backtest benchmark: ``mm backtest`` against hftbacktest 2.4.4, whole processes, same day, same run.
 
-What is compared (both sides get exactly the same rows, converted once by
-:func:`mm_core.backtest.event_arrays.to_hftbacktest`):
+What is counted, on both sides, is everything from the same on-disk input to the result, in a
+fresh process each time (interpreter start, imports, data loading, JIT compilation, the run, the
+PnL figures, exit):
 
-- the same baseline quoting decision (the same jitted ``baseline_quote`` kernel is called from our
-  engine and from the hftbacktest strategy loop), requote every 100 ms, post-only limit orders,
-  cancel-and-replace when the target price changes, at most 4 open orders per side;
-- constant latency (feed = entry = response), risk-averse queue, partial fills, Kraken retail
-  fees (0.25 % maker / 0.40 % taker), no rate limit (hftbacktest has none);
-- the same fills: the bench logs both engines' orders and fills and matches them order by order
-  (submit time, side, price, qty; filled quantity and last fill time) -- see ``EXPLANATION`` for
-  what made them differ before and what the hftbacktest loop has to do to be the same loop
-  (start its timer grid at the first event; take the position from fill reports, because
-  hftbacktest 2.4.4's local state drops partial fills, hftbacktest#299/#316);
-- whole-process time per simulated day, each side in a fresh subprocess so imports, data loading
-  and JIT compilation count: **cold** (empty numba cache dir) and **warm** (the same cache dir
-  again); steady-state events/s from a second run inside the child (JIT done); fills and PnL.
+- **ours**: the user's command, ``python -m mm_core backtest RUN_DIR --json ...``, reading the run
+  directory's Parquet tables (the collector's format) -> rows -> book pass -> engine -> PnL
+  decomposition. The row cache is off (``MM_ROW_CACHE=off``), so every run converts the Parquet;
+  a last line shows the second-run case with the cached rows too.
+- **hftbacktest**: ``np.load`` of its own event file (the same rows, converted once beforehand,
+  as hftbacktest users prepare their data) -> ``HashMapMarketDepthBacktest`` -> the same quoting
+  loop (``bench/hbt_strategy.py``, ``@njit(cache=True)``) -> fills and PnL.
 
-The simulated day (~1 M book messages, ~90 k trades) is generated once by the Python market
-simulator (~35 s) and cached as ``.npz`` under ``$MM_CACHE_DIR`` (default ``~/.cache/mm_core``);
-generation is not part of either side's time.
+Cold = an empty numba cache directory; warm = a cache directory an earlier run filled. numba
+cannot cache hftbacktest's strategy (it calls hftbacktest's Rust library through ctypes function
+pointers; numba says so with a warning, which the child reports), so its warm run compiles again.
+Several rounds, interleaved (the order rotates), min and median printed; peak RSS of each process
+from the OS (``wait4``). Both sides run on the same numba.
 
-    python bench/bench_backtest.py                # a full day (first run also generates it)
-    python bench/bench_backtest.py --seconds 3600 # an hour, for a quick look
+Strategy (both sides): the same jitted ``baseline_quote`` decides; requote every 100 ms, post-only,
+cancel-and-replace on a price change, at most 4 open orders a side; 5 ms latency each way;
+risk-averse queue; partial fills; fees 0.25 % maker / 0.40 % taker; no rate limit (hftbacktest
+has none). The fills of both are matched order by order from one extra, untimed run per day.
+
+Data: the offline market simulator's day (``MarketModel``, not predictive; 12.3 book messages/s,
+1.05 trades/s: ~1.1 M messages a day), written as a collector run directory; the seeds are
+arguments (``--seeds``) and nothing else is tuned. Generated once into ``$MM_CACHE_DIR/bench``
+(~25 s a day); generation is not timed.
+
+    python bench/bench_backtest.py                        # two days (seeds 31 and 57), 5 rounds
+    python bench/bench_backtest.py --seeds 31 --rounds 3  # quicker
+    python bench/bench_backtest.py --seconds 3600         # an hour, for a smoke test
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ import argparse
 import json
 import math
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,9 +52,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def _args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=86400.0, help="simulated seconds (default: a day)")
-    ap.add_argument("--seed", type=int, default=7)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=86400.0, help="simulated seconds per day")
+    ap.add_argument("--seeds", default="31,57", help="simulator seeds, one day each")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of every whole-process variant")
     ap.add_argument("--updates-per-second", type=float, default=12.3, help="simulator book message rate")
     ap.add_argument("--trades-per-second", type=float, default=1.05)
     ap.add_argument("--half-spread-bps", type=float, default=0.1)
@@ -53,162 +65,52 @@ def _args(argv=None) -> argparse.Namespace:
     ap.add_argument("--max-inventory", type=float, default=0.01)
     ap.add_argument("--latency-ms", type=float, default=5.0, help="feed = entry = response latency")
     ap.add_argument("--requote-ms", type=float, default=100.0)
-    ap.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    ap.add_argument("--child", choices=("ours", "hbt"), help=argparse.SUPPRESS)
-    ap.add_argument("--market", help=argparse.SUPPRESS)
+    ap.add_argument("--json", action="store_true", help="print every measurement as JSON")
+    ap.add_argument("--child", choices=("hbt",), help=argparse.SUPPRESS)
     ap.add_argument("--hbt-data", help=argparse.SUPPRESS)
-    ap.add_argument("--launched", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--dump", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
 
-# --------------------------------------------------------------------------- children
+def _cli_flags(a: argparse.Namespace) -> list[str]:
+    """``mm backtest`` flags for the benchmark's strategy (the rest are the CLI's defaults)."""
+    lat = f"{a.latency_ms:g}"
+    return ["--half-spread-bps", str(a.half_spread_bps), "--size", str(a.size), "--skew-bps", str(a.skew_bps),
+            "--max-inventory", str(a.max_inventory), "--latency", f"const:{lat},{lat},{lat}",
+            "--requote-ms", str(a.requote_ms), "--queue", "risk_averse", "--rate-tier", "off",
+            "--fees", "value:0.25,0.40"]
 
 
-def child_ours(a: argparse.Namespace) -> dict:
-    t_imp = time.perf_counter()
-    from mm_core.backtest.engine import BacktestConfig, run_backtest
-    from mm_core.backtest.event_arrays import MarketArrays
-    from mm_core.backtest.fees import kraken_schedule
-    from mm_core.backtest.latency import ConstantLatency
-    from mm_core.policy import BaselinePolicy
-
-    imp = time.perf_counter() - t_imp
-    t = time.perf_counter()
-    m = MarketArrays.load(Path(a.market))
-    load = time.perf_counter() - t
-    cfg = BacktestConfig(
-        policy=BaselinePolicy(half_spread_bps=a.half_spread_bps, size=a.size, skew_bps=a.skew_bps,
-                              max_inventory=a.max_inventory),
-        latency=ConstantLatency(a.latency_ms, a.latency_ms, a.latency_ms), queue="risk_averse",
-        rate_tier="off", fees=kraken_schedule(0.0), requote_ms=a.requote_ms)
-    t = time.perf_counter()
-    r = run_backtest(m, cfg)
-    first = time.perf_counter() - t
-    to_result = time.time() - a.launched
-    r2 = run_backtest(m, cfg)
-    s = r2.summary()
-    same = (s["total_pnl"] == r.summary()["total_pnl"]) and s["fills"] == r.summary()["fills"]
-    if a.dump:
-        import numpy as np
-
-        o, f = r2.orders, r2.fills
-        np.savez(a.dump, o_ts=o["submit_local_ts"], o_side=o["side"].astype(np.int64), o_tick=o["tick"],
-                 o_qty=o["qty"], o_filled=o["filled"], f_oid=f["order_id"], f_ts=f["ts"], f_qty=f["qty"])
-    return {
-        "side": "ours", "import_s": imp, "load_s": load, "first_run_s": first, "time_to_result_s": to_result,
-        "steady_loop_s": r2.loop_seconds, "rows": r2.rows, "events_per_second": r2.events_per_second,
-        "fills": s["fills"], "volume_base": s["volume_base"], "volume_quote": s["volume_quote"],
-        "position": s["final_position"], "total_pnl": s["total_pnl"], "fees": s["fees"],
-        "gross_pnl": s["total_pnl"] + s["fees"], "spread_capture": s["spread_capture"],
-        "adverse_selection": s["adverse_selection"], "inventory_pnl": s["inventory_pnl"],
-        "orders": s["counters"]["orders_sent"], "cancels": s["counters"]["cancels_sent"],
-        "post_only_rejects": s["counters"]["rejected_post_only"], "deterministic": same,
-        "pnl_decomposition": True,
-    }
+# --------------------------------------------------------------------------- hftbacktest child
 
 
 def child_hbt(a: argparse.Namespace) -> dict:
-    t_imp = time.perf_counter()
+    """One whole hftbacktest run: import, load its event file, run the quoting loop, PnL."""
+    t0 = time.perf_counter()
+    import warnings
+
     import numpy as np
-    from hftbacktest import GTX, LIMIT, NEW, BacktestAsset, HashMapMarketDepthBacktest
-    from hftbacktest.order import PARTIALLY_FILLED
-    from numba import njit
+    from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
+    from numba.core import event
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from hbt_strategy import quote_loop
 
     from mm_core.policy import BaselinePolicy
-    from mm_core.policy.baseline import baseline_quote
 
-    imp = time.perf_counter() - t_imp
-
-    @njit
-    def quote_loop(hbt, params, requote_ns, tick_size, lot, min_qty, min_cost, max_open, o_log, f_log, ts_log):
-        """The same decision and order handling as our engine's reconcile step.
-
-        Two things make it the *same* loop (see the module docstring): the timer grid starts from
-        the first event (``current_timestamp`` is i64::MAX until the first ``elapse``), and the
-        position the policy skews by is summed from fill reports, because hftbacktest 2.4.4's
-        local state drops partial fills (hftbacktest#299, #316)."""
-        asset = 0
-        oid = np.uint64(0)
-        hbt.elapse(0)
-        now = hbt.current_timestamp
-        hbt.elapse((now // requote_ns + 1) * requote_ns - now)  # align to the same timer grid
-        requotes = 0
-        last_mid = np.nan
-        pos = 0.0
-        n_f = 0
-        while True:
-            values = hbt.orders(asset).values()  # fill reports received since the last requote
-            while values.has_next():
-                o = values.get()
-                k = np.int64(o.order_id)
-                done = o.qty - o.leaves_qty
-                if done > o_log[k, 4] + 0.5 * lot:
-                    ex = done - o_log[k, 4]
-                    o_log[k, 4] = done
-                    pos += ex if o.side == 1 else -ex
-                    if n_f < f_log.shape[0]:
-                        f_log[n_f, 0] = k
-                        ts_log[n_f, 1] = o.exch_timestamp
-                        f_log[n_f, 2] = ex
-                        n_f += 1
-            hbt.clear_inactive_orders(asset)
-            depth = hbt.depth(asset)
-            bb = depth.best_bid_tick
-            ba = depth.best_ask_tick
-            if bb > -(1 << 62) and ba < (1 << 62):
-                requotes += 1
-                fair = (bb + ba) * 0.5 * tick_size
-                last_mid = fair
-                bt, bq, at, aq = baseline_quote(params, fair, bb, ba, pos, tick_size)
-                for s in (1, -1):
-                    tt = bt if s > 0 else at
-                    q = bq if s > 0 else aq
-                    q = np.floor(q / lot + 1e-9) * lot
-                    want = q > 0.0 and q >= min_qty and q * tt * tick_size >= min_cost
-                    keep = False
-                    n_open = 0
-                    values = hbt.orders(asset).values()
-                    while values.has_next():
-                        o = values.get()
-                        if o.side != s:
-                            continue
-                        live = o.status == NEW or o.status == PARTIALLY_FILLED or o.req == NEW
-                        if not live:
-                            continue
-                        n_open += 1
-                        if o.req == 4:  # cancel already requested
-                            continue
-                        if want and o.price_tick == tt and not keep:
-                            keep = True
-                        elif o.cancellable:
-                            hbt.cancel(asset, o.order_id, False)
-                    if want and not keep and n_open < max_open and oid < o_log.shape[0]:
-                        k = np.int64(oid)
-                        ts_log[k, 0] = hbt.current_timestamp
-                        o_log[k, 1] = s
-                        o_log[k, 2] = tt
-                        o_log[k, 3] = q
-                        if s > 0:
-                            hbt.submit_buy_order(asset, oid, tt * tick_size, q, GTX, LIMIT, False)
-                        else:
-                            hbt.submit_sell_order(asset, oid, tt * tick_size, q, GTX, LIMIT, False)
-                        oid += np.uint64(1)
-            if hbt.elapse(requote_ns) != 0:
-                break
-        return requotes, last_mid, np.int64(oid), n_f
-
+    t_import = time.perf_counter() - t0
     t = time.perf_counter()
     with np.load(a.hbt_data) as z:
         data = z["data"]
-    load = time.perf_counter() - t
+    t_load = time.perf_counter() - t
     lat = int(round(a.latency_ms * 1e6))
     params = BaselinePolicy(half_spread_bps=a.half_spread_bps, size=a.size, skew_bps=a.skew_bps,
                             max_inventory=a.max_inventory).params()
-
     n_max = int(a.seconds * 1e3 / a.requote_ms) * 2 + 64  # at most two new orders per requote
-
-    def one_run():
+    listener = event.TimingListener()
+    t = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught, event.install_listener("numba:compile", listener):
+        warnings.simplefilter("always")
         asset = (BacktestAsset().data(data).linear_asset(1.0).constant_order_latency(lat, lat)
                  .risk_adverse_queue_model().partial_fill_exchange().trading_value_fee_model(0.0025, 0.004)
                  .tick_size(0.1).lot_size(1e-8).last_trades_capacity(0))
@@ -216,114 +118,193 @@ def child_hbt(a: argparse.Namespace) -> dict:
         o_log = np.zeros((n_max, 5))  # -, side, tick, qty, filled so far
         f_log = np.zeros((n_max, 3))  # order id, -, qty
         ts_log = np.zeros((n_max, 2), np.int64)  # order submit local ts (by order id), fill exchange ts
-        t0 = time.perf_counter()
         requotes, last_mid, n_orders, n_f = quote_loop(hbt, params, int(a.requote_ms * 1e6), 0.1, 1e-8, 0.00005,
                                                        0.5, 4, o_log, f_log, ts_log)
-        loop = time.perf_counter() - t0
         sv = hbt.state_values(0)
-        o_log, f_log = o_log[:n_orders], f_log[:n_f]
-        o_ts, f_ts = ts_log[:n_orders, 0].copy(), ts_log[:n_f, 1].copy()
-        side = o_log[f_log[:, 0].astype(np.int64), 1]
-        px = o_log[f_log[:, 0].astype(np.int64), 2] * 0.1
-        q = f_log[:, 2]
-        # exactly rounded sums: hftbacktest's order map iterates in a different order every run
-        position = math.fsum((side * q).tolist())
-        cash = -math.fsum((side * q * px).tolist())
-        fee = math.fsum((0.0025 * q * px).tolist())  # every fill is a maker fill (post-only quotes)
-        out = {"position": position, "cash": cash, "fee": fee, "fills": int(n_f), "volume_base": float(q.sum()),
-               "volume_quote": float((q * px).sum()), "requotes": requotes, "last_mid": last_mid, "loop_s": loop,
-               "orders": int(n_orders), "o_log": o_log, "f_log": f_log, "o_ts": o_ts, "f_ts": f_ts,
-               "state": {"num_trades": int(sv.num_trades), "position": sv.position, "fee": sv.fee,
-                         "total_pnl": sv.balance + sv.position * last_mid - sv.fee}}
         hbt.close()
-        return out
-
-    t = time.perf_counter()
-    r1 = one_run()
-    first = time.perf_counter() - t
-    to_result = time.time() - a.launched
-    r2 = one_run()
-    total = r2["cash"] + r2["position"] * r2["last_mid"] - r2["fee"]
+    t_run = time.perf_counter() - t
+    o_log, f_log = o_log[:n_orders], f_log[:n_f]
+    side = o_log[f_log[:, 0].astype(np.int64), 1]
+    px = o_log[f_log[:, 0].astype(np.int64), 2] * 0.1
+    q = f_log[:, 2]
+    # exactly rounded sums: hftbacktest's order map iterates in a different order every run
+    position = math.fsum((side * q).tolist())
+    cash = -math.fsum((side * q * px).tolist())
+    fee = math.fsum((0.0025 * q * px).tolist())  # every fill is a maker fill (post-only quotes)
+    total = cash + position * last_mid - fee
     if a.dump:
-        o, f = r2["o_log"], r2["f_log"]
-        np.savez(a.dump, o_ts=r2["o_ts"], o_side=o[:, 1].astype(np.int64),
-                 o_tick=o[:, 2].astype(np.int64), o_qty=o[:, 3], o_filled=o[:, 4],
-                 f_oid=f[:, 0].astype(np.int64), f_ts=r2["f_ts"], f_qty=f[:, 2])
+        np.savez(a.dump, o_ts=ts_log[:n_orders, 0], o_side=o_log[:, 1].astype(np.int64),
+                 o_tick=o_log[:, 2].astype(np.int64), o_qty=o_log[:, 3], o_filled=o_log[:, 4],
+                 f_oid=f_log[:, 0].astype(np.int64), f_ts=ts_log[:n_f, 1], f_qty=f_log[:, 2])
+    compile_s = listener.duration if listener.done else 0.0
+    not_cached = [str(w.message).split("\n")[0] for w in caught if "cache" in str(w.message).lower()]
     return {
-        "side": "hftbacktest", "import_s": imp, "load_s": load, "first_run_s": first,
-        "time_to_result_s": to_result, "steady_loop_s": r2["loop_s"], "rows": int(len(data)),
-        "events_per_second": len(data) / r2["loop_s"], "fills": r2["fills"],
-        "volume_base": r2["volume_base"], "volume_quote": r2["volume_quote"], "position": r2["position"],
-        "total_pnl": total, "fees": r2["fee"], "gross_pnl": total + r2["fee"],
-        "deterministic": r1["fills"] == r2["fills"] and r1["cash"] == r2["cash"],
-        "orders": r2["orders"], "requotes": r2["requotes"], "hbt_state": r2["state"],
-        "pnl_decomposition": False,
+        "import_s": t_import, "load_s": t_load, "run_s": t_run, "compile_s": compile_s,
+        "loop_s": t_run - compile_s, "rows": int(len(data)), "fills": int(n_f), "orders": int(n_orders),
+        "requotes": int(requotes), "volume_base": float(q.sum()), "position": position, "fees": fee,
+        "total_pnl": total, "gross_pnl": total + fee, "strategy_not_cached": not_cached[:1],
+        "hbt_state": {"num_trades": int(sv.num_trades), "position": float(sv.position),
+                      "total_pnl": float(sv.balance + sv.position * last_mid - sv.fee)},
     }
 
 
-# --------------------------------------------------------------------------- parent
+# --------------------------------------------------------------------------- data
 
 
-def prepare(a: argparse.Namespace) -> tuple[Path, Path, dict]:
+def ensure_day(a: argparse.Namespace, seed: int) -> tuple[Path, dict]:
+    """The simulated day as a collector run directory (generated once, then reused)."""
+    from mm_core.backtest.event_arrays import cache_dir
+
+    run = cache_dir() / "bench" / (f"simday-{a.seconds:g}s-seed{seed}-u{a.updates_per_second:g}"
+                                   f"-t{a.trades_per_second:g}")
+    meta = run / "sim.json"
+    if not meta.is_file():
+        from mm_core.simexchange.canonical import canonical_events
+        from mm_core.simexchange.market import MarketModel
+        from mm_core.store.parquet_store import ParquetEventStore
+
+        print(f"generating {a.seconds:g} simulated seconds, seed {seed}, into {run} (once) ...", file=sys.stderr)
+        tmp = run.with_name(run.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        t = time.perf_counter()
+        model = MarketModel(seed=seed, predictive=False, updates_per_second=a.updates_per_second,
+                            trades_per_second=a.trades_per_second)
+        store = ParquetEventStore(tmp / "parquet", flush_interval_s=1e9, max_rows=250_000)
+        n = 0
+        for ev in canonical_events(model, a.seconds, depth=10, tops=True):
+            store.add(ev)
+            n += 1
+        store.close()
+        info = {"seed": seed, "seconds": a.seconds, "updates_per_second": a.updates_per_second,
+                "trades_per_second": a.trades_per_second, "events": n, "rows_written": dict(store.rows_written),
+                "generated_s": round(time.perf_counter() - t, 1)}
+        (tmp / "sim.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
+        shutil.rmtree(run, ignore_errors=True)
+        os.replace(tmp, run)
+    return run, json.loads(meta.read_text(encoding="utf-8"))
+
+
+def hbt_input(a: argparse.Namespace, run: Path) -> tuple[Path, dict]:
+    """hftbacktest's event file: our rows from the run directory (the same rows both engines see,
+    including the explicit deletes of levels leaving the depth-10 view), feed latency applied."""
     import numpy as np
 
     from mm_core.backtest import event_arrays as ea
     from mm_core.backtest.latency import ConstantLatency, local_timestamps
 
-    kw = dict(updates_per_second=a.updates_per_second, trades_per_second=a.trades_per_second)
-    t = time.perf_counter()
-    m, path, hit = ea.cached(ea.simulator_key(a.seconds, a.seed, predictive=False, depth=10, **kw),
-                             lambda: ea.from_simulator(a.seconds, a.seed, depth=10, **kw))
-    gen = time.perf_counter() - t
-    hbt_path = path.with_name(path.stem + f"-hbt-{a.latency_ms:g}ms.npz")
-    if not hbt_path.is_file():
+    path = run / f"hftbacktest-{a.latency_ms:g}ms-{ea.producer_digest('run_dir')}.npz"
+    desc = run / (path.stem + ".json")
+    if not path.is_file() or not desc.is_file():
+        m = ea.from_run_dir(run, tick_size=0.1)
         loc = local_timestamps(m.exch_ts, m.msg, ConstantLatency(a.latency_ms, a.latency_ms, a.latency_ms))
-        tmp = hbt_path.with_name(hbt_path.name + ".tmp.npz")
+        tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez(tmp, data=ea.to_hftbacktest(m, loc))
-        os.replace(tmp, hbt_path)
-    info = {**m.describe(), "generated_s": None if hit else gen, "cache": str(path)}
-    return path, hbt_path, info
+        os.replace(tmp, path)
+        desc.write_text(json.dumps(m.describe()), encoding="utf-8")
+    return path, json.loads(desc.read_text(encoding="utf-8"))
 
 
-def run_child(side: str, a: argparse.Namespace, market: Path, hbt: Path, cache_dir: str,
-              dump: str = "") -> dict:
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--market", str(market),
-           "--hbt-data", str(hbt), "--seconds", str(a.seconds), "--half-spread-bps", str(a.half_spread_bps),
-           "--size", str(a.size), "--skew-bps", str(a.skew_bps), "--max-inventory", str(a.max_inventory),
-           "--latency-ms", str(a.latency_ms), "--requote-ms", str(a.requote_ms), "--launched", str(time.time())]
-    if dump:
-        cmd += ["--dump", dump]
-    t = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT))
-    wall = time.perf_counter() - t
-    if out.returncode != 0:
-        raise RuntimeError(f"{side} child failed:\n{out.stderr[-3000:]}")
-    res = json.loads(out.stdout.strip().splitlines()[-1])
-    res["process_wall_s"] = wall
-    return res
+# --------------------------------------------------------------------------- whole processes
 
 
-def main(argv=None) -> int:
-    a = _args(argv)
-    if a.child:
-        res = child_ours(a) if a.child == "ours" else child_hbt(a)
-        print(json.dumps(res))
-        return 0
-    market, hbt, info = prepare(a)
-    results: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-fills-") as tmp:
-        dumps = {side: str(Path(tmp) / f"{side}.npz") for side in ("ours", "hbt")}
-        for side in ("ours", "hbt"):
-            with tempfile.TemporaryDirectory(prefix=f"numba-{side}-") as cache:
-                results[f"{side}_cold"] = run_child(side, a, market, hbt, cache)
-                results[f"{side}_warm"] = run_child(side, a, market, hbt, cache, dumps[side])
-        alignment = align_fills(dumps["ours"], dumps["hbt"])
-    if a.json:
-        print(json.dumps({"data": info, "results": results, "alignment": alignment}, indent=2, default=str))
-        return 0
-    print_report(info, results, a, alignment)
-    return 0
+def whole_process(cmd: list[str], env: dict[str, str]) -> dict:
+    """Run ``cmd`` in a fresh process (through ``measure_process.py``, so the peak RSS is the
+    command's own): wall time, peak RSS in MB and the command's JSON output."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = Path(tmp) / "stats.json"
+        out_path, err_path = Path(tmp) / "out", Path(tmp) / "err"
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            code = subprocess.call([sys.executable, str(Path(__file__).resolve().parent / "measure_process.py"),
+                                    str(stats), *cmd], stdout=out, stderr=err, env=env, cwd=str(ROOT))
+        stdout, stderr = out_path.read_text(), err_path.read_text()
+        st = json.loads(stats.read_text()) if stats.is_file() else {}
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd[:6])} ... failed ({code}):\n{stderr[-3000:]}")
+    return {"wall_s": st["wall_s"], "peak_rss_mb": st["peak_rss_mb"], "out": json.loads(stdout.strip().splitlines()[-1])}
+
+
+def ours_cmd(a: argparse.Namespace, run: Path) -> list[str]:
+    return [sys.executable, "-m", "mm_core", "backtest", str(run), "--json", *_cli_flags(a)]
+
+
+def hbt_cmd(a: argparse.Namespace, data: Path, dump: str = "") -> list[str]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "hbt", "--hbt-data", str(data),
+           "--seconds", str(a.seconds), "--half-spread-bps", str(a.half_spread_bps), "--size", str(a.size),
+           "--skew-bps", str(a.skew_bps), "--max-inventory", str(a.max_inventory),
+           "--latency-ms", str(a.latency_ms), "--requote-ms", str(a.requote_ms)]
+    return cmd + (["--dump", dump] if dump else [])
+
+
+def bench_day(a: argparse.Namespace, seed: int, work: Path) -> dict:
+    run, sim = ensure_day(a, seed)
+    hbt_data, rows = hbt_input(a, run)
+    base = dict(os.environ)
+    base.pop("NUMBA_DISABLE_JIT", None)
+    warm = {side: str(work / f"numba-warm-{side}-{seed}") for side in ("ours", "hbt", "rows")}
+    row_cache = str(work / f"rows-{seed}")
+
+    def env(numba_dir: str, row_cache_on: bool = False) -> dict[str, str]:
+        e = dict(base, NUMBA_CACHE_DIR=numba_dir, MM_CACHE_DIR=row_cache if row_cache_on else str(work / "none"))
+        e.pop("MM_ROW_CACHE", None)
+        if not row_cache_on:
+            e["MM_ROW_CACHE"] = "off"
+        return e
+
+    variants = {
+        "ours_cold": lambda: whole_process(ours_cmd(a, run), env(tempfile.mkdtemp(dir=work))),
+        "hbt_cold": lambda: whole_process(hbt_cmd(a, hbt_data), env(tempfile.mkdtemp(dir=work))),
+        "ours_warm": lambda: whole_process(ours_cmd(a, run), env(warm["ours"])),
+        "hbt_warm": lambda: whole_process(hbt_cmd(a, hbt_data), env(warm["hbt"])),
+        "ours_warm_rows_cached": lambda: whole_process(ours_cmd(a, run), env(warm["rows"], True)),
+    }
+    # fill the warm caches (and the row cache of the last variant) once, untimed
+    whole_process(ours_cmd(a, run), env(warm["ours"]))
+    whole_process(hbt_cmd(a, hbt_data), env(warm["hbt"]))
+    whole_process(ours_cmd(a, run), env(warm["rows"], True))
+    results: dict[str, list[dict]] = {k: [] for k in variants}
+    names = list(variants)
+    for r in range(a.rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            results[name].append(variants[name]())
+            print(f"  seed {seed} round {r + 1}/{a.rounds} {name}: {results[name][-1]['wall_s']:.2f} s, "
+                  f"{results[name][-1]['peak_rss_mb'] or 0:.0f} MB", file=sys.stderr)
+    alignment = align_runs(a, run, hbt_data, work, env(warm["hbt"]))
+    return {"seed": seed, "sim": sim, "rows": rows, "runs": results, "alignment": alignment}
+
+
+# --------------------------------------------------------------------------- fills side by side
+
+
+def align_runs(a: argparse.Namespace, run: Path, hbt_data: Path, work: Path, hbt_env: dict[str, str]) -> dict:
+    """One untimed run of each side with their order and fill logs, matched order by order."""
+    import numpy as np
+
+    from mm_core.backtest.command import config_from_args, load_market
+    from mm_core.backtest.engine import run_backtest
+    from mm_core.cli import build_parser
+
+    args = build_parser("backtest").parse_args(["backtest", str(run), *_cli_flags(a)])
+    before = os.environ.get("MM_ROW_CACHE")
+    os.environ["MM_ROW_CACHE"] = "off"  # the same conversion the timed runs did
+    try:
+        r = run_backtest(load_market(args), config_from_args(args))
+    finally:
+        if before is None:
+            os.environ.pop("MM_ROW_CACHE", None)
+        else:
+            os.environ["MM_ROW_CACHE"] = before
+    ours = str(work / "ours-dump.npz")
+    o, f = r.orders, r.fills
+    np.savez(ours, o_ts=o["submit_local_ts"], o_side=o["side"].astype(np.int64), o_tick=o["tick"], o_qty=o["qty"],
+             o_filled=o["filled"], f_oid=f["order_id"], f_ts=f["ts"], f_qty=f["qty"])
+    hbt = str(work / "hbt-dump.npz")
+    h = whole_process(hbt_cmd(a, hbt_data, hbt), hbt_env)["out"]
+    al = align_fills(ours, hbt)
+    s = r.summary()
+    al["ours"] = {k: s[k] for k in ("fills", "total_pnl", "fees", "volume_base", "final_position")}
+    al["ours"]["orders"] = s["counters"]["orders_sent"]
+    al["hbt"] = {k: h[k] for k in ("fills", "total_pnl", "fees", "volume_base", "position", "orders", "hbt_state")}
+    return al
 
 
 def align_fills(ours_path: str, hbt_path: str) -> dict:
@@ -364,88 +345,165 @@ def align_fills(ours_path: str, hbt_path: str) -> dict:
             same_ts += t_ok
             if not (q_ok and t_ok) and len(diffs) < 5:
                 diffs.append({"order": key, "ours": (fo, lo.get(i)), "hbt": (fh, lh.get(j))})
-    only_o, only_h = sorted(set(ko) - set(kh)), sorted(set(kh) - set(ko))
     return {"orders_ours": len(ko), "orders_hbt": len(kh), "orders_common": len(common),
-            "first_order_only_ours": only_o[0] if only_o else None,
-            "first_order_only_hbt": only_h[0] if only_h else None,
-            "fill_events_ours": int(o["f_qty"].size), "fill_reports_hbt": int(h["f_qty"].size),
             "orders_with_fills": with_fills, "same_filled_qty": same_qty, "same_last_fill_ts": same_ts,
             "differences": diffs}
 
 
-def print_report(info: dict, r: dict, a: argparse.Namespace, al: dict) -> None:
-    o_c, o_w, h_c, h_w = r["ours_cold"], r["ours_warm"], r["hbt_cold"], r["hbt_warm"]
-    gen = info["generated_s"]
-    print(f"data: {info['span_s']:.0f} s simulated, {info['messages']:,} messages "
-          f"({info['messages'] - info['trades']:,} book messages = {info['book_rows']:,} level rows, "
-          f"{info['trades']:,} trades), {info['rows']:,} rows; "
-          + (f"generated in {gen:.1f} s (cached now)" if gen is not None else "loaded from cache"))
-    print(f"setup: baseline quotes half-spread {a.half_spread_bps} bps, size {a.size}, requote {a.requote_ms:g} ms, "
-          f"constant latency {a.latency_ms:g} ms each way, risk-averse queue, fees 0.25/0.40 %, no rate limit\n")
-    rows = [
-        ("whole process, cold JIT cache (s)", o_c["process_wall_s"], h_c["process_wall_s"], "{:.2f}"),
-        ("whole process, warm JIT cache (s)", o_w["process_wall_s"], h_w["process_wall_s"], "{:.2f}"),
-        ("  time to first result, cold (s)", o_c["time_to_result_s"], h_c["time_to_result_s"], "{:.2f}"),
-        ("  time to first result, warm (s)", o_w["time_to_result_s"], h_w["time_to_result_s"], "{:.2f}"),
-        ("  first run incl. JIT, cold (s)", o_c["first_run_s"], h_c["first_run_s"], "{:.2f}"),
-        ("steady-state events/s (rows)", o_w["events_per_second"], h_w["events_per_second"], "{:,.0f}"),
-        ("orders sent", o_w["orders"], h_w["orders"], "{:,}"),
-        ("fills", o_w["fills"], h_w["fills"], "{:,}"),
-        ("volume (BTC)", o_w["volume_base"], h_w["volume_base"], "{:.4f}"),
-        ("final position (BTC)", o_w["position"], h_w["position"], "{:+.4f}"),
-        ("gross PnL before fees (EUR)", o_w["gross_pnl"], h_w["gross_pnl"], "{:+.2f}"),
-        ("fees (EUR)", o_w["fees"], h_w["fees"], "{:.2f}"),
-        ("total PnL (EUR)", o_w["total_pnl"], h_w["total_pnl"], "{:+.2f}"),
-        ("deterministic (2 runs equal)", o_w["deterministic"], h_w["deterministic"], "{}"),
-    ]
-    print(f"{'':38s}{'mm_core':>16s}{'hftbacktest':>16s}")
-    for name, x, y, fmt in rows:
-        print(f"{name:38s}{fmt.format(x):>16s}{fmt.format(y):>16s}")
-    print(f"\nours: PnL decomposition on: spread {o_w['spread_capture']:+.2f}, adverse(30 s) "
-          f"{o_w['adverse_selection']:+.2f}, inventory {o_w['inventory_pnl']:+.2f}, fees {-o_w['fees']:+.2f} "
-          f"= {o_w['total_pnl']:+.2f}; orders {o_w['orders']:,}, cancels {o_w['cancels']:,}, "
-          f"post-only rejects {o_w['post_only_rejects']:,}")
-    speed = o_w["events_per_second"] / h_w["events_per_second"]
-    print(f"steady state: ours {speed:.1f}x hftbacktest; whole process warm: "
-          f"{o_w['process_wall_s']:.2f} s vs {h_w['process_wall_s']:.2f} s, cold: "
-          f"{o_c['process_wall_s']:.2f} s vs {h_c['process_wall_s']:.2f} s")
-    st = h_w["hbt_state"]
-    print(f"\nfill by fill (warm runs): orders {al['orders_common']:,} identical of {al['orders_ours']:,} ours / "
-          f"{al['orders_hbt']:,} hftbacktest (same submit time, side, price, qty); orders with fills "
-          f"{al['orders_with_fills']:,}: same filled qty {al['same_filled_qty']:,}, same last-fill exchange time "
-          f"{al['same_last_fill_ts']:,}; fill events ours {al['fill_events_ours']:,}, fill reports read by the "
-          f"hftbacktest loop {al['fill_reports_hbt']:,}")
+# --------------------------------------------------------------------------- report
+
+
+def _stat(runs: list[dict], key) -> tuple[float, float, float]:
+    v = [key(r) for r in runs]
+    v = [x for x in v if x is not None]
+    if not v:
+        return (math.nan, math.nan, math.nan)
+    return min(v), statistics.median(v), max(v)
+
+
+def summarize(day: dict) -> dict:
+    """Figures and target checks of one day, all from the runs' own measurements."""
+    R = day["runs"]
+    wall = {k: _stat(v, lambda r: r["wall_s"]) for k, v in R.items()}
+    rss = {k: _stat(v, lambda r: r["peak_rss_mb"]) for k, v in R.items()}
+
+    def m(k, f):  # median of a child-reported figure
+        return _stat(R[k], f)[1]
+
+    ours = {
+        "events_per_second": {k: m(k, lambda r: r["out"]["events_per_second"]) for k in ("ours_cold", "ours_warm")},
+        "compile_s": {k: m(k, lambda r: r["out"]["compile_seconds"]) for k in ("ours_cold", "ours_warm")},
+        "run_s": {k: m(k, lambda r: r["out"]["run_seconds"]) for k in ("ours_cold", "ours_warm")},
+        "load_s": {k: m(k, lambda r: r["out"]["load_seconds"]) for k in ("ours_cold", "ours_warm")},
+        "loop_s": {k: m(k, lambda r: r["out"]["loop_seconds"]) for k in ("ours_cold", "ours_warm")},
+        "outside_s": {k: m(k, lambda r: r["wall_s"] - r["out"]["run_seconds"] - r["out"]["compile_seconds"])
+                      for k in ("ours_cold", "ours_warm")},
+    }
+    hbt = {f: {k: m(k, lambda r, f=f: r["out"][f]) for k in ("hbt_cold", "hbt_warm")}
+           for f in ("import_s", "load_s", "compile_s", "loop_s", "run_s")}
+    hbt["outside_s"] = {k: m(k, lambda r: r["wall_s"] - r["out"]["load_s"] - r["out"]["run_s"])
+                        for k in ("hbt_cold", "hbt_warm")}
+    targets = {
+        "cold_below_hbt_cold": {"min": wall["ours_cold"][0] < wall["hbt_cold"][0],
+                                "median": wall["ours_cold"][1] < wall["hbt_cold"][1]},
+        "warm_at_most_half_hbt_warm": {"min": wall["ours_warm"][0] <= 0.5 * wall["hbt_warm"][0],
+                                       "median": wall["ours_warm"][1] <= 0.5 * wall["hbt_warm"][1]},
+        "peak_rss_at_most_hbt": {
+            "cold_median": rss["ours_cold"][1] <= rss["hbt_cold"][1],
+            "warm_median": rss["ours_warm"][1] <= rss["hbt_warm"][1]},
+    }
+    not_cached = next((r["out"]["strategy_not_cached"] for r in R["hbt_warm"] if r["out"]["strategy_not_cached"]), [])
+    return {"wall": wall, "rss": rss, "ours": ours, "hbt": hbt, "targets": targets, "hbt_not_cached": not_cached}
+
+
+def print_day(day: dict, s: dict, a: argparse.Namespace) -> None:
+    sim, rows, al = day["sim"], day["rows"], day["alignment"]
+    rw = sim["rows_written"]
+    print(f"\n=== seed {day['seed']}: {sim['seconds']:g} s simulated, {rw.get('book', 0):,} book messages + "
+          f"{rw.get('trade', 0):,} trades = {rw.get('book', 0) + rw.get('trade', 0):,} events "
+          f"({rw.get('top_of_book', 0):,} top-of-book rows stored too) -> {rows['rows']:,} rows "
+          f"({rows['book_rows']:,} level rows incl. inserted deletes, {rows['trades']:,} trades)")
+    w, r = s["wall"], s["rss"]
+    n = len(day["runs"]["ours_cold"])
+    print(f"whole process, {n} interleaved rounds each      mm_core (Parquet->result)   hftbacktest (npz->result)"
+          f"   ours/hbt (median)")
+    for label, o, h in (("cold numba cache: min / median s", "ours_cold", "hbt_cold"),
+                        ("warm numba cache: min / median s", "ours_warm", "hbt_warm")):
+        print(f"  {label:42s} {w[o][0]:7.2f} / {w[o][1]:5.2f}         {w[h][0]:7.2f} / {w[h][1]:5.2f}"
+              f"           {w[o][1] / w[h][1]:.2f}x")
+    for label, o, h in (("peak RSS cold: min / median / max MB", "ours_cold", "hbt_cold"),
+                        ("peak RSS warm: min / median / max MB", "ours_warm", "hbt_warm")):
+        print(f"  {label:42s} {r[o][0]:4.0f} / {r[o][1]:4.0f} / {r[o][2]:4.0f}      "
+              f"{r[h][0]:4.0f} / {r[h][1]:4.0f} / {r[h][2]:4.0f}          {r[o][1] / r[h][1]:.2f}x")
+    rc = w["ours_warm_rows_cached"]
+    print(f"  (ours, warm, rows already cached as .npz by a previous run: {rc[0]:.2f} / {rc[1]:.2f} s, "
+          f"peak RSS median {r['ours_warm_rows_cached'][1]:.0f} MB)")
+    o, h = s["ours"], s["hbt"]
+    print(f"ours `mm backtest --json` (medians): events_per_second {o['events_per_second']['ours_warm']:,.0f} warm / "
+          f"{o['events_per_second']['ours_cold']:,.0f} cold (rows / run_seconds); run_seconds "
+          f"{o['run_s']['ours_warm']:.2f} warm / {o['run_s']['ours_cold']:.2f} cold; compile_seconds "
+          f"{o['compile_s']['ours_cold']:.2f} cold / {o['compile_s']['ours_warm']:.2f} warm")
+    t = s["targets"]
+
+    def ok(x):
+        return "met" if x else "MISSED"
+
+    print(f"targets: cold below hftbacktest's cold: {ok(t['cold_below_hbt_cold']['min'])} on min, "
+          f"{ok(t['cold_below_hbt_cold']['median'])} on median; warm <= 0.5x hftbacktest's warm: "
+          f"{ok(t['warm_at_most_half_hbt_warm']['min'])} on min, {ok(t['warm_at_most_half_hbt_warm']['median'])} "
+          f"on median; peak RSS <= hftbacktest's: {ok(t['peak_rss_at_most_hbt']['cold_median'])} cold, "
+          f"{ok(t['peak_rss_at_most_hbt']['warm_median'])} warm (medians)")
+    print("where the time goes (medians of the rounds, seconds):")
+    for mode in ("cold", "warm"):
+        ok_, hk = f"ours_{mode}", f"hbt_{mode}"
+        print(f"  {mode}: ours {w[ok_][1]:.2f} = interpreter+imports+exit {o['outside_s'][ok_]:.2f} + numba compile "
+              f"{o['compile_s'][ok_]:.2f} + Parquet->rows {o['load_s'][ok_]:.2f} + loop {o['loop_s'][ok_]:.2f} + "
+              f"fair/PnL/report {max(o['run_s'][ok_] - o['load_s'][ok_] - o['loop_s'][ok_], 0):.2f}")
+        print(f"  {mode}: hftbacktest {w[hk][1]:.2f} = interpreter+imports+exit {h['outside_s'][hk]:.2f} + "
+              f"load {h['load_s'][hk]:.2f} + numba compile {h['compile_s'][hk]:.2f} + loop and PnL "
+              f"{h['loop_s'][hk]:.2f}")
+    print("  " + explain(s))
+    if s["hbt_not_cached"]:
+        print(f"  hftbacktest's strategy in the warm runs: numba says \"{s['hbt_not_cached'][0]}\"")
+    ao, ah = al["ours"], al["hbt"]
+    print(f"fills side by side (one untimed run each): orders {al['orders_common']:,} identical of "
+          f"{al['orders_ours']:,} ours / {al['orders_hbt']:,} hftbacktest; orders with fills "
+          f"{al['orders_with_fills']:,}: same filled qty {al['same_filled_qty']:,}, same last-fill time "
+          f"{al['same_last_fill_ts']:,}; fills {ao['fills']:,} vs {ah['fills']:,} fill reports; total PnL "
+          f"{ao['total_pnl']:+.2f} vs {ah['total_pnl']:+.2f} EUR (fees {ao['fees']:.2f} vs {ah['fees']:.2f})")
     for d in al["differences"]:
         print(f"  differs: order {d['order']}: ours (qty, last fill ts) {d['ours']}, hftbacktest {d['hbt']}")
-    if al["first_order_only_ours"] or al["first_order_only_hbt"]:
-        print(f"  first order only in ours: {al['first_order_only_ours']}; only in hftbacktest: "
-              f"{al['first_order_only_hbt']}")
-    print(f"hftbacktest's own state_values (drops partial fills, hftbacktest#299/#316): trades {st['num_trades']:,} "
-          f"vs {h_w['fills']:,} fill reports, position {st['position']:+.8f} vs {h_w['position']:+.8f}, "
-          f"PnL {st['total_pnl']:+.2f} vs {h_w['total_pnl']:+.2f}")
-    print(EXPLANATION)
+    st = ah["hbt_state"]
+    print(f"  hftbacktest's own state_values (they drop partial fills, hftbacktest#299/#316): trades "
+          f"{st['num_trades']:,}, PnL {st['total_pnl']:+.2f}")
 
 
-EXPLANATION = """
-why the engines agree now (they did not before: ours 11,167 fills vs hftbacktest 7,900 on this day):
-  1. benchmark bug, hftbacktest side: its quote loop aligned its timer from current_timestamp, which
-     is i64::MAX before the first elapse, so it requoted 45.2 ms off our grid (different quotes from
-     the first requote on). Fix: elapse(0) first. Alone this changes little (7,900 -> 7,890 fills).
-  2. engine bug, ours: a fill report due before the next requote was processed after it when the
-     fill happened inside a block of market rows (the block ran up to the timer), so the policy
-     skewed with a position up to 100 ms stale. Fix: a fill's report becomes the next action when
-     it is due first (known-answer test). Ours 11,167 -> 12,167 fills.
-  3. hftbacktest 2.4.4's local state ignores PartiallyFilled responses (local.rs applies fills only
-     on Status::Filled; hftbacktest#299, #316, fix in PR #323 not released), so hbt.position() and
-     state_values miss every partial fill; after the first one (8.4 h in) its skew and inventory cap
-     act on a wrong position and its quotes diverge (7,890 fills). Fix in the benchmark: the
-     hftbacktest loop sums its position from fill reports, as ours does. Then 12,167 vs 12,167.
-  Remaining modelling differences that do not occur with this strategy on this day: two of our
-  orders at one price share one trade's volume in queue order in ours (hftbacktest lets each see the
-  whole trade: BacktestConfig(share_trades=False) reproduces that); ours has Kraken's rate counter
-  (off here); hftbacktest cannot cancel an order before its ack (10 ms round trip < 100 ms requote).
-  Depth truncation is identical: both engines read the same rows, including the explicit deletes
-  our pre-pass inserts for levels that leave Kraken's depth-10 view."""
+def explain(s: dict) -> str:
+    """The comparison in words, every figure from this run."""
+    w, o, h, r = s["wall"], s["ours"], s["hbt"], s["rss"]
+    parts = []
+    d_cold = w["ours_cold"][1] - w["hbt_cold"][1]
+    parts.append(f"cold, ours is {abs(d_cold):.2f} s {'faster' if d_cold < 0 else 'slower'} (median): our numba "
+                 f"compile {o['compile_s']['ours_cold']:.2f} s vs hftbacktest's {h['compile_s']['hbt_cold']:.2f} s, "
+                 f"our Parquet->rows {o['load_s']['ours_cold']:.2f} s vs its npz load {h['load_s']['hbt_cold']:.2f} s, "
+                 f"our loop {o['loop_s']['ours_cold']:.2f} s vs its {h['loop_s']['hbt_cold']:.2f} s")
+    parts.append(f"warm, ours takes {w['ours_warm'][1] / w['hbt_warm'][1]:.2f}x hftbacktest's time: hftbacktest "
+                 f"compiles its strategy again ({h['compile_s']['hbt_warm']:.2f} s), ours loads machine code "
+                 f"(compile {o['compile_s']['ours_warm']:.2f} s)")
+    d_rss = r["ours_warm"][1] - r["hbt_warm"][1]
+    parts.append(f"memory, ours peaks {abs(d_rss):.0f} MB {'lower' if d_rss < 0 else 'higher'} warm and "
+                 f"{abs(r['ours_cold'][1] - r['hbt_cold'][1]):.0f} MB "
+                 f"{'lower' if r['ours_cold'][1] < r['hbt_cold'][1] else 'higher'} cold (medians)")
+    return "; ".join(parts) + "."
+
+
+def main(argv=None) -> int:
+    a = _args(argv)
+    if a.child:
+        print(json.dumps(child_hbt(a)))
+        return 0
+    import hftbacktest
+    import numba
+
+    seeds = [int(x) for x in a.seeds.split(",") if x.strip()]
+    days = []
+    with tempfile.TemporaryDirectory(prefix="mm-bench-backtest-") as tmp:
+        for seed in seeds:
+            work = Path(tmp) / f"seed{seed}"
+            work.mkdir()
+            days.append(bench_day(a, seed, work))
+    sums = [summarize(d) for d in days]
+    if a.json:
+        print(json.dumps({"days": days, "summary": sums}, indent=1, default=str))
+        return 0
+    print(f"backtest benchmark: numba {numba.__version__} on both sides, hftbacktest "
+          f"{getattr(hftbacktest, '__version__', '2.4.4')}, python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print("strategy: baseline quotes, half-spread {0} bps, size {1}, requote {2:g} ms, {3:g} ms latency each way, "
+          "risk-averse queue, fees 0.25/0.40 %, no rate limit".format(a.half_spread_bps, a.size, a.requote_ms,
+                                                                       a.latency_ms))
+    for d, s in zip(days, sums):
+        print_day(d, s, a)
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("mm_core.demo", "offline end-to-end demo on the local exchange simulator"),
     "collect": ("mm_core.capture.collector", "capture a live feed (BBO/L2/trades) into a run directory"),
     "replay": ("mm_core.replay", "run a recorded capture through the adapter and book; summarize"),
+    "repair": ("mm_core.store.repair", "rebuild a killed run's missing Parquet from its raw archive"),
     "simexchange": ("mm_core.simexchange.server", "local Kraken-v2-speaking exchange simulator on 127.0.0.1"),
     "fit-sim": ("mm_core.simexchange.fit", "fit the simulator's market to a capture; write a profile"),
     "realism": ("mm_core.realism", "book/trade statistics of a capture or the simulator, side by side with tolerances"),
@@ -27,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "research": ("mm_core.research.command", "features, fair-mid models scored out of sample, HTML report"),
     "backtest": ("mm_core.backtest.command", "event-driven market-making backtest of one configuration"),
     "sweep": ("mm_core.backtest.sweep", "parameter/stress grid of backtests in parallel processes"),
+    "tca": ("mm_core.trading.tca", "transaction-cost analysis of trading run directories (markouts, fees, fill rate)"),
+    "reconcile-day": ("mm_core.trading.reconcile_day", "compare a session with its backtest replay order by order"),
+    "incidents": ("mm_core.trading.incidents", "incident review: list, show, annotate, close"),
+    "rollout-check": ("mm_core.trading.rollout", "Phase 5 go/no-go on recorded sessions (PROCEED / NOT YET)"),
 }
 
 

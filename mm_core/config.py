@@ -43,6 +43,7 @@ class FeedConfig(_Strict):
     reconnect_budget: int = 50
     reconnect_budget_window_s: float = 3600.0
     flush_interval_s: float = 1.0
+    writer_queue_max: int = 100_000  # items (~1 per frame) waiting for the writer thread
 
 
 class LatencyConfig(_Strict):
@@ -109,6 +110,47 @@ class BacktestDefaults(_Strict):
     rate_tier: str = "starter"
 
 
+class TcaConfig(_Strict):
+    """``mm tca``: confidence intervals and the volatility buckets (mm_core/trading/tca.py)."""
+
+    cluster_s: float = 60.0  # fills within one block of max(cluster_s, horizon) are one cluster
+    min_clusters: int = 5  # fewer independent clusters: no interval is printed
+    confidence: float = 0.95
+    vol_window_s: float = 300.0  # trailing window of the realised vol that defines the buckets
+    vol_bucket_quantiles: tuple[float, ...] = (0.5, 0.8)  # low < q50 <= mid < q80 <= high (time share)
+    vol_bucket_edges_bp: tuple[float, ...] = ()  # fixed edges in bp/sqrt(s) instead of quantiles
+    worst_fills: int = 20
+
+
+class IncidentsConfig(_Strict):
+    """Incident store and the detectors run over an event log (mm_core/trading/incidents.py)."""
+
+    join_window_s: float = 300.0  # the same fault again within this window joins the open incident
+    window_before_s: float = 300.0  # telemetry saved around an incident
+    window_after_s: float = 300.0
+    disconnect_storm_count: int = 3  # same defaults as [risk] disconnect_count / _window_s
+    disconnect_storm_window_s: float = 300.0
+    checksum_burst_count: int = 3  # as [risk] checksum_failure_count / _window_s
+    checksum_burst_window_s: float = 60.0
+    clock_skew_max_ms: float = 100.0  # as [risk] clock_skew_max_ms
+
+
+class RolloutConfig(_Strict):
+    """Phase 5 go/no-go of ``mm rollout-check`` (bounds chosen before seeing any session)."""
+
+    min_days: float = 14.0
+    min_uptime_share: float = 0.99
+    max_open_incidents: int = 0
+    max_risk_breaches: int = 0
+    volatile_bucket: str = "high"
+    adverse_horizon_s: float = 30.0
+    max_adverse_bps_volatile: float = 3.0
+    min_fills_volatile: int = 200
+    markout_horizon_s: float = 5.0
+    max_markout_diff_bps: float = 1.0
+    min_fill_match_rate: float = 0.95
+
+
 class RuntimeConfig(_Strict):
     exchange: ExchangeConfig
     instrument: InstrumentConfig
@@ -117,6 +159,9 @@ class RuntimeConfig(_Strict):
     gate: GateConfig = GateConfig()
     fees: Optional[FeesConfig] = None
     backtest: Optional[BacktestDefaults] = None
+    tca: TcaConfig = TcaConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
+    rollout: RolloutConfig = RolloutConfig()
     source: Optional[str] = None
 
     @property
@@ -148,6 +193,8 @@ def _check_values(cfg: RuntimeConfig, where: str) -> None:
                  "flush_interval_s", "reconnect_budget_window_s"):
         if getattr(f, name) <= 0:
             problems.append(f"feed.{name} must be > 0")
+    if f.writer_queue_max < 2:
+        problems.append("feed.writer_queue_max must be >= 2")
     if f.reconnect_max_s < f.reconnect_base_s:
         problems.append("feed.reconnect_max_s must be >= feed.reconnect_base_s")
     if not 0 < lat.normal_max_ms < lat.degraded_max_ms:
@@ -181,10 +228,45 @@ def _check_values(cfg: RuntimeConfig, where: str) -> None:
             problems.append("backtest.requote_ms must be > 0")
         if b.queue_n <= 0:
             problems.append("backtest.queue_n must be > 0")
+    problems += _trading_analysis_problems(cfg)
     if not cfg.exchange.endpoint.startswith(("ws://", "wss://")):
         problems.append(f"exchange.endpoint must be a ws:// or wss:// URL, got {cfg.exchange.endpoint!r}")
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
+
+
+def _trading_analysis_problems(cfg: RuntimeConfig) -> list[str]:
+    """Ranges of [tca], [incidents] and [rollout]."""
+    problems: list[str] = []
+    t, i, r = cfg.tca, cfg.incidents, cfg.rollout
+    if t.cluster_s <= 0 or t.vol_window_s <= 0:
+        problems.append("tca.cluster_s and tca.vol_window_s must be > 0")
+    if t.min_clusters < 2:
+        problems.append("tca.min_clusters must be >= 2")
+    if not 0.5 < t.confidence < 1:
+        problems.append("tca.confidence must be between 0.5 and 1")
+    qs = list(t.vol_bucket_quantiles)
+    if not qs or qs != sorted(qs) or len(set(qs)) != len(qs) or not all(0 < q < 1 for q in qs):
+        problems.append("tca.vol_bucket_quantiles must increase strictly inside (0, 1)")
+    es = list(t.vol_bucket_edges_bp)
+    if es and (es != sorted(es) or len(set(es)) != len(es) or es[0] <= 0):
+        problems.append("tca.vol_bucket_edges_bp must be positive and increase strictly")
+    if t.worst_fills < 0:
+        problems.append("tca.worst_fills must be >= 0")
+    for name in ("join_window_s", "disconnect_storm_window_s", "checksum_burst_window_s", "clock_skew_max_ms"):
+        if getattr(i, name) <= 0:
+            problems.append(f"incidents.{name} must be > 0")
+    if i.window_before_s < 0 or i.window_after_s < 0:
+        problems.append("incidents.window_before_s/window_after_s must be >= 0")
+    if i.disconnect_storm_count < 1 or i.checksum_burst_count < 1:
+        problems.append("incidents: storm counts must be >= 1")
+    if r.min_days <= 0 or not 0 <= r.min_uptime_share <= 1 or not 0 <= r.min_fill_match_rate <= 1:
+        problems.append("rollout: min_days > 0, shares between 0 and 1")
+    if r.max_adverse_bps_volatile < 0 or r.max_markout_diff_bps < 0:
+        problems.append("rollout: bounds in bp must be >= 0")
+    if r.adverse_horizon_s not in (1.0, 5.0, 30.0, 300.0) or r.markout_horizon_s not in (1.0, 5.0, 30.0, 300.0):
+        problems.append("rollout: horizons must be one of TCA's (1, 5, 30, 300 s)")
+    return problems
 
 
 def load_config(

@@ -209,6 +209,19 @@ class BadMessage(FeedHealth, frozen=True, kw_only=True):
     KIND: ClassVar[str] = "bad_message"
 
 
+class WriterQueueFull(FeedHealth, frozen=True, kw_only=True):
+    """The collector's writer queue was full: reading paused ``duration_s`` until it drained.
+
+    Nothing was dropped (frames waited in the socket), but frames arriving meanwhile were stamped
+    late; ``queued`` is how many items waited for the disk.
+    """
+
+    duration_s: float = 0.0
+    queued: int = 0
+
+    KIND: ClassVar[str] = "writer_queue_full"
+
+
 BAD_TEXT_MAX = 200
 
 MARKET_EVENTS: tuple[type[Event], ...] = (TopOfBook, BookSnapshot, BookUpdate, Trade)
@@ -226,6 +239,7 @@ HEALTH_EVENTS: tuple[type[FeedHealth], ...] = (
     ChecksumMismatch,
     Resync,
     BadMessage,
+    WriterQueueFull,
 )
 ALL_EVENTS: tuple[type[Event], ...] = MARKET_EVENTS + HEALTH_EVENTS
 EVENT_BY_KIND: dict[str, type[Event]] = {cls.KIND: cls for cls in ALL_EVENTS}

@@ -13,6 +13,10 @@ user's plan, with every threshold taken from the config's ``[gate]`` section:
 * Phase 0/1 go/no-go: uptime share >= min_uptime_share, no schema corruption (CSV and Parquet),
   gap/heartbeat/reconnect events logged.
 
+Reported beside the checks, not judged (``--json`` key ``capture``; :mod:`mm_core.capture.run_health`):
+the capture loop's own lag (p50/p99/max), the writer queue (high-water, times full) and which
+Parquet data ``mm repair`` rebuilt from the raw archive after a hard kill.
+
 A check that cannot be measured (missing summary, no events log, ...) FAILS with "not measured":
 the gate only says PROCEED on evidence. ``--scale-to-seconds S`` is for demos: it scales only the
 duration and sample-count thresholds to a run of S seconds and says so; latency thresholds never
@@ -35,6 +39,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from mm_core.capture.layout import EVENTS_NAME, EXIT_FATAL, EXIT_RUNNING, PARQUET_DIR, SUMMARY_NAME
+from mm_core.capture.run_health import capture_health
+from mm_core.capture.run_health import describe as describe_capture
 from mm_core.clock_skew import ClockRule
 from mm_core.latency import LatencyReport, analyze_latency, format_clock
 from mm_core.quality import (
@@ -96,6 +102,8 @@ class GateResult:
     notes: list[str] = field(default_factory=list)
     qa: QaResult | None = None
     latency: LatencyReport | None = None
+    # the capture's own health, reported beside the checks: loop lag, writer queue, rebuilt data
+    capture: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -123,6 +131,7 @@ class GateResult:
             "clock": clock_summary(self.latency),
             "qa": self.qa.to_dict() if self.qa else None,
             "latency": self.latency.to_dict() if self.latency else None,
+            "capture": self.capture,
         })
 
 
@@ -496,9 +505,10 @@ def evaluate_gate(run_dir: str | Path, config: Any = None, scale_to_seconds: flo
     if scale_to_seconds is not None:
         notes.insert(0, scale_note(th, original, scale_to_seconds))
     decision = PROCEED if all(c.passed for c in checks) else FIX
+    capture = capture_health(rd, summary)
     return GateResult(str(rd), cfg.source, decision, checks, scaled=scale_to_seconds is not None,
                       scale_to_seconds=scale_to_seconds, thresholds=th, original_thresholds=original,
-                      notes=notes, qa=qa, latency=lat)
+                      notes=notes, qa=qa, latency=lat, capture=capture)
 
 
 def scale_note(th: dict[str, Any], original: dict[str, Any], s: float) -> str:
@@ -542,6 +552,7 @@ def format_gate(r: GateResult) -> str:
                               c.detail) for c in r.checks], max_last=120))
     for n in r.notes[1:] if r.scaled else r.notes:
         out.append(n if n.startswith("WARNING") else f"note: {n}")
+    out += describe_capture(r.capture)
     failed = r.failed
     tail = f"DECISION: {r.decision}"
     if failed:

@@ -2,7 +2,8 @@
 
 Unlike the full simulator (``mm simexchange``), each behaviour here is exact and deterministic:
 it replays the real recorded v2 book (fresh exchange timestamps, same levels and checksums), can
-go silent after N messages, reject subscriptions, or drop the connection -- so each collector
+go silent after N messages, reject subscriptions, drop the connection, or close every session
+before its first book message -- so each collector
 promise gets a test with a known answer.
 """
 
@@ -43,6 +44,7 @@ class Script:
     silent_after: int | None = None       # stop sending (connection stays open) after N book msgs
     drop_after: int | None = None         # close the TCP connection abruptly after N book msgs
     reject: str | None = None             # answer subscribe with this error
+    close_before_snapshot: bool = False   # ack the book subscribe, then close (1001) before any book
     connections: int = 0
     subscribes: list[dict] = field(default_factory=list)
     sent_book_messages: int = 0
@@ -119,6 +121,9 @@ class ScriptedExchange:
                                return_when=asyncio.FIRST_COMPLETED)
             if not book_subscribed.is_set():
                 subscribed.cancel()
+                return
+            if s.close_before_snapshot:
+                await ws.close(1001, "going away")
                 return
             for i, m in enumerate(s.messages):
                 if s.silent_after is not None and i >= s.silent_after:

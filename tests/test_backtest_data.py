@@ -92,3 +92,86 @@ def test_cache_round_trip_and_hftbacktest_format(tmp_path):
     assert np.all(hb["ev"] & EXCH_EVENT) and np.all(hb["ev"] & LOCAL_EVENT)
     assert np.array_equal((hb["ev"] & BUY_EVENT) != 0, m.side > 0)
     assert np.allclose(hb["px"][depth], m.tick[depth] * 0.1)
+
+
+def test_a_message_applies_the_last_change_of_a_level_and_deletes_before_sets():
+    events = [
+        _ev(BookSnapshot, T0, bids=((100.0, 1.0),), asks=((101.0, 1.0), (102.0, 1.0)), depth=10),
+        # the book moves up one tick: the bid insert at the old ask is listed before that ask's delete
+        _ev(BookUpdate, T0 + MS, bids=((101.0, 2.0),), asks=((101.0, 0.0),), depth=10),
+        _ev(BookUpdate, T0 + 2 * MS, bids=((100.0, 5.0), (100.0, 3.0)), asks=(), depth=10),  # 3.0 counts
+    ]
+    m = ea.from_events(events, tick_size=1.0)
+    assert (m.best_bid_tick[m.best_ask_tick != ea.NO_ASK] < m.best_ask_tick[m.best_ask_tick != ea.NO_ASK]).all()
+    second = m.exch_ts == T0 + MS
+    assert m.qty[second].tolist() == [0.0, 2.0]  # the ask delete first, then the bid set
+    third = m.exch_ts == T0 + 2 * MS
+    assert m.qty[third].tolist() == [3.0] and m.tick[third].tolist() == [100]
+
+
+def test_best_sizes_match_a_reference_book():
+    evs = list(ea.simulator_events(20.0, 8))
+    m = ea.from_events(evs, tick_size=0.1, depth=10, tops="never")
+    bids: dict[int, float] = {}
+    asks: dict[int, float] = {}
+    ref = []
+    for e in evs:
+        if isinstance(e, (BookSnapshot, BookUpdate)):
+            if isinstance(e, BookSnapshot):
+                bids.clear()
+                asks.clear()
+            for book, levels in ((bids, e.bids), (asks, e.asks)):
+                for p, q in levels:
+                    if q > 0:
+                        book[round(p * 10)] = q
+                    else:
+                        book.pop(round(p * 10), None)
+            for k in sorted(bids)[:-10]:
+                del bids[k]
+            for k in sorted(asks)[10:]:
+                del asks[k]
+            ref.append((bids[max(bids)], asks[min(asks)]))
+    last = np.concatenate([m.msg[1:] != m.msg[:-1], [True]]) & (m.kind == ea.DEPTH)
+    assert list(zip(m.best_bid_qty[last].tolist(), m.best_ask_qty[last].tolist())) == ref
+
+
+def test_row_cache_is_keyed_by_the_code_that_builds_the_rows(tmp_path, monkeypatch):
+    src = tmp_path / "book_pass.py"
+    src.write_text("version = 1\n")
+    monkeypatch.setitem(ea.PRODUCER_SOURCES, "run_dir", [src])
+    builds = []
+
+    def build():
+        builds.append(1)
+        return ea.from_simulator(5.0, 1)
+
+    key = {"source": "run_dir", "path": "x"}
+    _, p1, hit1 = ea.cached(key, build, directory=tmp_path)
+    _, p2, hit2 = ea.cached(key, build, directory=tmp_path)
+    assert (hit1, hit2) == (False, True) and p1 == p2 and len(builds) == 1
+    src.write_text("version = 2  # the book pass changed\n")
+    _, p3, hit3 = ea.cached(key, build, directory=tmp_path)
+    assert not hit3 and p3 != p1 and len(builds) == 2  # old rows are not reused
+
+
+def test_row_cache_can_be_switched_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("MM_ROW_CACHE", "off")
+    _, path, hit = ea.cached({"t": 2}, lambda: ea.from_simulator(5.0, 1), directory=tmp_path)
+    assert not hit and not path.exists()
+
+
+def test_reading_a_run_directory_does_not_import_pandas(tmp_path):
+    """pandas (~0.3 s and ~40 MB per process) was imported by the Parquet reader for nothing."""
+    import subprocess
+    import sys
+
+    from mm_core.store.parquet_store import ParquetEventStore
+
+    store = ParquetEventStore(tmp_path / "parquet")
+    store.add_many(list(ea.simulator_events(10.0, 4)))
+    store.close()
+    code = ("import sys; from mm_core.backtest import event_arrays as ea; "
+            f"m = ea.from_run_dir({str(tmp_path)!r}, tick_size=0.1); assert len(m) > 0; "
+            "print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[0] == "False", out.stdout + out.stderr

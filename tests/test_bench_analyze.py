@@ -19,6 +19,6 @@ def _bench_module():
 def test_small_benchmark_agrees_with_pandas(tmp_path):
     bench = _bench_module()
     results = bench.run_bench(20_000, tmp_path, with_script=False, repeat=1)  # raises if the numbers disagree
-    assert [r["samples"] for r in results] == [20_000] * 3
+    assert [r["samples"] for r in results] == [20_000] * 5
     table = bench.format_results(results, 20_000, 2.0)
-    assert "mm_core analyze_latency" in table and "pandas read_csv" in table
+    assert "mm_core analyze_latency" in table and "pandas read_csv" in table and "engine=pyarrow" in table

@@ -9,16 +9,34 @@ Row kinds: :data:`DEPTH` (one price level set to ``qty``; 0 deletes), :data:`TRA
 the taker side), :data:`CLEAR` (a snapshot follows: drop one side). ``side`` is +1 bid / taker buy,
 -1 ask / taker sell. Rows of one exchange message share ``msg`` and ``exch_ts``.
 
-The book pass (:func:`book_pass`) replays the rows once through a dense tick-indexed book and
-stores, for every row, the exchange book's best bid/ask (ticks and sizes) *after* that row. Kraken
-sends no delete for a level pushed out of the subscribed depth (the client truncates), so the pass
-also truncates to ``depth`` after each message and inserts explicit delete rows for the levels it
-drops: without them a dense book keeps phantom levels that later surface as the best price
-(cryptofeed#701). Both our engine and hftbacktest then see the same, clean book.
+How rows are made (:func:`assemble`): sources hand over *messages*, not rows -- a book stream (per
+message: exchange and capture time, snapshot flag, its bid and ask levels as offsets into flat
+price/qty arrays, exactly Arrow's list layout) and a trade stream. One compiled pass
+(:func:`_assemble_kernel`) merges the two streams in exchange-time order, turns each message into
+rows and replays them through a dense tick-indexed book, writing for every row the exchange book's
+best bid/ask (ticks and sizes) *after* that row. Inside a message only the last change of a level
+counts and deletes go before sets: the message's final book is unchanged, but no row shows a
+transient crossed book (a move's bid insert at the old ask price before that ask's delete), which
+would fill resting orders the exchange never crossed. Kraken sends no delete for a level pushed
+out of the subscribed depth (the client truncates), so after each message the pass truncates to
+``depth`` and writes explicit delete rows for the levels it drops: without them a dense book keeps
+phantom levels that later surface as the best price (cryptofeed#701). Both our engine and
+hftbacktest then see the same, clean book.
+
+Why one pass over messages: the earlier version built rows first and then sorted, de-duplicated,
+re-sorted, inserted deletes and replayed the book twice -- three lexsorts and a dozen gathers over
+~2 M rows, most of a backtest's wall time. Messages arrive in time order already (each stream is
+checked; only an unsorted stream is sorted, per message), so the merge is linear and every row is
+written once, straight into its final place.
+
+Order of messages: exchange time, then capture time, then trades before book messages (a trade
+comes with the book change it caused), then source order. Messages without an exchange time
+(Kraken v2 snapshots) get ``min(capture time, next known exchange time of their stream)``.
 
 Converters: :func:`from_events` (any iterable of canonical events), :func:`from_run_dir` (a run's
 Parquet tables), :func:`from_simulator` (the offline market model). :func:`cached` stores the result
-as ``.npz`` so repeated backtests skip conversion (and the simulator's ~30 s per day).
+as ``.npz`` keyed by the source *and* a digest of the code that builds rows (:func:`producer_digest`),
+so a changed book pass never reuses rows an older one made.
 """
 
 from __future__ import annotations
@@ -33,6 +51,10 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 from numba import njit
 
+from mm_core.backtest import jit_cache
+
+jit_cache.install()  # before any jitted function of the backtest is defined (see jit_cache)
+
 DEPTH = 1
 TRADE = 2
 CLEAR = 3
@@ -42,9 +64,13 @@ MAX_TICK_RANGE = 50_000_000  # dense book size limit: 2 x 400 MB at most
 _UNKNOWN_TS = -1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class MarketArrays:
-    """Columnar market rows in exchange-time order plus the book's best prices after each row."""
+    """Columnar market rows in exchange-time order plus the book's best prices after each row.
+
+    The best sizes (``best_bid_qty``/``best_ask_qty``) are derived on first use (a replay of the
+    rows, ~0.1 s a day) and kept: only size-aware fair models read them, and not storing them
+    saves 16 bytes a row (~30 MB a day) for every other run."""
 
     kind: np.ndarray  # uint8: DEPTH / TRADE / CLEAR
     side: np.ndarray  # int8: +1 bid or taker buy, -1 ask or taker sell
@@ -56,13 +82,44 @@ class MarketArrays:
     qty: np.ndarray  # float64
     best_bid_tick: np.ndarray  # int64 after the row (NO_BID when empty)
     best_ask_tick: np.ndarray  # int64 after the row (NO_ASK when empty)
-    best_bid_qty: np.ndarray  # float64
-    best_ask_qty: np.ndarray  # float64
     tick_size: float
     lot_size: float
     depth: int
     exchange: str = "kraken"
     symbol: str = "BTC/EUR"
+
+    def __init__(self, kind, side, exch_ts, capture_ts, msg, price, tick, qty, best_bid_tick, best_ask_tick,
+                 tick_size, lot_size, depth, exchange="kraken", symbol="BTC/EUR", *,
+                 best_bid_qty: Optional[np.ndarray] = None, best_ask_qty: Optional[np.ndarray] = None) -> None:
+        """The fields in order; ``best_bid_qty``/``best_ask_qty`` may be given when the caller has
+        them already (otherwise they are derived on first use)."""
+        for name, value in (("kind", kind), ("side", side), ("exch_ts", exch_ts), ("capture_ts", capture_ts),
+                            ("msg", msg), ("price", price), ("tick", tick), ("qty", qty),
+                            ("best_bid_tick", best_bid_tick), ("best_ask_tick", best_ask_tick),
+                            ("tick_size", tick_size), ("lot_size", lot_size), ("depth", depth),
+                            ("exchange", exchange), ("symbol", symbol)):
+            object.__setattr__(self, name, value)
+        if best_bid_qty is not None and best_ask_qty is not None:
+            object.__setattr__(self, "_bq", (best_bid_qty, best_ask_qty))
+
+    @property
+    def best_bid_qty(self) -> np.ndarray:
+        """Size at the best bid after each row (0 when empty)."""
+        return self._best_qty()[0]
+
+    @property
+    def best_ask_qty(self) -> np.ndarray:
+        """Size at the best ask after each row (0 when empty)."""
+        return self._best_qty()[1]
+
+    def _best_qty(self) -> tuple[np.ndarray, np.ndarray]:
+        got = self.__dict__.get("_bq")
+        if got is None:
+            lo, n_ticks = self.tick_range
+            _, _, bbq, baq = replay_best(self.kind, self.side, self.tick, self.qty, lo, n_ticks)
+            got = (bbq, baq)
+            object.__setattr__(self, "_bq", got)  # frozen dataclass: a cache, not a field
+        return got
 
     def __len__(self) -> int:
         return int(self.kind.shape[0])
@@ -77,12 +134,18 @@ class MarketArrays:
 
     @property
     def n_messages(self) -> int:
-        return int(np.unique(self.msg).shape[0]) if len(self) else 0
+        """Rows of one message are contiguous, so messages = runs of equal ``msg`` (no sort)."""
+        return int(np.count_nonzero(self.msg[1:] != self.msg[:-1])) + 1 if len(self) else 0
 
     @property
     def tick_range(self) -> tuple[int, int]:
-        """``(lo, n_ticks)`` of the dense book that holds every price in the data."""
-        return _tick_range(self.kind, self.tick)
+        """``(lo, n_ticks)`` of the dense book that holds every price in the data (kept from the
+        book pass when these rows came from it: recomputing copies every tick)."""
+        got = self.__dict__.get("_tick_range")
+        if got is None:
+            got = _tick_range(self.kind, self.tick)
+            object.__setattr__(self, "_tick_range", got)
+        return got
 
     def describe(self) -> dict[str, object]:
         """Counts for summaries and the benchmark printout."""
@@ -105,7 +168,7 @@ class MarketArrays:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)}
         meta = {f.name: getattr(self, f.name) for f in fields(self) if not isinstance(getattr(self, f.name), np.ndarray)}
-        tmp = path.with_name(path.name + ".tmp.npz")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")  # per process: parallel writers never share it
         np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
         os.replace(tmp, path)
         return path
@@ -123,10 +186,7 @@ class MarketArrays:
         lo, hi = np.searchsorted(self.exch_ts, [start_ns, end_ns])
         kw = {f.name: (getattr(self, f.name)[lo:hi] if isinstance(getattr(self, f.name), np.ndarray)
                        else getattr(self, f.name)) for f in fields(self)}
-        return MarketArrays(**kw)
-
-
-# ------------------------------------------------------------------ book pass (numba)
+        return MarketArrays(**kw)  # best sizes are re-derived: the window starts from an empty book
 
 
 def _tick_range(kind, tick):
@@ -141,477 +201,765 @@ def _tick_range(kind, tick):
     return lo, hi - lo + 1
 
 
-@njit(cache=True)
-def _scan_down(book, start, stop):
-    """Highest index in [stop, start] with a level, or -1."""
-    t = start
-    while t >= stop:
-        if book[t] > 0.0:
-            return t
-        t -= 1
-    return -1
+# ------------------------------------------------------------------ the dense book (numba)
+#
+# One layout serves both sides: ``book[0]`` holds bids at index ``tick - lo``, ``book[1]`` holds
+# asks mirrored (index ``n_ticks - 1 - (tick - lo)``), so on both sides the best level is the
+# highest occupied index and the worst the lowest. ``st`` holds per side ``(count, best, worst)``
+# (-1 = empty). One code path instead of mirrored bid/ask branches halves what numba compiles.
+#
+# Speed: the kernels take every array as an argument and never choose one array out of two inside
+# the loop (``px = b_px if bid else a_px`` costs reference-count updates every time): an earlier
+# version that did ran at 100-800 ns per row, this one at ~30 ns of compute per row (writing the
+# fresh output pages the first time costs about as much again).
+
+_kernel = njit(cache=True, nogil=True, error_model="numpy")
+# the book update, shared by both kernels (a plain call: inlining it at the IR level compiled slower)
+_helper = njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 
-@njit(cache=True)
-def _scan_up(book, start, stop):
-    """Lowest index in [start, stop] with a level, or -1."""
-    t = start
-    while t <= stop:
-        if book[t] > 0.0:
-            return t
-        t += 1
-    return -1
+@_helper
+def _book_set(book, st, k, idx, q):
+    """Set level ``idx`` of side ``k`` to ``q`` (<= 0 deletes); keep count, best and worst."""
+    c = 3 * k
+    prev = book[k, idx]
+    new = q if q > 0.0 else 0.0
+    book[k, idx] = new
+    if prev <= 0.0 and new > 0.0:
+        st[c] += 1
+        if st[c + 1] < 0 or idx > st[c + 1]:
+            st[c + 1] = idx
+        if st[c + 2] < 0 or idx < st[c + 2]:
+            st[c + 2] = idx
+    elif prev > 0.0 and new <= 0.0:
+        st[c] -= 1
+        if st[c] == 0:
+            st[c + 1] = -1
+            st[c + 2] = -1
+        else:
+            if idx == st[c + 1]:  # the next best: highest occupied index below
+                u = idx - 1
+                while book[k, u] <= 0.0:
+                    u -= 1
+                st[c + 1] = u
+            if idx == st[c + 2]:  # the next worst: lowest occupied index above
+                u = idx + 1
+                while book[k, u] <= 0.0:
+                    u += 1
+                st[c + 2] = u
 
 
-@njit(cache=True)
-def book_pass(kind, side, tick, qty, msg, depth, lo, n_ticks):
-    """Replay rows through a dense book; return best prices after every row and the truncations.
+@_helper
+def _book_clear(book, st, k):
+    c = 3 * k
+    if st[c] > 0:
+        for u in range(st[c + 2], st[c + 1] + 1):
+            book[k, u] = 0.0
+    st[c] = 0
+    st[c + 1] = -1
+    st[c + 2] = -1
 
-    Returns ``(bb, ba, bbq, baq, trunc_after, trunc_side, trunc_tick, n_trunc)``: best bid/ask
-    ticks and sizes after each row, and the levels dropped (``depth > 0`` only) after the last row
-    of a message because the book held more than ``depth`` levels on that side.
-    """
-    n = kind.shape[0]
-    bq = np.zeros(n_ticks)
-    aq = np.zeros(n_ticks)
-    bb = np.empty(n, np.int64)
-    ba = np.empty(n, np.int64)
-    bbq = np.empty(n)
-    baq = np.empty(n)
-    cap = max(16, n // 4)
-    t_after = np.empty(cap, np.int64)
-    t_side = np.empty(cap, np.int8)
-    t_tick = np.empty(cap, np.int64)
-    n_trunc = 0
-    nb = 0
-    na = 0
-    best_b = -1  # indices into the dense arrays; -1 = empty
-    worst_b = -1
-    best_a = -1
-    worst_a = -1
-    for i in range(n):
-        k = kind[i]
-        if k == DEPTH:
+
+@_kernel
+def _assemble_kernel(b_perm, b_ts, b_cap, b_seq, b_snap, b_off, b_px, b_q, a_off, a_px, a_q,
+                     t_perm, t_ts, t_cap, t_seq, t_side, t_px, t_q,
+                     tick_size, lo, n_ticks, depth, book, mark, st, d_kind, d_side, d_idx, d_px, d_q, d_x,
+                     o_kind, o_side, o_ts, o_cap, o_msg, o_px, o_tick, o_q, o_bb, o_ba):
+    """Merge the book and trade streams in time order and write every row (see module docstring).
+
+    ``b_perm``/``t_perm``: message order within each stream (empty = already in order); ties in time
+    go by ``b_seq``/``t_seq``, every message's rank in wire order. ``book``
+    (2 x n_ticks zeros), ``mark`` (2 x n_ticks of -1), ``st`` (count/best/worst per side) and the
+    ``d_*`` arrays (one message's rows: at least its levels + 2) are scratch; ``o_*`` receive the
+    rows. Returns the number of rows written."""
+    n_b = b_ts.shape[0]
+    n_t = t_ts.shape[0]
+    ib = 0
+    it = 0
+    r = 0
+    while ib < n_b or it < n_t:
+        m = -1
+        j = -1
+        if ib < n_b:
+            m = b_perm[ib] if b_perm.shape[0] > 0 else ib
+        if it < n_t:
+            j = t_perm[it] if t_perm.shape[0] > 0 else it
+        nd = 0  # this message's rows, in order: d_kind, d_side (0 bid / 1 ask), d_idx, d_px, d_q
+        if j >= 0 and (m < 0 or t_ts[j] < b_ts[m] or (t_ts[j] == b_ts[m] and t_seq[j] < b_seq[m])):
+            it += 1
+            ts = t_ts[j]
+            cap = t_cap[j]
+            msg = n_b + j
+            d_kind[0] = TRADE
+            d_side[0] = 0 if t_side[j] > 0 else 1
+            d_idx[0] = np.int64(np.rint(t_px[j] / tick_size)) - lo
+            d_px[0] = t_px[j]
+            d_q[0] = t_q[j]
+            nd = 1
+        else:
+            ib += 1
+            ts = b_ts[m]
+            cap = b_cap[m]
+            msg = m
+            if b_snap[m]:
+                for k in range(2):
+                    d_kind[nd] = CLEAR
+                    d_side[nd] = k
+                    d_idx[nd] = -lo  # tick 0, as before
+                    d_px[nd] = 0.0
+                    d_q[nd] = 0.0
+                    nd += 1
+            # the last change of each level in this message wins: mark each level's last row (by
+            # its position in the flat arrays), then take deletes, then sets, in wire order
+            x0, x1, y0, y1 = b_off[m], b_off[m + 1], a_off[m], a_off[m + 1]
+            nb = x1 - x0
+            for x in range(x0, x1):
+                t = np.int64(np.rint(b_px[x] / tick_size)) - lo
+                d_x[x - x0] = t
+                mark[0, t] = x
+            for x in range(y0, y1):
+                t = np.int64(np.rint(a_px[x] / tick_size)) - lo
+                d_x[nb + x - y0] = t
+                mark[1, n_ticks - 1 - t] = x
+            for phase in range(2):
+                for x in range(x0, x1):
+                    t = d_x[x - x0]
+                    if (b_q[x] > 0.0) == (phase == 1) and mark[0, t] == x:
+                        d_kind[nd] = DEPTH
+                        d_side[nd] = 0
+                        d_idx[nd] = t
+                        d_px[nd] = b_px[x]
+                        d_q[nd] = b_q[x]
+                        nd += 1
+                for x in range(y0, y1):
+                    t = d_x[nb + x - y0]
+                    if (a_q[x] > 0.0) == (phase == 1) and mark[1, n_ticks - 1 - t] == x:
+                        d_kind[nd] = DEPTH
+                        d_side[nd] = 1
+                        d_idx[nd] = t
+                        d_px[nd] = a_px[x]
+                        d_q[nd] = a_q[x]
+                        nd += 1
+            for x in range(x0, x1):
+                mark[0, d_x[x - x0]] = -1
+            for x in range(y0, y1):
+                mark[1, n_ticks - 1 - d_x[nb + x - y0]] = -1
+        e = 0
+        turn = 0
+        while True:
+            if e < nd:
+                kd = d_kind[e]
+                k = d_side[e]
+                t = d_idx[e]
+                p = d_px[e]
+                q = d_q[e]
+                e += 1
+            elif depth > 0 and (st[0] > depth or st[3] > depth):
+                # Kraken's client truncates to the subscribed depth: delete the worst levels
+                # explicitly, bid and ask in turn while both sides are too deep
+                k = turn
+                turn = 1 - turn
+                if st[3 * k] <= depth:
+                    continue
+                kd = DEPTH
+                w = st[3 * k + 2]
+                t = w if k == 0 else n_ticks - 1 - w
+                p = (lo + t) * tick_size
+                q = 0.0
+            else:
+                break
+            if kd == DEPTH:
+                _book_set(book, st, k, t if k == 0 else n_ticks - 1 - t, q)
+            elif kd == CLEAR:
+                _book_clear(book, st, k)
+            o_kind[r] = kd
+            o_side[r] = 1 - 2 * k
+            o_ts[r] = ts
+            o_cap[r] = cap
+            o_msg[r] = msg
+            o_px[r] = p
+            o_tick[r] = lo + t
+            o_q[r] = q
+            o_bb[r] = lo + st[1] if st[1] >= 0 else NO_BID
+            o_ba[r] = lo + (n_ticks - 1 - st[4]) if st[4] >= 0 else NO_ASK
+            r += 1
+    return r
+
+
+@_kernel
+def _replay_kernel(kind, side, tick, qty, lo, n_ticks, book, st, bb, ba, bbq, baq):
+    """Best prices after every row of rows that are already final (no truncation, no reordering)."""
+    for i in range(kind.shape[0]):
+        k = 0 if side[i] > 0 else 1
+        if kind[i] == DEPTH:
             t = tick[i] - lo
-            new = qty[i]
-            if side[i] > 0:
-                prev = bq[t]
-                bq[t] = new
-                if prev <= 0.0 and new > 0.0:
-                    nb += 1
-                    if best_b < 0 or t > best_b:
-                        best_b = t
-                    if worst_b < 0 or t < worst_b:
-                        worst_b = t
-                elif prev > 0.0 and new <= 0.0:
-                    bq[t] = 0.0
-                    nb -= 1
-                    if nb == 0:
-                        best_b = -1
-                        worst_b = -1
-                    else:
-                        if t == best_b:
-                            best_b = _scan_down(bq, t - 1, worst_b)
-                        if t == worst_b:
-                            worst_b = _scan_up(bq, t + 1, best_b)
-            else:
-                prev = aq[t]
-                aq[t] = new
-                if prev <= 0.0 and new > 0.0:
-                    na += 1
-                    if best_a < 0 or t < best_a:
-                        best_a = t
-                    if worst_a < 0 or t > worst_a:
-                        worst_a = t
-                elif prev > 0.0 and new <= 0.0:
-                    aq[t] = 0.0
-                    na -= 1
-                    if na == 0:
-                        best_a = -1
-                        worst_a = -1
-                    else:
-                        if t == best_a:
-                            best_a = _scan_up(aq, t + 1, worst_a)
-                        if t == worst_a:
-                            worst_a = _scan_down(aq, t - 1, best_a)
-        elif k == CLEAR:
-            if side[i] > 0:
-                if nb > 0:
-                    for t in range(worst_b, best_b + 1):
-                        bq[t] = 0.0
-                nb = 0
-                best_b = -1
-                worst_b = -1
-            else:
-                if na > 0:
-                    for t in range(best_a, worst_a + 1):
-                        aq[t] = 0.0
-                na = 0
-                best_a = -1
-                worst_a = -1
-        if depth > 0 and (i == n - 1 or msg[i + 1] != msg[i]):
-            while nb > depth or na > depth:
-                if n_trunc + 2 > cap:
-                    cap *= 2
-                    t_after = _grow_i8(t_after, cap)
-                    t_tick = _grow_i8(t_tick, cap)
-                    t_side2 = np.empty(cap, np.int8)
-                    for r in range(n_trunc):
-                        t_side2[r] = t_side[r]
-                    t_side = t_side2
-                if nb > depth:
-                    bq[worst_b] = 0.0
-                    nb -= 1
-                    t_after[n_trunc] = i
-                    t_side[n_trunc] = 1
-                    t_tick[n_trunc] = worst_b + lo
-                    n_trunc += 1
-                    worst_b = _scan_up(bq, worst_b + 1, best_b)
-                if na > depth:
-                    aq[worst_a] = 0.0
-                    na -= 1
-                    t_after[n_trunc] = i
-                    t_side[n_trunc] = -1
-                    t_tick[n_trunc] = worst_a + lo
-                    n_trunc += 1
-                    worst_a = _scan_down(aq, worst_a - 1, best_a)
-        if best_b >= 0:
-            bb[i] = best_b + lo
-            bbq[i] = bq[best_b]
-        else:
-            bb[i] = NO_BID
-            bbq[i] = 0.0
-        if best_a >= 0:
-            ba[i] = best_a + lo
-            baq[i] = aq[best_a]
-        else:
-            ba[i] = NO_ASK
-            baq[i] = 0.0
-    return bb, ba, bbq, baq, t_after, t_side, t_tick, n_trunc
+            _book_set(book, st, k, t if k == 0 else n_ticks - 1 - t, qty[i])
+        elif kind[i] == CLEAR:
+            _book_clear(book, st, k)
+        bi = st[1]
+        ai = st[4]
+        bb[i] = lo + bi if bi >= 0 else NO_BID
+        bbq[i] = book[0, bi] if bi >= 0 else 0.0
+        ba[i] = lo + (n_ticks - 1 - ai) if ai >= 0 else NO_ASK
+        baq[i] = book[1, ai] if ai >= 0 else 0.0
 
 
-@njit(cache=True)
-def _grow_i8(a, cap):
-    out = np.empty(cap, np.int64)
-    for r in range(a.shape[0]):  # explicit loop: slice assignment costs seconds of JIT
-        out[r] = a[r]
-    return out
+def book_pass(kind, side, tick, qty, msg, depth, lo, n_ticks):
+    """The earlier row-level interface, for rows that are final already (``depth`` 0): best prices
+    after every row, and no truncations -- ``(bb, ba, bbq, baq, after, side, tick, 0)``. Rows are
+    built (and truncated) by :func:`assemble`; this re-derives the book of rows rewritten since."""
+    if depth:
+        raise ValueError("book_pass only re-derives the book of final rows (depth 0); build rows with assemble()")
+    bb, ba, bbq, baq = replay_best(kind, side, tick, qty, lo, n_ticks)
+    none = np.zeros(0, np.int64)
+    return bb, ba, bbq, baq, none, np.zeros(0, np.int8), none, 0
 
 
-# ------------------------------------------------------------------ assembling rows
-
-
-class RowBuilder:
-    """Accumulates raw rows (Python lists) before they become arrays; one call per event kind."""
-
-    def __init__(self) -> None:
-        self.kind: list[int] = []
-        self.side: list[int] = []
-        self.exch_ts: list[int] = []
-        self.capture_ts: list[int] = []
-        self.msg: list[int] = []
-        self.price: list[float] = []
-        self.qty: list[float] = []
-        self._msg = 0
-
-    def _row(self, kind: int, side: int, ts: int, cap: int, price: float, qty: float) -> None:
-        self.kind.append(kind)
-        self.side.append(side)
-        self.exch_ts.append(ts)
-        self.capture_ts.append(cap)
-        self.msg.append(self._msg)
-        self.price.append(price)
-        self.qty.append(qty)
-
-    def book(self, ts: Optional[int], cap: int, bids, asks, snapshot: bool) -> None:
-        """One book message: a snapshot clears both sides first; levels apply in wire order."""
-        ts = _UNKNOWN_TS if ts is None else ts
-        if snapshot:
-            self._row(CLEAR, 1, ts, cap, 0.0, 0.0)
-            self._row(CLEAR, -1, ts, cap, 0.0, 0.0)
-        for p, q in bids:
-            self._row(DEPTH, 1, ts, cap, p, q)
-        for p, q in asks:
-            self._row(DEPTH, -1, ts, cap, p, q)
-        self._msg += 1
-
-    def trade(self, ts: Optional[int], cap: int, price: float, qty: float, side: str) -> None:
-        self._row(TRADE, 1 if side == "buy" else -1, _UNKNOWN_TS if ts is None else ts, cap, price, qty)
-        self._msg += 1
-
-    def top(self, ts: Optional[int], cap: int, bid: float, bid_qty: float, ask: float, ask_qty: float) -> None:
-        """A top-of-book event as a one-level book (used only when a source has no L2 book)."""
-        self.book(ts, cap, [(bid, bid_qty)], [(ask, ask_qty)], snapshot=True)
-
-    def columns(self) -> dict[str, np.ndarray]:
-        return {
-            "kind": np.asarray(self.kind, np.uint8),
-            "side": np.asarray(self.side, np.int8),
-            "exch_ts": np.asarray(self.exch_ts, np.int64),
-            "capture_ts": np.asarray(self.capture_ts, np.int64),
-            "msg": np.asarray(self.msg, np.int64),
-            "price": np.asarray(self.price, np.float64),
-            "qty": np.asarray(self.qty, np.float64),
-        }
-
-
-def _fill_unknown_ts(exch: np.ndarray, cap: np.ndarray) -> np.ndarray:
-    """Rows without an exchange time (Kraken v2 snapshots) get ``min(capture, next known exch)``."""
-    exch = exch.copy()
-    unknown = exch == _UNKNOWN_TS
-    if not unknown.any():
-        return exch
-    known = np.where(unknown, np.iinfo(np.int64).max, exch)
-    next_known = np.minimum.accumulate(known[::-1])[::-1]
-    fill = np.where(cap > 0, np.minimum(cap, next_known), next_known)
-    if (fill == np.iinfo(np.int64).max).any():  # nothing known after: use capture time
-        fill = np.where(fill == np.iinfo(np.int64).max, cap, fill)
-    exch[unknown] = fill[unknown]
-    return exch
-
-
-def _wire_order_times(exch: np.ndarray, cap: np.ndarray, kind: np.ndarray,
-                      order_key: Optional[np.ndarray]) -> np.ndarray:
-    """Exchange times that keep book messages in wire order (the input order, or ``order_key``).
-
-    Books apply in the order received, never by timestamp (kraken-protocol.md 2). So, in wire
-    order: a row without an exchange time (a Kraken v2 snapshot) takes ``min(capture, next known
-    exchange time)`` -- every row of the snapshot the same time, whatever table it came from -- and
-    a book row whose stamp went backwards takes the latest book stamp before it, so no sort can
-    move a message ahead of an earlier one (or a snapshot's clear behind its own levels and the
-    updates after it, which emptied the book of a capture read from its Parquet tables). Trades
-    keep their stamps. Found by tests/test_book_implementations_agree.py.
-    """
-    n = exch.shape[0]
-    wire = np.arange(n)
-    if order_key is not None:
-        wire = np.empty_like(order_key)
-        wire[order_key] = np.arange(n)  # order_key is each row's rank in wire order: invert it
-    ts = _fill_unknown_ts(exch[wire], cap[wire])
-    book = kind[wire] != TRADE
-    run = np.maximum.accumulate(ts[book]) if book.any() else ts[book]
-    ts[book] = run
-    out = np.empty_like(exch)
-    out[wire] = ts
-    return out
-
-
-def build_arrays(
-    cols: dict[str, np.ndarray],
-    *,
-    tick_size: float,
-    lot_size: float,
-    depth: int,
-    exchange: str = "kraken",
-    symbol: str = "BTC/EUR",
-    order_key: Optional[np.ndarray] = None,
-) -> MarketArrays:
-    """Sort raw rows into exchange-time order, truncate to ``depth`` and run the book pass."""
-    exch = _wire_order_times(cols["exch_ts"], cols["capture_ts"], cols["kind"], order_key)
-    n = exch.shape[0]
-    secondary = np.arange(n) if order_key is None else order_key
-    order = np.lexsort((secondary, exch))  # stable: rows of a message stay together, in order
-    kind = cols["kind"][order]
-    side = cols["side"][order]
-    exch = exch[order]
-    cap = cols["capture_ts"][order]
-    msg = cols["msg"][order]
-    price = cols["price"][order]
-    qty = cols["qty"][order]
-    tick = np.rint(price / tick_size).astype(np.int64)
-    # Within a message only the last change of a level counts, and deletes go before sets: the
-    # message's final book is unchanged, but no row shows a transient crossed book (a move's bid
-    # insert at the old ask price before that ask's delete), which would fill resting orders that
-    # the exchange never crossed.
-    group = np.cumsum(np.concatenate([[0], (msg[1:] != msg[:-1]).astype(np.int64)]))
-    pos = np.arange(n)
-    dep = np.nonzero(kind == DEPTH)[0]
-    by_level = dep[np.lexsort((dep, tick[dep], side[dep], group[dep]))]
-    same_next = np.zeros(by_level.size, bool)
-    if by_level.size > 1:
-        a, b = by_level[:-1], by_level[1:]
-        same_next[:-1] = (group[a] == group[b]) & (side[a] == side[b]) & (tick[a] == tick[b])
-    keep = np.ones(n, bool)
-    keep[by_level[same_next]] = False  # superseded by a later change of the same level
-    rank = np.where(kind == CLEAR, 0, np.where((kind == DEPTH) & (qty > 0), 2, 1))
-    within = np.lexsort((pos, rank, group))
-    within = within[keep[within]]
-    kind, side, exch, cap, msg, price, qty, tick = (
-        a[within] for a in (kind, side, exch, cap, msg, price, qty, tick))
+def replay_best(kind, side, tick, qty, lo: int, n_ticks: int):
+    """``(best_bid_tick, best_ask_tick, best_bid_qty, best_ask_qty)`` after every row of final rows
+    (used when prices are rewritten, e.g. a volatility shock, and the book must be re-derived)."""
     n = kind.shape[0]
-    lo, n_ticks = _tick_range(kind, tick)
+    bb, ba = np.empty(n, np.int64), np.empty(n, np.int64)
+    bbq, baq = np.empty(n), np.empty(n)
+    _replay_kernel(kind, side, tick, qty, np.int64(lo), np.int64(n_ticks), np.zeros((2, n_ticks)),
+                   np.array([0, -1, -1, 0, -1, -1], np.int64), bb, ba, bbq, baq)
+    return bb, ba, bbq, baq
+
+
+# ------------------------------------------------------------------ message streams -> rows
+
+
+@dataclass
+class BookStream:
+    """Book messages in source order: Arrow's list layout (offsets into flat level arrays)."""
+
+    ts: np.ndarray  # int64 exchange time, -1 unknown
+    cap: np.ndarray  # int64 capture time (0 unknown)
+    snap: np.ndarray  # bool: a snapshot (clears both sides first)
+    bid_off: np.ndarray  # int64, len n + 1
+    bid_px: np.ndarray
+    bid_qty: np.ndarray
+    ask_off: np.ndarray
+    ask_px: np.ndarray
+    ask_qty: np.ndarray
+
+    levels_max: Optional[int] = None  # most levels in one message (bids + asks), if the source knows
+    seq: Optional[np.ndarray] = None  # rank of each message in wire order across both streams
+
+    @classmethod
+    def empty(cls) -> "BookStream":
+        z, f = np.zeros(0, np.int64), np.zeros(0)
+        return cls(z, z, np.zeros(0, bool), np.zeros(1, np.int64), f, f, np.zeros(1, np.int64), f, f)
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    def max_levels(self) -> int:
+        if self.levels_max is None:
+            n = len(self)
+            self.levels_max = int(((self.bid_off[1:] - self.bid_off[:-1])
+                                   + (self.ask_off[1:] - self.ask_off[:-1])).max()) if n else 0
+        return self.levels_max
+
+
+@dataclass
+class TradeStream:
+    ts: np.ndarray  # int64 exchange time, -1 unknown
+    cap: np.ndarray
+    side: np.ndarray  # int8 taker side
+    px: np.ndarray
+    qty: np.ndarray
+    seq: Optional[np.ndarray] = None  # rank of each message in wire order across both streams
+
+    @classmethod
+    def empty(cls) -> "TradeStream":
+        z, f = np.zeros(0, np.int64), np.zeros(0)
+        return cls(z, z, np.zeros(0, np.int8), f, f)
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+
+def _ro(a, dtype) -> np.ndarray:
+    """Contiguous, read-only, of ``dtype``: every source hands the kernel the same array types, so
+    it compiles once (Arrow's zero-copy views are read-only; numba types those separately)."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+def _fill_unknown_ts(ts: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """In wire order: a message without an exchange time gets ``min(capture, next known exchange
+    time)`` (its capture time if nothing known follows)."""
+    unknown = ts == _UNKNOWN_TS
+    if not unknown.any():
+        return ts
+    big = np.iinfo(np.int64).max
+    next_known = np.minimum.accumulate(np.where(unknown, big, ts)[::-1])[::-1]
+    fill = np.where(cap > 0, np.minimum(cap, next_known), next_known)
+    fill = np.where(fill == big, cap, fill)
+    return np.where(unknown, fill, ts)
+
+
+def _stable_order(*keys: np.ndarray) -> np.ndarray:
+    """Stable order by ``keys`` (last is primary); empty when the arrays are already in order.
+    Checked with boolean temporaries only: the common case, data in order, allocates nothing big."""
+    n = keys[0].shape[0]
+    if n < 2:
+        return np.zeros(0, np.int64)
+    ok = np.ones(n - 1, bool)
+    tie = np.ones(n - 1, bool)
+    for k in reversed(keys):
+        a, b = k[:-1], k[1:]
+        ok &= ~(tie & (b < a))
+        tie &= b == a
+    if ok.all():
+        return np.zeros(0, np.int64)
+    return np.lexsort(keys).astype(np.int64)
+
+
+def _gather(a: np.ndarray, order: np.ndarray) -> np.ndarray:
+    return a[order] if order.shape[0] else a
+
+
+def _scatter(a: np.ndarray, order: np.ndarray) -> np.ndarray:
+    if not order.shape[0]:
+        return a
+    out = np.empty_like(a)
+    out[order] = a
+    return out
+
+
+def _next_known(ts_w: np.ndarray, seq_w: np.ndarray, after: int) -> tuple[int, Optional[int]]:
+    """(rank, time) of the first message of a wire-ordered stream after rank ``after`` that has an
+    exchange time; (max, None) if there is none."""
+    p = int(np.searchsorted(seq_w, after, side="right"))
+    while p < ts_w.shape[0]:
+        chunk = ts_w[p:p + 4096]
+        hit = np.flatnonzero(chunk != _UNKNOWN_TS)
+        if hit.size:
+            k = p + int(hit[0])
+            return int(seq_w[k]), int(ts_w[k])
+        p += chunk.shape[0]
+    return np.iinfo(np.int64).max, None
+
+
+def _wire_times(book: BookStream, trades: TradeStream):
+    """Exchange times that keep book messages in wire order, and every message's wire rank.
+
+    Books apply in the order received, never by timestamp (kraken-protocol.md 2). Wire order is the
+    sources' order when they give it (``seq``: events in memory), else capture order with trades
+    first at equal capture time (a run directory). In wire order a message without an exchange
+    time (a Kraken v2 snapshot) takes ``min(capture, next known exchange time)``, and a book message
+    whose stamp went backwards takes the latest book stamp before it, so the merge by time can
+    never move a book message ahead of an earlier one (or a snapshot's clears behind the updates
+    after it). Trades keep their stamps.
+
+    Returns (book order, book times, book ranks, trade order, trade times, trade ranks): the times
+    and ranks in each stream's own order, the orders as in :func:`_stable_order`.
+    """
+    b_ts, b_cap = np.asarray(book.ts, np.int64), np.asarray(book.cap, np.int64)
+    t_ts, t_cap = np.asarray(trades.ts, np.int64), np.asarray(trades.cap, np.int64)
+    nb, nt = b_ts.shape[0], t_ts.shape[0]
+    if book.seq is not None and trades.seq is not None:
+        b_seq, t_seq = np.asarray(book.seq, np.int64), np.asarray(trades.seq, np.int64)
+        b_wire, t_wire = _stable_order(b_seq), _stable_order(t_seq)
+    else:  # capture order; trades first at equal capture time (they caused the book change)
+        b_wire, t_wire = _stable_order(b_cap), _stable_order(t_cap)
+        bc, tc = _gather(b_cap, b_wire), _gather(t_cap, t_wire)
+        b_seq = _scatter(np.arange(nb, dtype=np.int64) + np.searchsorted(tc, bc, side="right"), b_wire)
+        t_seq = _scatter(np.arange(nt, dtype=np.int64) + np.searchsorted(bc, tc, side="left"), t_wire)
+    ub, ut = np.flatnonzero(b_ts == _UNKNOWN_TS), np.flatnonzero(t_ts == _UNKNOWN_TS)
+    if 0 < ub.size + ut.size <= 64:  # a few snapshots: no day-sized temporaries
+        bw_ts, bw_seq = _gather(b_ts, b_wire), _gather(b_seq, b_wire)
+        tw_ts, tw_seq = _gather(t_ts, t_wire), _gather(t_seq, t_wire)
+        b_ts, t_ts = b_ts.copy(), t_ts.copy()
+        for ts_, cap_, seq_, idx in ((b_ts, b_cap, b_seq, ub), (t_ts, t_cap, t_seq, ut)):
+            for i in idx.tolist():
+                nxt = min(_next_known(bw_ts, bw_seq, int(seq_[i])), _next_known(tw_ts, tw_seq, int(seq_[i])))
+                c = int(cap_[i])
+                if nxt[1] is None:
+                    ts_[i] = c
+                else:
+                    ts_[i] = min(c, nxt[1]) if c > 0 else nxt[1]
+    elif ub.size + ut.size:
+        # one merged wire-order sequence (ranks are 0..n-1), filled, split back
+        seq = np.concatenate([b_seq, t_seq])
+        rank = np.empty_like(seq)
+        rank[np.argsort(seq, kind="stable")] = np.arange(seq.shape[0])
+        ts = np.empty(seq.shape[0], np.int64)
+        cap = np.empty(seq.shape[0], np.int64)
+        ts[rank] = np.concatenate([b_ts, t_ts])
+        cap[rank] = np.concatenate([b_cap, t_cap])
+        ts = _fill_unknown_ts(ts, cap)
+        b_ts, t_ts = ts[rank[:nb]], ts[rank[nb:]]
+    if nb:  # book stamps never go backwards in wire order
+        b_ts = _scatter(np.maximum.accumulate(_gather(b_ts, b_wire)), b_wire)
+    t_order = _stable_order(t_seq, t_ts)
+    return b_wire, b_ts, b_seq, t_order, t_ts, t_seq
+
+
+def _price_range(*arrays: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.inf, -np.inf
+    for a in arrays:
+        if a.shape[0]:
+            lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+    return lo, hi
+
+
+def assemble(book: BookStream, trades: TradeStream, *, tick_size: float, lot_size: float, depth: int,
+             exchange: str = "kraken", symbol: str = "BTC/EUR") -> MarketArrays:
+    """Rows of a book stream and a trade stream: time order, truncation to ``depth``, best prices."""
+    b_order, b_ts, b_seq, t_order, t_ts, t_seq = _wire_times(book, trades)
+    b_ts, b_seq, b_cap = _ro(b_ts, np.int64), _ro(b_seq, np.int64), _ro(book.cap, np.int64)
+    t_ts, t_seq, t_cap = _ro(t_ts, np.int64), _ro(t_seq, np.int64), _ro(trades.cap, np.int64)
+    bpx, bq = _ro(book.bid_px, np.float64), _ro(book.bid_qty, np.float64)
+    apx, aq = _ro(book.ask_px, np.float64), _ro(book.ask_qty, np.float64)
+    tpx, tq = _ro(trades.px, np.float64), _ro(trades.qty, np.float64)
+    boff, aoff = _ro(book.bid_off, np.int64), _ro(book.ask_off, np.int64)
+    # levels outside a message's offsets (a sliced Arrow array) do not count for the range
+    pmin, pmax = _price_range(bpx[boff[0]:boff[-1]], apx[aoff[0]:aoff[-1]], tpx)
+    if pmin > pmax:
+        lo, n_ticks = 0, 1
+    else:
+        lo = int(np.rint(pmin / tick_size))
+        n_ticks = int(np.rint(pmax / tick_size)) - lo + 1
     if n_ticks > MAX_TICK_RANGE:
         raise ValueError(
             f"prices span {n_ticks} ticks of {tick_size}: too wide for the dense book; "
             "check the instrument's tick_size or drop outlier levels")
-    bb, ba, bbq, baq, t_after, t_side, t_tick, n_trunc = book_pass(kind, side, tick, qty, msg, depth, lo, n_ticks)
-    n = kind.shape[0]
-    if n_trunc:
-        # insert explicit deletes right after the message they belong to, then recompute bests
-        t_after, t_side, t_tick = t_after[:n_trunc], t_side[:n_trunc], t_tick[:n_trunc]
-        src = np.concatenate([np.arange(n), t_after])
-        pos = np.concatenate([np.arange(n) * 2, t_after * 2 + 1])
-        ord2 = np.argsort(pos, kind="stable")
-        is_new = ord2 >= n
-        srcs = src[ord2]
-        kind = np.where(is_new, np.uint8(DEPTH), kind[srcs]).astype(np.uint8)
-        new_side = np.zeros(n + n_trunc, np.int8)
-        new_side[~is_new] = side[srcs[~is_new]]
-        new_side[is_new] = t_side[ord2[is_new] - n]
-        side = new_side
-        tick_new = tick[srcs].copy()
-        tick_new[is_new] = t_tick[ord2[is_new] - n]
-        tick = tick_new
-        exch, cap, msg = exch[srcs], cap[srcs], msg[srcs]
-        price = np.where(is_new, tick * tick_size, price[srcs])
-        qty = np.where(is_new, 0.0, qty[srcs])
-        bb, ba, bbq, baq, _, _, _, _ = book_pass(kind, side, tick, qty, msg, 0, lo, n_ticks)
-    return MarketArrays(
-        kind=kind, side=side, exch_ts=exch, capture_ts=cap, msg=msg, price=price, tick=tick, qty=qty,
-        best_bid_tick=bb, best_ask_tick=ba, best_bid_qty=bbq, best_ask_qty=baq,
-        tick_size=float(tick_size), lot_size=float(lot_size), depth=int(depth),
-        exchange=exchange, symbol=symbol,
-    )
+    n_levels = int(boff[-1] - boff[0] + aoff[-1] - aoff[0])
+    # rows <= levels + 2 per snapshot + trades + truncations, and every truncated level was set by
+    # a level row first; the tail of this bound is never written, so it never becomes resident
+    cap_rows = 2 * n_levels + 2 * int(np.count_nonzero(book.snap)) + len(trades) + 1
+    names = ("kind", "side", "exch_ts", "capture_ts", "msg", "price", "tick", "qty", "best_bid_tick",
+             "best_ask_tick")
+    dtypes = (np.uint8, np.int8, np.int64, np.int64, np.int64, np.float64, np.int64, np.float64, np.int64, np.int64)
+    out = [np.empty(cap_rows, dt) for dt in dtypes]
+    m_rows = book.max_levels() + 2  # one message's rows at most (its levels + 2 clears)
+    n = _assemble_kernel(b_order, b_ts, b_cap, b_seq, _ro(book.snap, np.bool_), boff, bpx, bq, aoff, apx, aq,
+                         t_order, t_ts, t_cap, t_seq, _ro(trades.side, np.int8), tpx, tq,
+                         float(tick_size), np.int64(lo), np.int64(n_ticks), np.int64(depth),
+                         np.zeros((2, n_ticks)), np.full((2, n_ticks), -1, np.int64),
+                         np.array([0, -1, -1, 0, -1, -1], np.int64), np.empty(m_rows, np.int64),
+                         np.empty(m_rows, np.int64), np.empty(m_rows, np.int64), np.empty(m_rows),
+                         np.empty(m_rows), np.empty(m_rows, np.int64), *out)
+    cols = [a[:n] for a in out]  # views: the unwritten tail of the bound was never made resident
+    m = MarketArrays(**dict(zip(names, cols)), tick_size=float(tick_size), lot_size=float(lot_size),
+                     depth=int(depth), exchange=exchange, symbol=symbol)
+    if pmin <= pmax:  # the rows hold exactly the ticks of these prices (CLEAR rows aside)
+        object.__setattr__(m, "_tick_range", (lo, n_ticks))
+    return m
 
 
 # ------------------------------------------------------------------ sources
+
+
+class _StreamBuilder:
+    """Collects book messages and trades from Python events (the simulator and recordings)."""
+
+    def __init__(self) -> None:
+        self.ts: list[int] = []
+        self.cap: list[int] = []
+        self.snap: list[bool] = []
+        self.n_bid: list[int] = []
+        self.n_ask: list[int] = []
+        self.bid: list[tuple[float, float]] = []
+        self.ask: list[tuple[float, float]] = []
+        self.seq: list[int] = []
+
+    def book(self, ts: Optional[int], cap: int, bids, asks, snapshot: bool, seq: int) -> None:
+        self.seq.append(seq)
+        self.ts.append(_UNKNOWN_TS if ts is None else ts)
+        self.cap.append(cap)
+        self.snap.append(snapshot)
+        self.n_bid.append(len(bids))
+        self.n_ask.append(len(asks))
+        self.bid.extend(bids)
+        self.ask.extend(asks)
+
+    def stream(self) -> BookStream:
+        def off(counts):
+            o = np.zeros(len(counts) + 1, np.int64)
+            np.cumsum(counts, out=o[1:])
+            return o
+
+        bid = np.array(self.bid, np.float64).reshape(-1, 2)
+        ask = np.array(self.ask, np.float64).reshape(-1, 2)
+        return BookStream(np.array(self.ts, np.int64), np.array(self.cap, np.int64), np.array(self.snap, bool),
+                          off(self.n_bid), bid[:, 0], bid[:, 1], off(self.n_ask), ask[:, 0], ask[:, 1],
+                          seq=np.array(self.seq, np.int64))
 
 
 def from_events(
     events: Iterable[object], *, tick_size: float, lot_size: float = 1e-8, depth: Optional[int] = None,
     tops: str = "auto",
 ) -> MarketArrays:
-    """Rows from canonical events (any order; sorted by exchange time).
+    """Rows from canonical events, in the order given (the wire order: book messages apply in
+    it; trades interleave by exchange time).
 
     ``tops``: "auto" uses TopOfBook events only if the source has no L2 book (a BBO-only capture),
     "never" ignores them, "only" builds a one-level book from them.
     """
     from mm_core.events import BookSnapshot, BookUpdate, TopOfBook, Trade
 
-    rows = RowBuilder()
-    top_rows = RowBuilder()
+    books = _StreamBuilder()
+    top_books = _StreamBuilder()
+    t_ts: list[int] = []
+    t_cap: list[int] = []
+    t_side: list[int] = []
+    t_px: list[float] = []
+    t_q: list[float] = []
+    t_seq: list[int] = []
     seen_depth = 0
+    has_levels = False
     exchange, symbol = "kraken", "BTC/EUR"
-    for ev in events:
+    for k, ev in enumerate(events):
         t = type(ev)
         if t is BookUpdate or t is BookSnapshot:
             if tops != "only":
-                rows.book(ev.ts_exchange, ev.ts_capture, ev.bids, ev.asks, t is BookSnapshot)
+                books.book(ev.ts_exchange, ev.ts_capture, ev.bids, ev.asks, t is BookSnapshot, k)
+                has_levels = has_levels or bool(ev.bids) or bool(ev.asks)
             seen_depth = seen_depth or ev.depth
             exchange, symbol = ev.exchange, ev.symbol
         elif t is Trade:
-            rows.trade(ev.ts_exchange, ev.ts_capture, ev.price, ev.qty, ev.side)
+            t_ts.append(_UNKNOWN_TS if ev.ts_exchange is None else ev.ts_exchange)
+            t_cap.append(ev.ts_capture)
+            t_side.append(1 if ev.side == "buy" else -1)
+            t_px.append(ev.price)
+            t_q.append(ev.qty)
+            t_seq.append(k)
         elif t is TopOfBook and tops != "never":
-            top_rows.top(ev.ts_exchange, ev.ts_capture, ev.bid, ev.bid_qty, ev.ask, ev.ask_qty)
+            top_books.book(ev.ts_exchange, ev.ts_capture, [(ev.bid, ev.bid_qty)], [(ev.ask, ev.ask_qty)], True, k)
             exchange, symbol = ev.exchange, ev.symbol
-    has_book = any(k == DEPTH for k in rows.kind)
-    if tops == "only" or (tops == "auto" and not has_book):
-        for name in ("kind", "side", "exch_ts", "capture_ts", "price", "qty"):
-            getattr(rows, name).extend(getattr(top_rows, name))
-        offset = rows._msg
-        rows.msg.extend(m + offset for m in top_rows.msg)
+    book = books.stream()
+    if tops == "only" or (tops == "auto" and not has_levels):
+        book = top_books.stream()
         seen_depth = 1
-    cols = rows.columns()
+    trades = TradeStream(np.array(t_ts, np.int64), np.array(t_cap, np.int64), np.array(t_side, np.int8),
+                         np.array(t_px, np.float64), np.array(t_q, np.float64), seq=np.array(t_seq, np.int64))
     d = depth if depth is not None else seen_depth
-    return build_arrays(cols, tick_size=tick_size, lot_size=lot_size, depth=d, exchange=exchange, symbol=symbol)
+    return assemble(book, trades, tick_size=tick_size, lot_size=lot_size, depth=d, exchange=exchange, symbol=symbol)
+
+
+_BOOK_COLUMNS = ["ts_exchange", "ts_capture", "kind", "depth", "bids", "asks"]
+_TRADE_COLUMNS = ["ts_exchange", "ts_capture", "price", "qty", "side"]
+_TOP_COLUMNS = ["ts_exchange", "ts_capture", "bid", "bid_qty", "ask", "ask_qty"]
+
+
+def _parts(root: Path, table: str) -> list[Path]:
+    return sorted(root.rglob(f"{table}-*.parquet"))
+
+
+def _names(files: list[Path]) -> tuple[str, str]:
+    """Exchange and symbol of a table's first row, read from its first part alone."""
+    import pyarrow.parquet as pq
+
+    head = pq.ParquetFile(files[0]).read_row_group(0, columns=["exchange", "symbol"]).slice(0, 1)
+    return (str(head.column("exchange")[0]), str(head.column("symbol")[0])) if head.num_rows else ("kraken", "BTC/EUR")
+
+
+def _read_part(f: Path, columns: list[str], strings: tuple[str, ...] = ()):
+    """One part, only ``columns``; the string columns in ``strings`` come dictionary-encoded (they
+    are compared by dictionary index). ``ParquetFile.read``, not ``pq.read_table``: the dataset
+    layer imports pandas (~0.2 s, ~40 MB) for nothing here. One thread: parts are small (an
+    hour), threads did not make a day faster and each kept its own freed memory (~30 MB)."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(f, read_dictionary=list(strings)).read(columns=columns, use_threads=False)
+
+
+# Arrow -> numpy straight from the buffers. Deliberately neither pyarrow.compute (its first call
+# initialises the compute kernels: ~45 MB resident, ~0.1 s) nor ``to_numpy`` (it imports pandas:
+# ~0.3 s, ~40 MB), for one fill_null and two string comparisons.
+
+def _chunks(col) -> list:
+    return list(col.chunks) if hasattr(col, "chunks") else [col]
+
+
+def _joined(parts: list[np.ndarray], dtype) -> np.ndarray:
+    if not parts:
+        return np.zeros(0, dtype)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _values(a, dtype) -> np.ndarray:
+    """The value buffer of a primitive Arrow array (no copy; nulls not applied)."""
+    dt = np.dtype(dtype)
+    if not len(a):
+        return np.zeros(0, dt)
+    return np.frombuffer(a.buffers()[1], dtype=dt, count=len(a), offset=a.offset * dt.itemsize)
+
+
+def _int64(col, null: int = _UNKNOWN_TS) -> np.ndarray:
+    """An int64 column (nullable) as numpy, nulls -> ``null`` (never via float: that loses ns)."""
+    import pyarrow as pa
+
+    out = []
+    for a in _chunks(col):
+        if a.type != pa.int64():
+            a = a.cast(pa.int64())
+        v = _values(a, np.int64)
+        if a.null_count:
+            bits = np.unpackbits(np.frombuffer(a.buffers()[0], np.uint8), bitorder="little")
+            v = np.where(bits[a.offset:a.offset + len(a)].astype(bool), v, null)
+        out.append(v)
+    return _joined(out, np.int64)
+
+
+def _float64(col) -> np.ndarray:
+    """A non-null float column as numpy (zero-copy per chunk)."""
+    import pyarrow as pa
+
+    return _joined([_values(a if a.type == pa.float64() else a.cast(pa.float64()), np.float64)
+                    for a in _chunks(col)], np.float64)
+
+
+def _equals(col, text: str) -> np.ndarray:
+    """A string column (read dictionary-encoded) == ``text``, as a bool array."""
+    import pyarrow as pa
+
+    out = []
+    for a in _chunks(col):
+        if not pa.types.is_dictionary(a.type):  # a reader that ignored read_dictionary
+            out.append(np.array([x == text for x in a.to_pylist()], bool))
+            continue
+        words = a.dictionary.to_pylist()
+        idx = _values(a.indices, f"int{a.indices.type.bit_width}")
+        out.append(idx == words.index(text) if text in words else np.zeros(len(a), bool))
+    return _joined(out, bool)
+
+
+def _release_arrow_memory() -> None:
+    """Hand the memory Arrow's allocator kept from the decoded parts back to the system (it keeps
+    freed pages for reuse; here nothing will reuse them)."""
+    import pyarrow as pa
+
+    try:
+        pa.default_memory_pool().release_unused()
+    except AttributeError:  # pragma: no cover - older pyarrow
+        pass
+
+
+def _read(root: Path, table: str, columns: list[str], strings: tuple[str, ...] = ()):
+    """A small table (trades, tops): every part, only ``columns``, in file order; plus the first
+    row's exchange and symbol."""
+    import pyarrow as pa
+
+    from mm_core.events import table_schemas
+
+    files = _parts(root, table)
+    if not files:
+        full = table_schemas()[table]
+        return pa.Table.from_pylist([], schema=pa.schema([full.field(c) for c in columns])), ("kraken", "BTC/EUR")
+    parts = [_read_part(f, columns, strings) for f in files]
+    return pa.concat_tables(parts, promote_options="permissive"), _names(files)
+
+
+def _read_book(files: list[Path]) -> tuple[BookStream, int]:
+    """The book table as a :class:`BookStream`, part by part into arrays sized from the Parquet
+    metadata: one part's Arrow table is alive at a time (reading the whole table first held ~2x
+    its size, ~300 MB a day, until the rows were built). Returns the stream and the max depth."""
+    import pyarrow.parquet as pq
+
+    n_msg = n_bid = n_ask = 0
+    for f in files:
+        md = pq.ParquetFile(f).metadata
+        n_msg += md.num_rows
+        for g in range(md.num_row_groups):
+            for c in range(md.num_columns):
+                col = md.row_group(g).column(c)
+                if col.path_in_schema == "bids.list.element.price":
+                    n_bid += col.num_values  # an upper bound: an empty list counts one
+                elif col.path_in_schema == "asks.list.element.price":
+                    n_ask += col.num_values
+    ts, cap, snap = np.empty(n_msg, np.int64), np.empty(n_msg, np.int64), np.empty(n_msg, bool)
+    off = {"bids": np.empty(n_msg + 1, np.int64), "asks": np.empty(n_msg + 1, np.int64)}
+    px = {"bids": np.empty(n_bid), "asks": np.empty(n_ask)}
+    qty = {"bids": np.empty(n_bid), "asks": np.empty(n_ask)}
+    fill = {"bids": 0, "asks": 0}
+    off["bids"][0] = off["asks"][0] = 0
+    i = 0
+    depth = levels_max = 0
+    for f in files:
+        t = _read_part(f, _BOOK_COLUMNS, ("kind",))
+        n = t.num_rows
+        if not n:
+            continue
+        ts[i:i + n] = _int64(t.column("ts_exchange"))
+        cap[i:i + n] = _int64(t.column("ts_capture"), 0)
+        snap[i:i + n] = _equals(t.column("kind"), "book_snapshot")
+        depth = max(depth, int(_int64(t.column("depth"), 0).max()))
+        for name in ("bids", "asks"):
+            r = i
+            for lst in _chunks(t.column(name)):
+                m = len(lst)
+                o = np.frombuffer(lst.buffers()[1], dtype=np.int32, count=m + 1, offset=lst.offset * 4)
+                j, k = fill[name], int(o[-1] - o[0])
+                values = lst.values
+                px[name][j:j + k] = _float64(values.field("price"))[o[0]:o[-1]]
+                qty[name][j:j + k] = _float64(values.field("qty"))[o[0]:o[-1]]
+                off[name][r + 1:r + m + 1] = o[1:].astype(np.int64) - o[0] + j
+                fill[name] = j + k
+                r += m
+        b, a = off["bids"], off["asks"]
+        levels_max = max(levels_max, int(((b[i + 1:i + n + 1] - b[i:i + n]) + (a[i + 1:i + n + 1] - a[i:i + n])).max()))
+        i += n
+        del t
+    jb, ja = fill["bids"], fill["asks"]
+    _release_arrow_memory()
+    return BookStream(ts[:i], cap[:i], snap[:i], off["bids"][:i + 1], px["bids"][:jb], qty["bids"][:jb],
+                      off["asks"][:i + 1], px["asks"][:ja], qty["asks"][:ja], levels_max), depth
 
 
 def from_run_dir(path: Path, *, tick_size: float, lot_size: float = 1e-8, depth: Optional[int] = None,
                  tops: str = "auto") -> MarketArrays:
     """Rows from a run directory's Parquet tables (``RUN/parquet`` or a Parquet folder itself).
 
-    Flattening uses Arrow's list kernels, so a day converts in seconds. Trades sort before book
-    messages with the same exchange time (the trade caused the book change).
+    Only the needed columns are read, part by part, and the nested level lists go to the kernel
+    in Arrow's own layout (offsets + flat values): no per-row Python, no flattening. Trades sort
+    before book messages with the same exchange and capture time (the trade caused the book
+    change).
     """
-    import pyarrow.compute as pc
-
-    from mm_core.store.parquet_store import read_table
-
     root = Path(path)
     if (root / "parquet").is_dir():
         root = root / "parquet"
     if not root.is_dir():
         raise FileNotFoundError(f"{path}: no Parquet folder (expected RUN_DIR/parquet or a folder of parts)")
-    book = read_table(root, "book")
-    trade = read_table(root, "trade")
-    parts: list[dict[str, np.ndarray]] = []
-    keys: list[np.ndarray] = []
-    msg0 = 0
     exchange, symbol = "kraken", "BTC/EUR"
-    if tops != "only" and book.num_rows:
-        exchange = str(book.column("exchange")[0])
-        symbol = str(book.column("symbol")[0])
-        d = depth if depth is not None else int(pc.max(book.column("depth")).as_py() or 0)
-        ts = _ts_col(book.column("ts_exchange"))
-        cap = book.column("ts_capture").to_numpy().astype(np.int64)
-        snap = (book.column("kind").to_numpy(zero_copy_only=False) == "book_snapshot")
-        for side, name in ((1, "bids"), (-1, "asks")):
-            lst = book.column(name).combine_chunks()
-            parent = pc.list_parent_indices(lst).to_numpy()
-            flat = pc.list_flatten(lst)
-            parts.append(_part(DEPTH, side, ts[parent], cap[parent], parent + msg0,
-                               flat.field("price").to_numpy(), flat.field("qty").to_numpy()))
-            keys.append(parent * 4 + (1 if side > 0 else 2))
-        idx = np.nonzero(snap)[0]
-        for side in (1, -1):
-            parts.append(_part(CLEAR, side, ts[idx], cap[idx], idx + msg0, np.zeros(idx.size), np.zeros(idx.size)))
-            keys.append(idx * 4)
-        msg0 += book.num_rows
-    else:
-        d = depth if depth is not None else 1
-    if trade.num_rows:
-        ts = _ts_col(trade.column("ts_exchange"))
-        cap = trade.column("ts_capture").to_numpy().astype(np.int64)
-        side = np.where(trade.column("side").to_numpy(zero_copy_only=False) == "buy", 1, -1)
-        n = trade.num_rows
-        parts.append(_part(TRADE, side, ts, cap, np.arange(n) + msg0,
-                           trade.column("price").to_numpy(), trade.column("qty").to_numpy()))
-        keys.append(np.full(n, -1, np.int64))  # trades first at equal exchange time
-        msg0 += n
-    if tops == "only" or (tops == "auto" and not book.num_rows):
-        top = read_table(root, "top_of_book")
+    book_stream = BookStream.empty()
+    d = depth if depth is not None else 1
+    book_files = _parts(root, "book") if tops != "only" else []
+    max_depth = 0
+    if book_files:
+        book_stream, max_depth = _read_book(book_files)
+    if len(book_stream):
+        exchange, symbol = _names(book_files)
+        d = depth if depth is not None else max_depth
+    elif tops == "only" or tops == "auto":
+        top, names = _read(root, "top_of_book", _TOP_COLUMNS)
         if top.num_rows:
-            exchange = str(top.column("exchange")[0])
-            symbol = str(top.column("symbol")[0])
-            rows = RowBuilder()
-            for rec in top.select(["ts_exchange", "ts_capture", "bid", "bid_qty", "ask", "ask_qty"]).to_pylist():
-                rows.top(rec["ts_exchange"], rec["ts_capture"], rec["bid"], rec["bid_qty"], rec["ask"], rec["ask_qty"])
-            c = rows.columns()
-            c["msg"] = c["msg"] + msg0
-            parts.append(c)
-            keys.append(np.arange(c["kind"].size, dtype=np.int64) * 0 + 3)
+            exchange, symbol = names
+            n = top.num_rows
+            one = np.arange(n + 1, dtype=np.int64)
+            book_stream = BookStream(_int64(top.column("ts_exchange")), _int64(top.column("ts_capture"), 0),
+                                     np.ones(n, bool), one, _float64(top.column("bid")),
+                                     _float64(top.column("bid_qty")), one, _float64(top.column("ask")),
+                                     _float64(top.column("ask_qty")))
             d = 1
-    if not parts:
+    trade, _ = _read(root, "trade", _TRADE_COLUMNS, ("side",))
+    trades = TradeStream.empty()
+    if trade.num_rows:
+        side = np.where(_equals(trade.column("side"), "buy"), 1, -1).astype(np.int8)
+        trades = TradeStream(_int64(trade.column("ts_exchange")), _int64(trade.column("ts_capture"), 0), side,
+                             _float64(trade.column("price")), _float64(trade.column("qty")))
+    del trade
+    if not len(book_stream) and not len(trades):
         raise ValueError(f"{path}: no book, trade or top_of_book rows found")
-    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    # secondary order: capture order within equal exchange time, trades first, then bids/asks
-    key = np.concatenate(keys)
-    secondary = np.lexsort((key, cols["capture_ts"]))
-    rank = np.empty_like(secondary)
-    rank[secondary] = np.arange(secondary.size)
-    return build_arrays(cols, tick_size=tick_size, lot_size=lot_size, depth=d, exchange=exchange,
-                        symbol=symbol, order_key=rank)
-
-
-def _ts_col(col) -> np.ndarray:
-    """Nullable int64 nanoseconds -> int64 with -1 for null (never via float: that loses ns)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    return pc.fill_null(col.cast(pa.int64()), _UNKNOWN_TS).to_numpy().astype(np.int64)
-
-
-def _part(kind: int, side, ts, cap, msg, price, qty) -> dict[str, np.ndarray]:
-    n = len(ts)
-    return {
-        "kind": np.full(n, kind, np.uint8),
-        "side": (np.full(n, side, np.int8) if np.isscalar(side) else np.asarray(side, np.int8)),
-        "exch_ts": np.asarray(ts, np.int64),
-        "capture_ts": np.asarray(cap, np.int64),
-        "msg": np.asarray(msg, np.int64),
-        "price": np.asarray(price, np.float64),
-        "qty": np.asarray(qty, np.float64),
-    }
+    return assemble(book_stream, trades, tick_size=tick_size, lot_size=lot_size, depth=d, exchange=exchange,
+                    symbol=symbol)
 
 
 def simulator_events(seconds: float, seed: int, *, predictive: bool = False, depth: int = 10,
@@ -636,6 +984,28 @@ def from_simulator(seconds: float, seed: int, *, predictive: bool = False, depth
 
 # ------------------------------------------------------------------ cache
 
+_HERE = Path(__file__).resolve().parent
+# the code whose output the cache holds: rows from a run directory / from the simulator
+PRODUCER_SOURCES = {
+    "run_dir": [_HERE / "event_arrays.py", _HERE.parent / "events.py", _HERE.parent / "store" / "parquet_store.py"],
+    "simulator": [_HERE / "event_arrays.py", _HERE.parent / "events.py", _HERE.parent / "simexchange" / "market.py",
+                  _HERE.parent / "simexchange" / "canonical.py"],
+}
+
+
+def producer_digest(source: str) -> str:
+    """Digest of the source files that produce rows of ``source`` (part of every cache key)."""
+    h = hashlib.sha256()
+    for p in PRODUCER_SOURCES.get(source, PRODUCER_SOURCES["run_dir"]):
+        h.update(p.name.encode())
+        try:
+            h.update(Path(p).read_bytes())
+        except OSError:  # a frozen install without sources: the package version stands in
+            from mm_core import __version__
+
+            h.update(f"missing:{__version__}".encode())
+    return h.hexdigest()[:16]
+
 
 def cache_dir() -> Path:
     """``$MM_CACHE_DIR`` or ``~/.cache/mm_core``: converted arrays live here, keyed by their source."""
@@ -645,9 +1015,16 @@ def cache_dir() -> Path:
 
 def cached(key: dict[str, object], build: Callable[[], MarketArrays], *, directory: Optional[Path] = None,
            refresh: bool = False) -> tuple[MarketArrays, Path, bool]:
-    """Load arrays for ``key`` from the cache or build and store them; returns (arrays, path, hit)."""
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    """Load arrays for ``key`` from the cache or build and store them; returns (arrays, path, hit).
+
+    The file name digests ``key`` plus :func:`producer_digest` of the key's ``source``: rows made
+    by other code (an edited book pass, another simulator) are never loaded. ``MM_ROW_CACHE=off``
+    builds every time and stores nothing (the benchmark times the conversion that way)."""
+    full = {**key, "producer": producer_digest(str(key.get("source", "run_dir")))}
+    digest = hashlib.sha256(json.dumps(full, sort_keys=True, default=str).encode()).hexdigest()[:20]
     path = (directory or cache_dir() / "backtest") / f"market-{digest}.npz"
+    if os.environ.get("MM_ROW_CACHE", "").lower() in ("off", "0", "no"):
+        return build(), path, False
     if path.is_file() and not refresh:
         return MarketArrays.load(path), path, True
     arrays = build()
@@ -663,7 +1040,7 @@ def run_dir_key(path: Path) -> dict[str, object]:
 
 
 def simulator_key(seconds: float, seed: int, **params: object) -> dict[str, object]:
-    return {"source": "simulator", "seconds": seconds, "seed": seed, **params, "version": 1}
+    return {"source": "simulator", "seconds": seconds, "seed": seed, **params}
 
 
 # ------------------------------------------------------------------ hftbacktest format

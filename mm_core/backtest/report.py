@@ -103,7 +103,8 @@ def human_summary(result, ctx: RunContext = RunContext()) -> str:
         f"(rate-limited {c['rejected_rate_limit_cancel']:,}, too late {c['cancel_too_late']:,}), "
         f"requotes deferred by the rate guard {c['rate_guard_skips']:,}; peak rate counter "
         f"{result.max_rate_counter:.1f} ({s['config']['rate_tier']})",
-        f"  engine: {result.events_per_second:,.0f} rows/s ({result.loop_seconds:.3f} s loop)",
+        f"  speed: {result.events_per_second:,.0f} rows/s over the whole run ({result.run_seconds:.2f} s, of it "
+        f"loop {result.loop_seconds:.3f} s; numba compile {result.compile_seconds:.2f} s apart)",
     ]
     lines += [f"  NOTE: {n}" for n in notes(result, ctx)]
     return "\n".join(lines)

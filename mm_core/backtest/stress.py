@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from mm_core.backtest.event_arrays import DEPTH, TRADE, MarketArrays, book_pass
+from mm_core.backtest.event_arrays import DEPTH, TRADE, MarketArrays, replay_best
 
 _S = 1_000_000_000
 
@@ -34,6 +34,5 @@ def vol_shock(m: MarketArrays, windows: list[tuple[float, float, float]]) -> Mar
     # levels that map to the same tick: keep the book sane by re-running the pass from scratch
     lo = int(tick[(m.kind == DEPTH) | (m.kind == TRADE)].min())
     hi = int(tick[(m.kind == DEPTH) | (m.kind == TRADE)].max())
-    bb, ba, bbq, baq, *_ = book_pass(m.kind, m.side, tick, m.qty, m.msg, 0, lo, hi - lo + 1)
-    return replace(m, tick=tick, price=tick * m.tick_size, best_bid_tick=bb, best_ask_tick=ba,
-                   best_bid_qty=bbq, best_ask_qty=baq)
+    bb, ba, _, _ = replay_best(m.kind, m.side, tick, m.qty, lo, hi - lo + 1)
+    return replace(m, tick=tick, price=tick * m.tick_size, best_bid_tick=bb, best_ask_tick=ba)

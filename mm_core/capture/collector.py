@@ -2,15 +2,29 @@
 
 Why it is shaped this way:
 
-* ``ts_capture`` is taken the moment ``recv()`` hands us a frame, before any parsing, so that the
-  measured age (capture − exchange time) includes nothing of our own parsing cost.
-* All protocol knowledge lives in the adapter (sans-IO); this module only moves frames, keeps time,
-  reconnects and writes files. The same code captures Kraken or the local simulator.
+* ``ts_capture`` is taken in the client library's socket callback, as the frame comes off the socket
+  (:mod:`mm_core.capture.wsclient`), before any parsing, so that the measured age (capture −
+  exchange time) includes nothing of our own handling.
+* The receive loop only stamps, parses (the adapter must verify checksums to resync) and routes.
+  Every file -- raw archive, sample CSV, Parquet, event log, summary -- is written by the run's
+  writer thread (:mod:`mm_core.store.run_writer`), fed one tuple per frame through a bounded queue,
+  so no flush, compression or fsync ever delays a stamp. When the queue is full the loop pauses
+  reading until it has drained to half and logs a ``writer_queue_full`` event: nothing is dropped.
+* The loop's own lag (how long a just-arrived frame would wait for it) is measured all run long by
+  :mod:`mm_core.capture.loop_lag` and reported in ``summary.json`` (``loop_lag_ms``) and by the gate.
+* All protocol knowledge lives in the adapter (sans-IO); this module only moves frames, keeps time
+  and reconnects. The same code captures Kraken or the local simulator.
+* Reconnects: a session that delivered a verified book snapshot (for a ticker-only feed: a ticker)
+  was healthy, and when the server closes it the collector reconnects at once; exponential backoff
+  and the reconnect budget apply to failed connects and to sessions that never became healthy.
+* A write error (disk full, permission, I/O error) is fatal: the run stops with the error and exit
+  code 1 instead of reconnecting.
 * Everything that can go wrong on a day-long run is an *event* in the log (connects, disconnects,
   reconnect attempts with their delay, silences, checksum mismatches, resyncs, status changes, clock
   estimates), so the gate can judge the run afterwards from the files alone.
 * Crash safety: CSV and raw archive are flushed every ``flush_interval_s``, Parquet parts are written
-  atomically, and the summary is replaced atomically; a hard kill loses at most the last interval.
+  atomically, and the summary is replaced atomically; a hard kill loses at most the last interval
+  (of Parquet: the last ``parquet_flush_s``, which ``mm repair`` rebuilds from the raw archive).
 * Portability: no ``loop.add_signal_handler`` (absent on Windows); plain ``signal.signal`` handlers
   hand over to the loop with ``call_soon_threadsafe``, and the loop never sleeps longer than a
   second, so Ctrl+C is honoured promptly on every OS.
@@ -32,20 +46,14 @@ from typing import Any, Callable
 
 from mm_core.adapters import FeedSpec, adapter_class
 from mm_core.capture.clock import clock_estimate
-from mm_core.capture.layout import (
-    EVENTS_NAME,
-    EXIT_FATAL,
-    EXIT_MAX_SECONDS,
-    EXIT_SIGNAL,
-    PARQUET_DIR,
-    RAW_DIR,
-    SUMMARY_NAME,
-)
+from mm_core.capture.layout import EXIT_FATAL, EXIT_MAX_SECONDS, EXIT_SIGNAL, SUMMARY_NAME
+from mm_core.capture.loop_lag import LoopLagProbe
 from mm_core.capture.run_summary import RunSummary
 from mm_core.capture.wsclient import ClientConnection, ConnectionClosed, InvalidHandshake, InvalidURI
 from mm_core.capture.wsclient import connect_function, resolve as resolve_ws_client
 from mm_core.config import ConfigError, RuntimeConfig, load_config
 from mm_core.events import (
+    BookSnapshot,
     ClockEstimate,
     Connected,
     Disconnected,
@@ -53,14 +61,15 @@ from mm_core.events import (
     Reconnecting,
     Silence,
     TopOfBook,
+    WriterQueueFull,
 )
-from mm_core.store.event_log import EventLogWriter
-from mm_core.store.parquet_store import ParquetEventStore
-from mm_core.store.raw_archive import RawArchiveWriter
-from mm_core.store.sample_csv import SampleCsvWriter
+from mm_core.store.repair import refuse_reason
+from mm_core.store.run_writer import FRAME, LOG, SUMMARY, RunWriter, WriterFailed, describe_write_error
 
 SUMMARY_EVERY_S = 5.0
-HEALTHY_AFTER_S = 30.0  # a connection that lived this long resets the backoff exponent
+# while capturing, a thread that wants the GIL waits at most this long for another to hand it over
+# (default 5 ms: the writer thread could otherwise hold up a stamp by that much)
+SWITCH_INTERVAL_S = 0.0005
 AGE_BUCKETS_MS = (1, 2, 5, 10, 15, 20, 30, 50, 80, 100, 200, 400, 1000, 5000)
 
 # how _handle_frame routes an event, by its KIND (looked up once per event class)
@@ -76,7 +85,16 @@ _ROUTE_BY_KIND = {
 
 
 class FatalCaptureError(RuntimeError):
-    """The run cannot continue (rejected subscription, reconnect budget exhausted, bad endpoint)."""
+    """The run cannot continue (rejected subscription, reconnect budget exhausted, bad endpoint,
+    a file that cannot be written)."""
+
+
+class _ConnectFailed(Exception):
+    """Connecting (TCP, TLS or the WebSocket handshake) failed; ``cause`` says how."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class Collector:
@@ -141,20 +159,26 @@ class Collector:
         self._metrics: dict[str, Any] | None = None
         self._metrics_server: Any = None  # (server, thread) from prometheus_client, while running
         self._fatal: str | None = None
+        self._samples = 0
+        self._queue_full_events = 0
+        self._queue_full_wait_s = 0.0
         self._tops: dict[str, TopOfBook] = {}  # latest verified top of book per symbol
+        self._healthy = False  # this session delivered a verified snapshot (see _handle_frame)
+        self.writer: RunWriter | None = None
+        self._put: Callable[[tuple], None] = lambda item: None
+        self.lag = LoopLagProbe()
 
     # ------------------------------------------------------------------ files
 
     def _open_files(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        """Create the run's files and start their writer thread (before any frame is received)."""
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FatalCaptureError(f"cannot create run directory {self.run_dir}: "
+                                    f"{describe_write_error(exc)}") from None
         if (self.run_dir / SUMMARY_NAME).exists():
-            raise FatalCaptureError(
-                f"run directory {self.run_dir.resolve()} already holds a run ({SUMMARY_NAME}); "
-                "give --out a new folder (or pass --run-dir) so two runs are never mixed"
-            )
-        csv_path = self.run_dir / self.out_csv.name
-        self.csv = SampleCsvWriter(csv_path, self.config.feed.flush_interval_s)
-        self.log = EventLogWriter(self.run_dir / EVENTS_NAME)
+            raise FatalCaptureError(refuse_reason(self.run_dir))
         header = {
             "exchange": self.config.exchange.name,
             "adapter": self.config.exchange.adapter,
@@ -165,25 +189,58 @@ class Collector:
             "price_precision": self.config.instrument.price_precision,
             "qty_precision": self.config.instrument.qty_precision,
         }
-        self.raw = RawArchiveWriter(self.run_dir / RAW_DIR, header, self.config.feed.flush_interval_s)
-        self.parquet = ParquetEventStore(self.run_dir / PARQUET_DIR, self.parquet_flush_s)
-        self.summary.write(self.run_dir)
+        feed = self.config.feed
+        writer = RunWriter(self.run_dir, self.out_csv.name, header, flush_interval_s=feed.flush_interval_s,
+                           parquet_flush_s=self.parquet_flush_s, queue_max=feed.writer_queue_max,
+                           on_failure=self._writer_failed)
+        try:
+            writer.open()
+            self.summary.write(self.run_dir)
+        except OSError as exc:
+            raise FatalCaptureError(f"{self.run_dir}: {describe_write_error(exc)}") from None
+        self.writer = writer
+        self._put = writer.put
+        writer.start()
+
+    def _writer_failed(self, exc: BaseException) -> None:
+        """Called on the writer thread when a write failed: end the run from the loop's thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._fail_run, describe_write_error(exc))
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
+    def _fail_run(self, message: str) -> None:
+        if self._fatal is None:
+            self._fatal = message
+        ws = self._ws
+        if ws is not None:
+            asyncio.get_running_loop().create_task(ws.close())
+        self._stop_event.set()
 
     def _close_files(self) -> None:
-        for writer in ("csv", "raw", "parquet", "log"):
-            w = getattr(self, writer, None)
-            if w is not None:
-                try:
-                    w.close()
-                except Exception as exc:  # a failing writer must not stop the others closing
-                    self._say(f"error closing {writer}: {exc}")
+        """Let the writer write what is queued and close every file (blocks: the run is over)."""
+        writer = self.writer
+        if writer is None:
+            return
+        try:
+            writer.close()
+        except WriterFailed as exc:
+            if self.summary.fatal_error is None:  # the run ended otherwise, then a final write failed
+                self.summary.exit_reason = EXIT_FATAL
+                self.summary.fatal_error = str(exc)
+            self._say(f"error: {exc}")
+            try:  # the summary's last word, written directly: it may still fit
+                self.summary.write(self.run_dir)
+            except OSError:
+                pass
 
     # ------------------------------------------------------------------ events
 
     def _emit(self, event: Event) -> None:
         """A health event produced by the collector itself (not parsed from the feed)."""
-        self.log.write(event)
-        self.parquet.add(event)
+        self._put((LOG, event))
 
     def _header(self, ts: int | None = None) -> dict[str, Any]:
         return {
@@ -198,15 +255,15 @@ class Collector:
         return route
 
     def _handle_frame(self, frame: str | bytes, ts_capture: int, ws: ClientConnection) -> bool:
-        """Archive, parse and route one frame; False when it was only a pong.
+        """Parse and route one frame, and hand it to the writer; False when it was only a pong.
 
         Pongs prove the socket is alive, not that the subscription still delivers: the watchdog
         and the gap statistics count only feed frames (data, heartbeats, status, acks).
 
         The hot path (~1,000 frames/s): events are routed by class through a dict (no chain of
-        string compares), and writers are looked up once per frame, not once per event.
+        string compares), and the frame, its events and its latency sample go to the writer as one
+        tuple (no file is touched here).
         """
-        self.raw.write(frame, ts_capture)
         summary = self.summary
         summary.messages += 1
         if self._metrics:
@@ -214,7 +271,10 @@ class Collector:
         feed_frame = False
         sampled_update: Event | None = None
         routes = self._routes
-        add = self.parquet.add
+        market: list[Event] = []
+        health: list[Event] = []
+        keep = market.append
+        sample: tuple[TopOfBook, int] | None = None
         for ev in self.adapter.on_message(frame, ts_capture):
             cls = ev.__class__
             route = routes.get(cls)
@@ -222,19 +282,23 @@ class Collector:
                 route = self._route(cls)
             if route == _R_UPDATE:
                 feed_frame = True
-                add(ev)
+                keep(ev)
                 if ev.verified and ev.ts_exchange is not None:  # type: ignore[attr-defined]
                     sampled_update = ev
             elif route == _R_TOP:
                 feed_frame = True
-                add(ev)
+                keep(ev)
                 if ev.source == self.sample_source:  # type: ignore[attr-defined]
                     self._tops[ev.symbol] = ev  # type: ignore[assignment]
-                    if self.sample_source == "ticker" and ev.ts_exchange is not None:
-                        self._sample(ev, ev.ts_exchange, ts_capture)  # type: ignore[arg-type]
+                    if self.sample_source == "ticker":
+                        self._healthy = True
+                        if ev.ts_exchange is not None:  # one symbol per run: one ticker per frame
+                            sample = (ev, ev.ts_exchange)
             elif route == _R_STORE:
                 feed_frame = True
-                add(ev)
+                keep(ev)
+                if cls is BookSnapshot and ev.verified:  # type: ignore[attr-defined]
+                    self._healthy = True
             elif route == _R_HEARTBEAT:
                 feed_frame = True
                 summary.heartbeats += 1
@@ -242,8 +306,7 @@ class Collector:
                 self._on_pong(ev, ts_capture)
             else:
                 feed_frame = True
-                self.log.write(ev)
-                add(ev)
+                health.append(ev)
                 kind = ev.KIND
                 if kind == "resync":
                     self._send_soon(ws, self.adapter.resync_messages(ev.symbol))
@@ -260,15 +323,20 @@ class Collector:
             # one latency sample per verified book update (the top after it, its exchange time)
             top = self._tops.get(sampled_update.symbol)
             if top is not None:
-                self._sample(top, sampled_update.ts_exchange, ts_capture)  # type: ignore[arg-type]
+                sample = (top, sampled_update.ts_exchange)
+        self._put((FRAME, ts_capture, frame, market, health, sample))
+        if sample is not None:
+            self._count_sample(sample[1], ts_capture)  # type: ignore[arg-type]
         return feed_frame
 
-    def _sample(self, top: TopOfBook, ts_exchange: int, ts_capture: int) -> None:
-        age = self.csv.write_sample(top, ts_exchange, ts_capture)
-        if self._keep_ages:
-            self._recent_ages.append(age)
-        if self._metrics:
-            self._metrics["age"].observe(age)
+    def _count_sample(self, ts_exchange: int, ts_capture: int) -> None:
+        self._samples += 1
+        if self._keep_ages or self._metrics:
+            age = (ts_capture - ts_exchange) / 1e6
+            if self._keep_ages:
+                self._recent_ages.append(age)
+            if self._metrics:
+                self._metrics["age"].observe(age)
 
     def _on_pong(self, ev: Any, t1: int) -> None:
         t0 = self._pings.pop(ev.req_id, None) if ev.req_id is not None else None
@@ -302,24 +370,38 @@ class Collector:
         s.resyncs = a.resyncs
         s.bad_messages = a.bad_messages
         s.trades = a.trades
-        s.samples = self.csv.rows
+        s.samples = self._samples
+        w = self.writer
+        if w is not None:
+            s.writer = {"queue_max": w.queue_max, "queue_high_water": w.high_water,
+                        "queue_full_events": self._queue_full_events,
+                        "queue_full_wait_s": round(self._queue_full_wait_s, 3)}
+        s.loop_lag_ms = self.lag.summary()
 
     # ------------------------------------------------------------------ connection
 
-    async def _session(self, attempt: int, deadline: float | None) -> float:
-        """One connection: connect, subscribe, pump frames until it ends. Returns its lifetime (s)."""
+    async def _session(self, attempt: int, deadline: float | None) -> tuple[float, bool]:
+        """One connection: connect, subscribe, pump frames until it ends.
+
+        Returns (lifetime in s, healthy: it delivered a verified snapshot). Only a failure to
+        connect raises :class:`_ConnectFailed`; nothing written to disk happens on this thread.
+        """
         feed = self.config.feed
         started = time.monotonic()
-        ws = await self._connect(
-            self.url,
-            open_timeout=10,
-            ping_interval=20,
-            ping_timeout=20,
-            close_timeout=2,
-            max_size=2**24,
-            max_queue=4096,
-        )
+        try:
+            ws = await self._connect(
+                self.url,
+                open_timeout=10,
+                ping_interval=20,
+                ping_timeout=20,
+                close_timeout=2,
+                max_size=2**24,
+                max_queue=4096,
+            )
+        except (OSError, *InvalidHandshake, asyncio.TimeoutError, TimeoutError) as exc:
+            raise _ConnectFailed(exc) from None
         self._ws = ws
+        self._healthy = False
         self.adapter.reset()
         self._tops.clear()  # no sample may carry a top of book from the previous connection
         self.summary.connects += 1
@@ -331,6 +413,9 @@ class Collector:
                 await ws.send(m)
             last_frame = time.monotonic()
             summary = self.summary
+            assert self.writer is not None
+            queue, queue_max = self.writer.queue, self.writer.queue_max
+            recv = ws.recv_stamped
             while True:
                 if self._stop_reason or self._fatal:
                     reason = self._fatal or self._stop_reason or "stop"
@@ -355,17 +440,21 @@ class Collector:
                     # Cancelling recv() is safe (the next recv() returns the next message).
                     async with asyncio.timeout(timeout):
                         while True:
-                            frame = await ws.recv()
-                            ts = time.time_ns()
+                            ts, frame = await recv()  # stamped as it came off the socket
                             mono = time.monotonic()
                             if self._handle_frame(frame, ts, ws):
                                 gap = mono - self._last_frame_mono
                                 if gap > summary.longest_gap_s:
                                     summary.longest_gap_s = round(gap, 3)
                                 last_frame = self._last_frame_mono = mono
+                            if len(queue) >= queue_max:
+                                break  # wait for the writer outside this timeout (below)
                             self._housekeeping(mono)
                             if self._stop_reason or self._fatal or (deadline is not None and mono >= deadline):
                                 break  # the checks above, before any further recv()
+                    if len(queue) >= queue_max:
+                        await self._wait_for_writer()
+                        last_frame = time.monotonic()  # the socket was not read meanwhile
                 except TimeoutError:
                     self._housekeeping()
                     continue
@@ -373,6 +462,8 @@ class Collector:
             rcvd = exc.rcvd
             code = rcvd.code if rcvd is not None else 1006
             reason = (rcvd.reason if rcvd is not None and rcvd.reason else None) or f"connection closed ({code})"
+        except OSError as exc:  # the socket failed under a library that lets it through
+            reason = f"socket error: {exc}"
         finally:
             pinger.cancel()
             self._ws = None
@@ -381,7 +472,25 @@ class Collector:
             self.summary.disconnects += 1
             self._emit(Disconnected(**self._header(), reason=str(reason)[:200], code=code))
             await _close_quietly(ws)
-        return lifetime
+        return lifetime, self._healthy
+
+    async def _wait_for_writer(self) -> None:
+        """The writer queue is full: stop reading until it drained to half; log how long it took.
+
+        Nothing is dropped: frames wait in the socket (and the client's buffer), so the ones that
+        arrive meanwhile are stamped late -- the ``writer_queue_full`` event says when and how long.
+        """
+        writer = self.writer
+        assert writer is not None
+        queued = writer.backlog
+        t0 = time.monotonic()
+        while writer.backlog > writer.queue_max // 2 and writer.alive and not self._fatal:
+            await asyncio.sleep(0.005)
+        waited = time.monotonic() - t0
+        self._queue_full_events += 1
+        self._queue_full_wait_s += waited
+        self._emit(WriterQueueFull(**self._header(), duration_s=round(waited, 3), queued=queued))
+        self._say(f"writer queue full ({queued} items): paused reading for {waited:.2f} s")
 
     async def _pinger(self, ws: ClientConnection, every_s: float) -> None:
         try:
@@ -402,6 +511,7 @@ class Collector:
         return cap * (0.5 + 0.5 * self._rng.random())
 
     def _check_budget(self) -> None:
+        """Count one reconnect after a failed connect or an unhealthy session; raise past the budget."""
         f = self.config.feed
         now = time.monotonic()
         self._reconnect_times.append(now)
@@ -416,24 +526,20 @@ class Collector:
     # ------------------------------------------------------------------ housekeeping
 
     def _housekeeping(self, mono: float | None = None) -> None:
+        """Summary and status line on their timers; files are the writer thread's business."""
         mono = time.monotonic() if mono is None else mono
         if mono < self._housekeeping_due:  # after every frame: nothing due, the usual case
             return
-        csv, raw, parquet = self.csv, self.raw, self.parquet
-        csv.maybe_flush(mono)
-        raw.maybe_flush(mono)
-        parquet.maybe_flush(mono)
         if mono - self._last_summary >= SUMMARY_EVERY_S:
             self._write_summary()
         if self.status_every_s > 0 and mono - self._last_status >= self.status_every_s:
             self._print_status(mono)
-        # the earliest of the timers above (each only ever moves later until it fires)
-        due = min(csv.flush_due, raw.flush_due, parquet.flush_due, self._last_summary + SUMMARY_EVERY_S)
+        due = self._last_summary + SUMMARY_EVERY_S
         if self.status_every_s > 0:
             due = min(due, self._last_status + self.status_every_s)
         self._housekeeping_due = due
 
-    def _write_summary(self) -> None:
+    def _summary_now(self) -> RunSummary:
         now = time.time_ns()
         s = self.summary
         self._sync_stats()
@@ -442,7 +548,12 @@ class Collector:
         s.uptime_share = round(min(1.0, connected / s.duration_s), 6) if s.duration_s > 0 else 0.0
         if s.messages:  # an ongoing gap (even while disconnected) is already a gap
             s.longest_gap_s = max(s.longest_gap_s, round(time.monotonic() - self._last_frame_mono, 3))
-        s.write(self.run_dir)
+        s.updated_ns = now
+        return s
+
+    def _write_summary(self) -> None:
+        """Hand the current summary to the writer (it replaces summary.json atomically, fsync'd)."""
+        self._put((SUMMARY, self._summary_now().to_dict()))
         self._last_summary = time.monotonic()
 
     def _print_status(self, mono: float) -> None:
@@ -549,67 +660,93 @@ class Collector:
         self._start_metrics()
         restore_signals = self._install_signals()
         frozen = _freeze_startup_heap()
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self.lag.start(self._loop)
+        # the run starts now, once its files are open and warmed up: setup is not downtime
+        self.summary.started_ns = time.time_ns()
+        self._last_summary = self._last_status = time.monotonic()
+        self._session_started = self._last_frame_mono = time.monotonic()
         deadline = time.monotonic() + self.max_seconds if self.max_seconds else None
         self._say(f"collecting {self.config.symbol} from {self.url} into {self.run_dir.resolve()} "
                   f"({self.ws_client})")
-        exponent = 0
-        attempt = 0
+        code = 0
         try:
-            while True:
-                if self._stop_reason:
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
-                    self._stop_reason = EXIT_MAX_SECONDS
-                    break
-                try:
-                    self._session_started = time.monotonic()
-                    lifetime = await self._session(attempt, deadline)
-                    if lifetime >= HEALTHY_AFTER_S:
-                        exponent = 0
-                except (OSError, *InvalidHandshake, asyncio.TimeoutError, TimeoutError) as exc:
-                    self._emit(Disconnected(**self._header(), reason=f"connect failed: {exc}"[:200]))
-                    self.summary.disconnects += 1
-                except InvalidURI as exc:
-                    raise FatalCaptureError(f"bad endpoint URL {self.url!r}: {exc}") from None
-                if self._fatal:
-                    raise FatalCaptureError(self._fatal)
-                if self._stop_reason:
-                    break
-                # reconnect with jittered exponential backoff, within the budget
-                self._check_budget()
-                attempt += 1
-                delay = self._backoff_delay(exponent)
-                exponent += 1
-                self.summary.reconnects += 1
-                if self._metrics:
-                    self._metrics["reconnects"].inc()
-                self._emit(Reconnecting(**self._header(), attempt=attempt, delay_s=round(delay, 3)))
-                self._say(f"reconnecting in {delay:.1f} s (attempt {attempt})")
-                await self._sleep(delay, deadline)
+            await self._reconnect_loop(deadline)
             self.summary.exit_reason = self._stop_reason or EXIT_MAX_SECONDS
-            return 0
         except FatalCaptureError as exc:
             self.summary.exit_reason = EXIT_FATAL
             self.summary.fatal_error = str(exc)
             print(f"error: {exc}", file=sys.stderr, flush=True)
-            return 1
+            code = 1
         finally:
             restore_signals()
+            self.lag.stop()
             self.summary.ended_ns = time.time_ns()
             try:
                 self._write_summary()
             finally:
                 self._close_files()
+                sys.setswitchinterval(switch_interval)
                 self._stop_metrics()
                 if frozen:
                     gc.unfreeze()
             self._print_final()
+        if self.summary.exit_reason == EXIT_FATAL:
+            code = 1  # also when the run's last write failed after it had ended cleanly
+        return code
+
+    async def _reconnect_loop(self, deadline: float | None) -> None:
+        """Sessions until the deadline, a stop or a fatal error (raised as FatalCaptureError).
+
+        After a healthy session (verified snapshot) ends, reconnect at once and reset the backoff;
+        after a failed connect or a session that never became healthy, wait a jittered exponential
+        backoff and count the attempt against the reconnect budget (which stops a true loop).
+        """
+        exponent = 0
+        attempt = 0
+        while True:
+            if self._fatal:
+                raise FatalCaptureError(self._fatal)
+            if self._stop_reason:
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                self._stop_reason = EXIT_MAX_SECONDS
+                return
+            healthy = False
+            try:
+                self._session_started = time.monotonic()
+                _, healthy = await self._session(attempt, deadline)
+            except _ConnectFailed as exc:
+                self._emit(Disconnected(**self._header(), reason=f"connect failed: {exc.cause}"[:200]))
+                self.summary.disconnects += 1
+            except InvalidURI as exc:
+                raise FatalCaptureError(f"bad endpoint URL {self.url!r}: {exc}") from None
+            if self._fatal:
+                raise FatalCaptureError(self._fatal)
+            if self._stop_reason:
+                return
+            attempt += 1
+            if healthy:
+                exponent = 0
+                delay = 0.0
+            else:
+                self._check_budget()
+                delay = self._backoff_delay(exponent)
+                exponent += 1
+            self.summary.reconnects += 1
+            if self._metrics:
+                self._metrics["reconnects"].inc()
+            self._emit(Reconnecting(**self._header(), attempt=attempt, delay_s=round(delay, 3)))
+            self._say(f"reconnecting in {delay:.1f} s (attempt {attempt}"
+                      f"{', the session was healthy' if healthy else ''})")
+            await self._sleep(delay, deadline)
 
     async def _sleep(self, delay: float, deadline: float | None) -> None:
         end = time.monotonic() + delay
         if deadline is not None:
             end = min(end, deadline)
-        while not self._stop_reason:
+        while not self._stop_reason and not self._fatal:
             left = end - time.monotonic()
             if left <= 0:
                 return

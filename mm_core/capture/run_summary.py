@@ -2,11 +2,14 @@
 
 Rewritten atomically every few seconds and at exit, so a killed run still leaves a summary that says
 how far it got (``exit_reason`` stays "running" and ``updated_ns`` shows when it was last alive).
-The gate reads duration, exit reason, samples, reconnects and the longest gap from it.
+The gate reads duration, exit reason, samples, reconnects and the longest gap from it, and reports
+the capture loop's lag and the writer queue's state (``loop_lag_ms``, ``writer``).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -27,6 +30,9 @@ class RunSummary:
     config: str | None
     csv: str
     started_ns: int = field(default_factory=time.time_ns)
+    # who writes this run: a later start (or mm repair) can tell a killed collector from a live one
+    pid: int = field(default_factory=os.getpid)
+    host: str = field(default_factory=socket.gethostname)
     updated_ns: int = 0
     ended_ns: int | None = None
     duration_s: float = 0.0
@@ -50,6 +56,10 @@ class RunSummary:
     trades: int = 0
     exit_reason: str = EXIT_RUNNING
     fatal_error: str | None = None
+    # the capture loop's own lag (mm_core/capture/loop_lag.py): interval_ms, ticks, p50, p99, max, mean
+    loop_lag_ms: dict | None = None
+    # the writer thread's queue: queue_max, queue_high_water, queue_full_events, queue_full_wait_s
+    writer: dict = field(default_factory=dict)
     clock_offsets_ms: list[float] = field(default_factory=list, repr=False)
     rtts_ms: list[float] = field(default_factory=list, repr=False)
 

@@ -13,6 +13,14 @@ per row on the collector's hot path. At flush each part is turned into Arrow in 
 field tuples (``msgspec.structs.astuple``, in schema order) become one ``StructArray`` whose
 children are the columns (nested level tuples included), plus the ``kind`` column. Same schema and
 same values as building the table from per-row dicts, at a fraction of the cost.
+
+Small GIL slices: building Arrow arrays from Python objects holds the GIL for the whole call
+(~2 us per book row), and the store runs on the run's writer thread beside the capture loop. A
+minute of a busy feed converted at flush time would hold the GIL for ~100 ms and the receive loop
+could not stamp a frame meanwhile. So the writer calls :meth:`convert_ready` after every drain:
+each part's pending rows are converted in chunks of ``chunk_rows`` (well under a millisecond each),
+and a flush only concatenates the chunks (zero-copy) and hands them to the Parquet writer, which
+encodes and compresses with the GIL released.
 """
 
 from __future__ import annotations
@@ -28,7 +36,16 @@ import pyarrow.parquet as pq
 from msgspec.structs import astuple
 
 from mm_core.capture.layout import symbol_dir_name
-from mm_core.events import Event, FeedHealth, health_row, table_schemas
+from mm_core.events import (
+    BookUpdate,
+    Connected,
+    Event,
+    FeedHealth,
+    TopOfBook,
+    Trade,
+    health_row,
+    table_schemas,
+)
 from mm_core.store.flush_timer import FlushTimer
 
 _HOUR_NS = 3_600_000_000_000
@@ -40,15 +57,18 @@ class ParquetEventStore(FlushTimer):
     """Buffers canonical events and writes them as partitioned Parquet parts."""
 
     def __init__(self, root: Path, flush_interval_s: float = 60.0, max_rows: int = 200_000,
-                 compression: str = "zstd") -> None:
+                 compression: str = "zstd", chunk_rows: int = 256) -> None:
         self.root = root
         self.max_rows = max_rows
+        self.chunk_rows = chunk_rows
         self.compression = compression
         self.schemas = table_schemas()
         self.rows_written: dict[str, int] = defaultdict(int)
         self.files: list[Path] = []
         # (table, exchange, symbol, hour_start_ns) -> events, in arrival order
         self._buffers: dict[_Key, list[Event]] = {}
+        # rows of a part already turned into Arrow (convert_ready), in arrival order before _buffers'
+        self._converted: dict[_Key, list[pa.Table]] = {}
         self._buffered = 0
         self._parts: dict[_Key, int] = defaultdict(int)
         self._start_timer(flush_interval_s)
@@ -56,6 +76,24 @@ class ParquetEventStore(FlushTimer):
         self._body = {name: (pa.struct(list(schema)[1:]), tuple(schema.names[1:]))
                       for name, schema in self.schemas.items()}
         self._row_fns: dict[tuple[str, type], Callable[[Any], tuple]] = {}
+
+    def warm_up(self) -> None:
+        """Convert and encode one row of every table once, in memory, before capture starts.
+
+        pyarrow's first conversion of Python objects pays a one-off setup of ~0.5 s, and the first
+        Parquet write ~7 ms, all with the GIL held: done during capture, frames arriving meanwhile
+        would be stamped late.
+        """
+        h = {"exchange": "-", "symbol": "-", "ts_exchange": 0, "ts_capture": 0}
+        samples = {"book": BookUpdate(**h, bids=((1.0, 1.0),), asks=()),
+                   "top_of_book": TopOfBook(**h, bid=1.0, bid_qty=1.0, ask=2.0, ask_qty=1.0),
+                   "trade": Trade(**h, price=1.0, qty=1.0, side="buy"),
+                   "health": Connected(**h)}
+        for name, event in samples.items():
+            if name in self.schemas:
+                pq.write_table(self.to_table(name, [event]), pa.BufferOutputStream(),
+                               compression=self.compression)
+        self._row_fns.clear()
 
     def add(self, event: Event) -> None:
         ts = event.ts_capture
@@ -72,17 +110,40 @@ class ParquetEventStore(FlushTimer):
         for e in events:
             self.add(e)
 
+    def convert_ready(self) -> int:
+        """Turn every full chunk of pending rows into Arrow now (one short GIL slice per chunk).
+
+        Returns the rows converted. Called by the writer thread between drains; a flush then has at
+        most ``chunk_rows - 1`` rows per part left to convert.
+        """
+        n = 0
+        chunk = self.chunk_rows
+        for key, events in self._buffers.items():
+            while len(events) >= chunk:
+                head = events[:chunk]
+                self._converted.setdefault(key, []).append(self.to_table(key[0], head))
+                del events[:chunk]
+                n += chunk
+        return n
+
     def flush(self) -> None:
         self._flushed()
-        buffers = self._buffers
+        buffers, converted = self._buffers, self._converted
         try:
-            for key in list(buffers):
-                events = buffers[key]
+            for key in list(buffers.keys() | converted.keys()):
+                chunks = converted.get(key, [])
+                events = buffers.get(key, [])
                 if events:
-                    self._write_part(key, events)
-                del buffers[key]  # only once its part is on disk: a failed write keeps its rows
+                    chunks = [*chunks, self.to_table(key[0], events)]
+                if chunks:
+                    table = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks)
+                    self._write_part(key, table)
+                # only once its part is on disk: a failed write keeps its rows
+                buffers.pop(key, None)
+                converted.pop(key, None)
         finally:
-            self._buffered = sum(map(len, buffers.values()))
+            self._buffered = (sum(map(len, buffers.values()))
+                              + sum(t.num_rows for ts in converted.values() for t in ts))
 
     # ------------------------------------------------------------------ columns
 
@@ -121,7 +182,7 @@ class ParquetEventStore(FlushTimer):
 
     # ------------------------------------------------------------------ files
 
-    def _write_part(self, key: _Key, events: list[Event]) -> None:
+    def _write_part(self, key: _Key, table: pa.Table) -> None:
         table_name, exchange, symbol, hour_ns = key
         when = datetime.fromtimestamp(hour_ns / 1e9, tz=timezone.utc)
         folder = (self.root / f"exchange={exchange}" / f"symbol={symbol_dir_name(symbol)}"
@@ -133,7 +194,6 @@ class ParquetEventStore(FlushTimer):
             part += 1
             path = folder / f"{table_name}-{when:%H}-{part:04d}.parquet"
         self._parts[key] = part + 1
-        table = self.to_table(table_name, events)
         tmp = path.with_name(path.name + ".tmp")
         try:
             pq.write_table(table, tmp, compression=self.compression)
@@ -145,7 +205,7 @@ class ParquetEventStore(FlushTimer):
                 pass
             raise
         self.files.append(path)
-        self.rows_written[table_name] += len(events)
+        self.rows_written[table_name] += table.num_rows
 
     def close(self) -> None:
         self.flush()
