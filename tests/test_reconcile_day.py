@@ -16,8 +16,9 @@ from tests.trading_runs import S, T0, backtest_run, known_market, known_session
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("rec")
-    base = backtest_run(root / "base", root / "cache")
-    slow = backtest_run(root / "slow", root / "cache", extra=("--latency", "const:20"))
+    # an hour: quoting at the best in the simulator's quiet one-tick market fills ~250 times in 30 min
+    base = backtest_run(root / "base", root / "cache", seconds=3600)
+    slow = backtest_run(root / "slow", root / "cache", seconds=3600, extra=("--latency", "const:20"))
     return base, slow, root / "cache"
 
 
