@@ -18,7 +18,9 @@ pointers; numba says so with a warning, which the child reports), so its warm ru
 Several rounds, interleaved (the order rotates), min and median printed; peak RSS of each process
 from the OS (``wait4``). Both sides run on the same numba.
 
-Strategy (both sides): the same jitted ``baseline_quote`` decides; requote every 100 ms, post-only,
+Strategy (both sides): the same jitted ``baseline.decide`` decides (ours through the whole strategy
+pipeline -- regimes, risk, clamp, requote rules -- configured not to change a quote; the hftbacktest
+loop through ``baseline.quote_ticks``, the pipeline's rounding); requote every 100 ms, post-only,
 cancel-and-replace on a price change, at most 4 open orders a side; 5 ms latency each way;
 risk-averse queue; partial fills; fees 0.25 % maker / 0.40 % taker; no rate limit (hftbacktest
 has none). The fills of both are matched order by order from one extra, untimed run per day.
@@ -75,10 +77,64 @@ def _args(argv=None) -> argparse.Namespace:
 def _cli_flags(a: argparse.Namespace) -> list[str]:
     """``mm backtest`` flags for the benchmark's strategy (the rest are the CLI's defaults)."""
     lat = f"{a.latency_ms:g}"
-    return ["--half-spread-bps", str(a.half_spread_bps), "--size", str(a.size), "--skew-bps", str(a.skew_bps),
-            "--max-inventory", str(a.max_inventory), "--latency", f"const:{lat},{lat},{lat}",
-            "--requote-ms", str(a.requote_ms), "--queue", "risk_averse", "--rate-tier", "off",
-            "--fees", "value:0.25,0.40"]
+    return ["--config", str(bench_config()), "--half-spread-bps", str(a.half_spread_bps), "--size", str(a.size),
+            "--skew-bps", str(a.skew_bps), "--max-inventory", str(a.max_inventory),
+            "--latency", f"const:{lat},{lat},{lat}", "--requote-ms", str(a.requote_ms), "--queue", "risk_averse",
+            "--rate-tier", "off", "--fees", "value:0.25,0.40"]
+
+
+# The strategy engine runs whole (regimes, risk limits, requote rules); for the same decisions as the
+# hftbacktest loop the benchmark's config gives it neutral regime multipliers, limits that never
+# bind and the plain cancel-and-replace rule: the work is done, it changes no quote.
+_BENCH_SECTIONS = """
+[regimes.latency]
+width_mult = [1.0, 1.0, 1.0]
+size_mult = [1.0, 1.0, 1.0]
+
+[regimes.volatility]
+width_mult = [1.0, 1.0, 1.0]
+size_mult = [1.0, 1.0, 1.0]
+
+[risk]
+max_inventory = 1e6
+max_order_qty = 1e6
+max_notional = 1e12
+max_drawdown = 1e12
+rate_counter_max_frac = 1.0
+reject_storm_count = 64
+reject_storm_window_s = 1e-6
+cancel_storm_count = 64
+cancel_storm_window_s = 1e-6
+
+[requote]
+deadband_ticks = 0.0
+deadband_bps = 0.0
+max_age_ms = inf
+min_rest_ms = 0.0
+amend = false
+qty_tolerance = inf
+pull_reserve = 0.0
+"""
+
+
+def bench_config() -> Path:
+    """The shipped config with the sections above in place of its own (written once per change)."""
+    from mm_core.backtest.event_arrays import cache_dir
+    from mm_core.config import default_config_path
+
+    keep, skip = [], False
+    for line in default_config_path().read_text(encoding="utf-8").splitlines():
+        if line.startswith("["):
+            name = line.split("]")[0].strip("[ ")
+            skip = name in ("regimes.latency", "regimes.volatility", "risk", "requote")
+        if not skip:
+            keep.append(line)
+    text = "\n".join(keep) + "\n" + _BENCH_SECTIONS
+    path = cache_dir() / "bench" / "bench-backtest.toml"
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return path
 
 
 # --------------------------------------------------------------------------- hftbacktest child
@@ -96,7 +152,7 @@ def child_hbt(a: argparse.Namespace) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from hbt_strategy import quote_loop
 
-    from mm_core.policy import BaselinePolicy
+    from mm_core.strategy import load_strategy
 
     t_import = time.perf_counter() - t0
     t = time.perf_counter()
@@ -104,8 +160,8 @@ def child_hbt(a: argparse.Namespace) -> dict:
         data = z["data"]
     t_load = time.perf_counter() - t
     lat = int(round(a.latency_ms * 1e6))
-    params = BaselinePolicy(half_spread_bps=a.half_spread_bps, size=a.size, skew_bps=a.skew_bps,
-                            max_inventory=a.max_inventory).params()
+    params = load_strategy("baseline", dict(half_spread_bps=a.half_spread_bps, size=a.size, skew_bps=a.skew_bps,
+                                            max_inventory=a.max_inventory)).vector
     n_max = int(a.seconds * 1e3 / a.requote_ms) * 2 + 64  # at most two new orders per requote
     listener = event.TimingListener()
     t = time.perf_counter()

@@ -2,8 +2,8 @@
 cache its machine code (``cache=True``): the warm whole-process run then loads it from the cache,
 as our warm run loads ours -- a like-for-like warm start.
 
-It is the same decision and order handling as our engine's reconcile step (the same jitted
-``baseline_quote`` kernel decides). Two things make it the *same* loop: the timer grid starts from
+It is the same decision and order handling as our engine's requote step with the plain
+cancel-and-replace rule (the same jitted ``baseline.decide``, rounded as the pipeline rounds). Two things make it the *same* loop: the timer grid starts from
 the first event (``current_timestamp`` is i64::MAX until the first ``elapse``), and the position
 the policy skews by is summed from fill reports, because hftbacktest 2.4.4's local state drops
 partial fills (hftbacktest#299, #316).
@@ -16,7 +16,7 @@ from hftbacktest import GTX, LIMIT, NEW
 from hftbacktest.order import PARTIALLY_FILLED
 from numba import njit
 
-from mm_core.policy.baseline import baseline_quote
+from mm_core.strategy.baseline import quote_ticks as baseline_quote
 
 CANCEL_REQ = 4  # hftbacktest's order.req value while a cancel is in flight
 

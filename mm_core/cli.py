@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "research": ("mm_core.research.command", "features, fair-mid models scored out of sample, HTML report"),
     "backtest": ("mm_core.backtest.command", "event-driven market-making backtest of one configuration"),
     "sweep": ("mm_core.backtest.sweep", "parameter/stress grid of backtests in parallel processes"),
+    "calibrate": ("mm_core.strategy.calibrate", "fit fill intensity A, kappa and volatility sigma for the strategies"),
+    "kill": ("mm_core.strategy.kill_file", "manual kill switch: a running trader pulls every quote"),
     "tca": ("mm_core.trading.tca", "transaction-cost analysis of trading run directories (markouts, fees, fill rate)"),
     "reconcile-day": ("mm_core.trading.reconcile_day", "compare a session with its backtest replay order by order"),
     "incidents": ("mm_core.trading.incidents", "incident review: list, show, annotate, close"),

@@ -10,11 +10,13 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import msgspec
 
 from mm_core.instrument import Instrument
+from mm_core.strategy.regimes import RegimeConfig
+from mm_core.strategy.risk import RiskConfig
 
 DEFAULT_CONFIG_NAME = "kraken-btc-eur.toml"
 
@@ -110,6 +112,31 @@ class BacktestDefaults(_Strict):
     rate_tier: str = "starter"
 
 
+class StrategyConfig(_Strict):
+    """``[strategy]``: which strategy runs, its calibration file, and one sub-table per strategy.
+
+    ``[strategy.<name>]`` tables land in ``sections`` and are validated by that strategy's
+    ``Params.from_config`` (unknown keys, ranges) without the calibration, which is read only when a
+    strategy is loaded to run (a missing calibration file must not stop ``mm collect``).
+    """
+
+    name: str = "baseline"  # --strategy overrides
+    calibration: str = ""  # `mm calibrate` output; relative paths are relative to the config file
+    sections: dict[str, dict[str, Any]] = {}
+
+    def section(self, name: str) -> dict[str, Any]:
+        return dict(self.sections.get(name, {}))
+
+    def calibration_path(self, config_source: Optional[str]) -> Optional[Path]:
+        """The calibration file as a path (None when not configured)."""
+        if not self.calibration:
+            return None
+        p = Path(self.calibration)
+        if not p.is_absolute() and config_source:
+            p = Path(config_source).parent / p
+        return p
+
+
 class TcaConfig(_Strict):
     """``mm tca``: confidence intervals and the volatility buckets (mm_core/trading/tca.py)."""
 
@@ -159,6 +186,10 @@ class RuntimeConfig(_Strict):
     gate: GateConfig = GateConfig()
     fees: Optional[FeesConfig] = None
     backtest: Optional[BacktestDefaults] = None
+    strategy: StrategyConfig = StrategyConfig()
+    regimes: RegimeConfig = RegimeConfig()  # [regimes.latency|volatility|market], validated in its module
+    risk: RiskConfig = RiskConfig()  # [risk]
+    requote: dict[str, Any] = {}  # [requote]: mm_core.strategy.requote.RequoteConfig, validated on load
     tca: TcaConfig = TcaConfig()
     incidents: IncidentsConfig = IncidentsConfig()
     rollout: RolloutConfig = RolloutConfig()
@@ -290,6 +321,10 @@ def load_config(
     if depth is not None:
         raw.setdefault("feed", {})["book_depth"] = depth
     raw["source"] = where
+    if isinstance(raw.get("strategy"), dict):  # [strategy.<name>] sub-tables -> sections
+        st = raw["strategy"]
+        raw["strategy"] = {**{k: v for k, v in st.items() if not isinstance(v, dict)},
+                           "sections": {k: v for k, v in st.items() if isinstance(v, dict)}}
     try:
         cfg = msgspec.convert(raw, RuntimeConfig)
     except msgspec.ValidationError as exc:
@@ -298,8 +333,42 @@ def load_config(
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     _check_values(cfg, where)
+    _check_strategy(cfg.strategy, where)
+    _check_requote(cfg.requote, where)
     _check_with_adapter(cfg, where)
     return cfg
+
+
+def _strategy_module(name: str) -> Any:
+    """The module of strategy ``name`` (``StrategyNotFound``, a ``ValueError``, lists the known names)."""
+    from mm_core.strategy.registry import strategy_module
+
+    return strategy_module(name)
+
+
+def _check_strategy(st: StrategyConfig, where: str) -> None:
+    """The strategy name exists and every ``[strategy.<name>]`` table is valid for its strategy."""
+    for name in [st.name, *st.sections]:
+        try:
+            module = _strategy_module(name)
+            if module is not None and name in st.sections:
+                from_config = getattr(module.Params, "from_config", None)
+                if from_config is not None:
+                    from_config(st.section(name))
+                else:
+                    module.Params(**st.section(name))
+        except (ValueError, TypeError) as exc:
+            label = "strategy.name" if name == st.name and name not in st.sections else f"strategy.{name}"
+            raise ConfigError(f"{where}: {label}: {exc}") from None
+
+
+def _check_requote(section: dict[str, Any], where: str) -> None:
+    from mm_core.strategy.requote import RequoteConfig
+
+    try:
+        RequoteConfig.from_config(dict(section))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _check_with_adapter(cfg: RuntimeConfig, where: str) -> None:

@@ -25,7 +25,12 @@ def test_mm_backtest_json_and_html(tmp_path, capsys, monkeypatch):
     assert abs(out["pnl_identity_gap"]) < 1e-9 and out["pnl_identity_ok"] is True
     assert out["in_sample"] is False  # the naive mid: nothing was trained
     text = html.read_text()
-    assert text.count("data:image/png;base64,") == 4 and "http" not in text.split("<body>")[1][:200]
+    assert text.count("data:image/png;base64,") == 5 and "http" not in text.split("<body>")[1][:200]
+    assert "Regimes, equity and inventory" in text and "Strategy telemetry" in text
+    for key in ("strategy", "regime_transitions", "regime_flaps", "risk_breaches", "kill_switch_events",
+                "quotes_while_stale_ms", "decision_latency_us", "transitions_sha256"):  # the go/no-go keys
+        assert key in out
+    assert out["strategy"] == "baseline" and set(out["decision_latency_us"]) >= {"p50", "p99"}
     rc = main(["backtest", "--sim-seconds", "60", "--seed", "2"])
     assert rc == 0 and "total PnL" in capsys.readouterr().out
 

@@ -1,7 +1,9 @@
 """Known-answer tests of the exchange model: hand-built events, fills and queues computed by hand.
 
 Prices use a tick of 1.0 so every number below can be checked with pencil and paper. Latency is
-constant: feed 1 ms, entry 10 ms, response 10 ms; the strategy requotes every 1 ms.
+constant: feed 1 ms, entry 10 ms, response 10 ms; the strategy requotes every 1 ms with the plain
+cancel-and-replace rule (no deadband, no amend) and risk limits far away, so each scripted target
+becomes exactly one order.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from mm_core.backtest.event_arrays import from_events
 from mm_core.backtest.fees import TradingValueFee
 from mm_core.backtest.latency import ConstantLatency
 from mm_core.events import BookSnapshot, BookUpdate, Trade
-from mm_core.policy import ScriptedQuotes
+from mm_core.strategy import load_strategy
+from mm_core.strategy.pipeline import RiskConfig
+from mm_core.strategy.requote import RequoteConfig
 
 T0 = 1_767_225_600_000_000_000
 MS = 1_000_000
@@ -36,11 +40,16 @@ def trade(ts, price, qty, side):
                  side=side)
 
 
+OPEN_RISK = RiskConfig(max_inventory=1e6, max_order_qty=1e6, max_notional=1e12, max_drawdown=1e12,
+                       rate_counter_max_frac=1.0, reject_storm_count=64, reject_storm_window_s=1e-6,
+                       cancel_storm_count=64, cancel_storm_window_s=1e-6)
+
+
 def run(events, rows, **kw):
     market = from_events(events, tick_size=1.0, lot_size=1e-8)
-    cfg = dict(policy=ScriptedQuotes(rows=tuple(rows)), latency=ConstantLatency(1.0, 10.0, 10.0),
+    cfg = dict(strategy=load_strategy("scripted", {"rows": rows}), latency=ConstantLatency(1.0, 10.0, 10.0),
                rate_tier="off", requote_ms=1.0, rules=InstrumentRules(1e-8, 0.0, 0.0),
-               fees=TradingValueFee(0.0025, 0.004))
+               fees=TradingValueFee(0.0025, 0.004), requote=RequoteConfig.cancel_replace(), risk=OPEN_RISK)
     cfg.update(kw)
     return run_backtest(market, BacktestConfig(**cfg))
 
@@ -143,9 +152,8 @@ def test_strategy_sees_the_book_only_after_feed_latency():
     events = [snap(T0, [(100.0, 5.0)], [(105.0, 5.0)]),
               upd(T0 + 10 * MS, bids=[(102.0, 1.0)]),
               upd(T0 + 100 * MS, asks=[(105.0, 4.0)])]
-    from mm_core.policy import BaselinePolicy
-    pol = BaselinePolicy(half_spread_bps=0.0, size=1.0, skew_bps=0.0, max_inventory=10.0)
-    r = run(events, [], policy=pol, latency=ConstantLatency(30.0, 1.0, 1.0), requote_ms=5.0)
+    pol = load_strategy("baseline", dict(half_spread_bps=0.0, size=1.0, skew_bps=0.0, max_inventory=10.0))
+    r = run(events, [], strategy=pol, latency=ConstantLatency(30.0, 1.0, 1.0), requote_ms=5.0)
     first = np.argmin(r.orders["submit_local_ts"])
     assert r.orders["submit_local_ts"][first] >= T0 + 30 * MS  # nothing visible before the snapshot arrives
     buys = r.orders["side"] == 1
@@ -238,13 +246,15 @@ def test_probabilistic_queue_model_moves_us_up_on_cancels_ahead():
     assert pw.fills["qty"].sum() == pytest.approx(3.0 - (5.0 - (1.0 - p) * 4.0), abs=1e-8)
 
 
-def test_loop_specialisations_compile_only_the_configured_kernels():
+def test_loop_specialisations_compile_per_strategy_and_queue_family():
     from mm_core.backtest import engine_core as core
     from mm_core.backtest.queue import POWER, RISK_AVERSE
-    from mm_core.policy.kinds import BASELINE, SCRIPTED
 
-    a = core.run_core_for(BASELINE, RISK_AVERSE)
-    assert core.run_core_for(BASELINE, RISK_AVERSE) is a  # one dispatcher per specialisation
-    assert len({a, core.run_core_for(SCRIPTED, RISK_AVERSE), core.run_core_for(BASELINE, POWER)}) == 3
-    assert core.run_core_for(SCRIPTED, POWER).py_func.__globals__["_SCRIPTED"] is True
-    assert a.py_func.__globals__["_RISK_AVERSE"] is True and a.py_func.__globals__["_SCRIPTED"] is False
+    base, scripted = load_strategy("baseline"), load_strategy("scripted")
+    a = core.run_core_for(base, RISK_AVERSE)
+    assert core.run_core_for(load_strategy("baseline", {"size": 0.5}), RISK_AVERSE) is a  # params are data
+    assert len({a, core.run_core_for(scripted, RISK_AVERSE), core.run_core_for(base, POWER)}) == 3
+    assert a.py_func.__globals__["_RISK_AVERSE"] is True
+    assert core.run_core_for(base, POWER).py_func.__globals__["_RISK_AVERSE"] is False
+    # the compiled code is named (and cached on disk) by strategy name + source digest
+    assert base.code_digest[:12] in a.py_func.__qualname__ and "baseline" in a.py_func.__qualname__

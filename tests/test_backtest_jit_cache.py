@@ -24,13 +24,13 @@ def test_importing_the_engine_after_an_edit_deletes_no_file_in_the_package(tmp_p
     pkg = tmp_path / "mm_core"
     shutil.copytree(ROOT / "mm_core", pkg, ignore=shutil.ignore_patterns("__pycache__"))
     marks = []
-    for sub in ("backtest", "policy"):
+    for sub in ("backtest", "strategy"):
         d = pkg / sub / "__pycache__"
         d.mkdir()
         for name in ("engine_core.run_core-1.py311.nbi", "engine_core.run_core-1.py311.1.nbc"):
             (d / name).write_bytes(b"another process's cache entry")
             marks.append(d / name)
-    with open(pkg / "policy" / "baseline.py", "a", encoding="utf-8") as f:
+    with open(pkg / "strategy" / "baseline.py", "a", encoding="utf-8") as f:
         f.write("\n# edited\n")  # a source change, as after a git pull
     code = "import mm_core.backtest.engine as e; print(e.__file__)"
     where = _python(code, cwd=tmp_path, env_extra={"PYTHONPATH": str(tmp_path)})
@@ -76,14 +76,16 @@ def test_a_cached_function_is_recompiled_when_a_function_it_calls_in_another_fil
 def test_every_jitted_function_the_loop_is_built_from_is_tracked():
     from numba.core.registry import CPUDispatcher
 
-    from mm_core.backtest import engine, engine_core, jit_cache, queue, rate_limit  # noqa: F401
-    from mm_core.policy import baseline, kernels, scripted
+    from mm_core.backtest import engine, engine_core, jit_cache, matching, queue, rate_limit  # noqa: F401
+    from mm_core.strategy import baseline, load_strategy, pipeline, regimes, requote, risk, scripted
 
-    for mod in (engine_core, queue, rate_limit, kernels, baseline, scripted):
+    for mod in (engine_core, matching, queue, rate_limit, baseline, scripted, pipeline, regimes, requote, risk):
         for name, obj in vars(mod).items():
             if isinstance(obj, CPUDispatcher) and getattr(obj, "_cache", None) is not None \
                     and hasattr(obj._cache, "_impl"):
                 assert jit_cache._is_tracked(obj.py_func.__code__.co_filename), f"{mod.__name__}.{name}"
                 assert type(obj._cache._impl.locator).__name__.startswith("Tracked"), f"{mod.__name__}.{name}"
-    loop = engine_core.run_core_for(0, 0)
+    loop = engine_core.run_core_for(load_strategy("baseline"), 0)
     assert type(loop._cache._impl.locator).__name__.startswith("Tracked")
+    step = pipeline.compile_step(load_strategy("baseline"))
+    assert type(step._cache._impl.locator).__name__.startswith("Tracked")

@@ -10,7 +10,8 @@ from mm_core.backtest.event_arrays import from_simulator
 from mm_core.backtest.fees import TradingValueFee, kraken_schedule
 from mm_core.backtest.latency import LognormalLatency
 from mm_core.backtest.pnl import decompose
-from mm_core.policy import BaselinePolicy
+from mm_core.strategy import load_strategy
+from mm_core.strategy.risk import RiskConfig
 
 S = 1_000_000_000
 
@@ -39,7 +40,7 @@ def test_decomposition_by_hand():
 
 @pytest.mark.parametrize("half_spread", [0.0, 0.01])  # at the best, and one tick behind it (0.01 bps ~ 0.75 tick)
 def test_parts_add_up_to_total_exactly(market, half_spread):
-    cfg = BacktestConfig(policy=BaselinePolicy(half_spread_bps=half_spread), rate_tier="off")
+    cfg = BacktestConfig(strategy=load_strategy("baseline", {"half_spread_bps": half_spread}), rate_tier="off")
     r = run_backtest(market, cfg)
     p = r.pnl
     assert r.fills["qty"].size > 10
@@ -53,7 +54,7 @@ def test_parts_add_up_to_total_exactly(market, half_spread):
 def test_same_configuration_twice_gives_identical_results(market):
     # quotes at the best: their queue position, and so their fills, depend on the latency draws
     # (quotes two ticks behind fill only when sweeps reach them, whatever the latency)
-    cfg = BacktestConfig(policy=BaselinePolicy(half_spread_bps=0.0), latency=LognormalLatency(seed=5),
+    cfg = BacktestConfig(strategy=load_strategy("baseline", {"half_spread_bps": 0.0}), latency=LognormalLatency(seed=5),
                          rate_tier="pro")
     a, b = run_backtest(market, cfg), run_backtest(market, cfg)
     for k in a.fills:
@@ -61,13 +62,15 @@ def test_same_configuration_twice_gives_identical_results(market):
     sa, sb = a.summary(), b.summary()
     for k in ("total_pnl", "spread_capture", "adverse_selection", "inventory_pnl", "fees", "fills", "counters"):
         assert sa[k] == sb[k]
-    c = run_backtest(market, BacktestConfig(policy=cfg.policy, latency=LognormalLatency(seed=6), rate_tier="pro"))
+    c = run_backtest(market, BacktestConfig(strategy=cfg.strategy, latency=LognormalLatency(seed=6), rate_tier="pro"))
     assert not np.array_equal(a.fills["ts"], c.fills["ts"]) or a.fills["ts"].size == 0
 
 
 def test_retail_fees_are_charged_in_full_and_shown(market):
-    r = run_backtest(market, BacktestConfig(policy=BaselinePolicy(half_spread_bps=0.0), rate_tier="off",
-                                            fees=kraken_schedule(0.0)))
+    # the drawdown kill switch sees equity after fees; far away, fees change no decision
+    no_dd = RiskConfig(max_drawdown=1e12)
+    r = run_backtest(market, BacktestConfig(strategy=load_strategy("baseline", {"half_spread_bps": 0.0}), rate_tier="off",
+                                            fees=kraken_schedule(0.0), risk=no_dd))
     p = r.pnl
     assert r.fills["maker"].all()
     assert p.fees == pytest.approx(0.0025 * p.volume_quote, rel=1e-12)  # 0.25 % maker, every fill
@@ -76,6 +79,6 @@ def test_retail_fees_are_charged_in_full_and_shown(market):
                                            - s["fees"], abs=1e-9)
     # at a spread of ~0.2 bps the edge cannot cover 25 bps of fees: the report must say it loses
     assert s["total_pnl"] < 0 < s["fees"]
-    free = run_backtest(market, BacktestConfig(policy=BaselinePolicy(half_spread_bps=0.0), rate_tier="off",
-                                               fees=TradingValueFee(0.0, 0.0)))
+    free = run_backtest(market, BacktestConfig(strategy=load_strategy("baseline", {"half_spread_bps": 0.0}),
+                                               rate_tier="off", fees=TradingValueFee(0.0, 0.0), risk=no_dd))
     assert free.pnl.total == pytest.approx(p.total + p.fees, abs=1e-9)

@@ -17,7 +17,9 @@ from mm_core.backtest.event_arrays import from_events
 from mm_core.backtest.fees import TradingValueFee
 from mm_core.backtest.latency import ConstantLatency
 from mm_core.events import BookSnapshot, BookUpdate, Trade
-from mm_core.policy import ScriptedQuotes
+from mm_core.strategy import load_strategy
+from mm_core.strategy.requote import RequoteConfig
+from mm_core.strategy.risk import RiskConfig
 
 T0 = 1_767_225_600_000_000_000
 MS = 1_000_000
@@ -40,12 +42,15 @@ def sell(ts, price, qty):
                  side="sell")
 
 
+OPEN_RISK = RiskConfig(max_inventory=1e6, max_order_qty=1e6, max_notional=1e12, max_drawdown=1e12)
+
+
 def run(events, queue, qty=1.0, lot=1e-8, n=2.0):
     market = from_events(events, tick_size=1.0, lot_size=lot)
-    cfg = BacktestConfig(policy=ScriptedQuotes(rows=((T0 + 5 * MS, 100, qty, 0, 0.0),)),
+    cfg = BacktestConfig(strategy=load_strategy("scripted", {"rows": ((T0 + 5 * MS, 100, qty, 0, 0.0),)}),
                          latency=ConstantLatency(1.0, 10.0, 10.0), rate_tier="off", requote_ms=1.0,
                          rules=InstrumentRules(lot, 0.0, 0.0), fees=TradingValueFee(0.0, 0.0),
-                         queue=queue, queue_n=n)
+                         queue=queue, queue_n=n, requote=RequoteConfig.cancel_replace(), risk=OPEN_RISK)
     return run_backtest(market, cfg)
 
 

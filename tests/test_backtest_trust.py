@@ -14,7 +14,7 @@ from mm_core.backtest.event_arrays import from_simulator
 from mm_core.backtest.pnl import identity_check
 from mm_core.backtest.report import human_summary, notes, trust_summary, write_html
 from mm_core.cli import main
-from mm_core.policy import BaselinePolicy
+from mm_core.strategy import load_strategy
 from mm_core.research.training_window import (TrainingWindow, market_source, overlap, simulator_source)
 
 S = 1_000_000_000
@@ -27,7 +27,7 @@ def market():
 
 @pytest.fixture(scope="module")
 def result(market):
-    return run_backtest(market, BacktestConfig(policy=BaselinePolicy(half_spread_bps=0.0), rate_tier="off"))
+    return run_backtest(market, BacktestConfig(strategy=load_strategy("baseline", {"half_spread_bps": 0.0}), rate_tier="off"))
 
 
 def _corrupt(fills, key, k, delta):
@@ -67,7 +67,7 @@ def test_the_pnl_is_also_computed_from_the_fills_and_a_corrupted_fill_fails_the_
 
 def test_zero_fills_is_nothing_to_judge_not_a_loss(market, tmp_path):
     # quotes 1,000 bps away never trade
-    r = run_backtest(market, BacktestConfig(policy=BaselinePolicy(half_spread_bps=1000.0), rate_tier="off"))
+    r = run_backtest(market, BacktestConfig(strategy=load_strategy("baseline", {"half_spread_bps": 1000.0}), rate_tier="off"))
     assert r.fills["qty"].size == 0 and r.pnl.total == 0.0
     text = human_summary(r)
     assert "no fills: nothing to judge" in text
@@ -78,7 +78,7 @@ def test_zero_fills_is_nothing_to_judge_not_a_loss(market, tmp_path):
 
 def test_the_report_says_when_the_rate_guard_deferred_most_requotes(market):
     # the defaults (starter tier, 100 ms requotes) churn quotes far faster than Kraken's counter allows
-    r = run_backtest(market, BacktestConfig(policy=BaselinePolicy(half_spread_bps=0.0)))
+    r = run_backtest(market, BacktestConfig(strategy=load_strategy("baseline", {"half_spread_bps": 0.0})))
     c = r.counters
     assert c["rate_guard_skips"] > c["orders_sent"] + c["cancels_sent"]
     assert any("most requotes were throttled" in n for n in notes(r))

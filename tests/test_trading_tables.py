@@ -21,7 +21,11 @@ def test_backtest_fills_round_trip_through_the_shared_table_to_the_same_pnl(tmp_
     fee = np.asarray(r.config.fees.fees(r.fills["price"], r.fills["qty"], r.fills["maker"]), np.float64)
     table = backtest_fills_table(r.fills, exchange="kraken", symbol="T/EUR", fee=fee, fee_asset="EUR")
     assert table.schema == fill_schema()
-    assert set(r.fills) <= set(table.column_names)  # every backtest key is a column of the same name
+    from mm_core.trading.session_dir import OPTIONAL_FILL_COLUMNS
+
+    # every backtest key is a column of the same name (the regime columns are optional ones)
+    assert set(r.fills) - set(OPTIONAL_FILL_COLUMNS) <= set(table.column_names)
+    assert set(OPTIONAL_FILL_COLUMNS) <= set(r.fills)
     pq.write_table(table, tmp_path / "fills.parquet")
     back = fill_arrays(pq.read_table(tmp_path / "fills.parquet"))
     for key in ("ts", "side", "price", "qty", "maker"):
@@ -30,7 +34,7 @@ def test_backtest_fills_round_trip_through_the_shared_table_to_the_same_pnl(tmp_
     from mm_core.backtest.fair import fair_model
 
     market = from_events(queue_scenario(), tick_size=1.0, lot_size=1e-8)
-    fair = fair_model(r.config.policy.fair).series(market)
+    fair = fair_model(r.config.strategy.fair).series(market)
     again = decompose(back, market.exch_ts, fair, r.config.fees)
     assert again.total == pytest.approx(r.pnl.total, abs=1e-12)
     assert back["fee"].sum() == pytest.approx(r.pnl.fees)

@@ -8,6 +8,20 @@ data starts in about a second.
 Model settings (requote timer, latency, queue model, rate tier, fee tiers and 30-day volume) come
 from the runtime config's ``[backtest]`` and ``[fees]`` sections; command-line flags override them.
 
+Strategy: ``--strategy NAME`` (default: the config's ``[strategy] name``, else ``baseline``) with
+its parameters from ``[strategy.<NAME>]``, then ``--param KEY=VALUE`` (and, for ``baseline``, the
+``--half-spread-bps``/``--size``/``--skew-bps``/``--max-inventory`` flags); ``--calibration``
+(default ``[strategy] calibration``) for ``avellaneda-stoikov`` and ``glft``. Regimes, risk limits
+and requote rules come from ``[regimes]``, ``[risk]`` and ``[requote]``. An unknown strategy name is
+an error that lists the known ones.
+
+Stress (offsets in seconds from the data's start): ``--spikes START:DUR:EXTRA_MS`` (latency),
+``--vol-shocks START:DUR:FACTOR``, ``--stall START:DUR``, ``--disconnect START:DUR``,
+``--checksum-fault AT:RESYNC_MS``, ``--maintenance START:DUR``, ``--kill-at S`` (a manual kill).
+``--json`` then carries the go/no-go keys: ``strategy``, ``regime_transitions``,
+``regime_flaps``, ``risk_breaches``, ``kill_switch_events``, ``quotes_while_stale_ms``,
+``decision_latency_us``, ``transitions_sha256`` (and ``telemetry``).
+
 In-sample guard: a fair model saved by ``mm research`` carries its training window (which data,
 which time span). The backtest refuses to score it on data that overlaps that window -- the same
 instrument at the same time, or the same simulator seed -- and refuses model files without a
@@ -49,19 +63,28 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     src.add_argument("--refresh-cache", action="store_true", help="rebuild cached rows")
 
 
+BASELINE_FLAGS = {"half_spread_bps": 0.5, "size": 0.001, "skew_bps": 2.0, "max_inventory": 0.01}
+
+
 def add_config_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("strategy and exchange model")
-    g.add_argument("--half-spread-bps", type=float, default=0.5)
-    g.add_argument("--size", type=float, default=0.001, help="base units per quote")
-    g.add_argument("--skew-bps", type=float, default=2.0, help="quote shift at max inventory")
-    g.add_argument("--max-inventory", type=float, default=0.01)
+    g.add_argument("--strategy", help="strategy name (default: config [strategy] name, else baseline)")
+    g.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a strategy parameter (repeatable; over the config's [strategy.<name>])")
+    g.add_argument("--calibration", help="mm calibrate output for avellaneda-stoikov / glft "
+                                         "(default: config [strategy] calibration)")
+    g.add_argument("--half-spread-bps", type=float, help="baseline (default: [strategy.baseline], else 0.5)")
+    g.add_argument("--size", type=float, help="baseline: base units per quote (default 0.001)")
+    g.add_argument("--skew-bps", type=float, help="baseline: quote shift at max inventory (default 2)")
+    g.add_argument("--max-inventory", type=float, help="baseline: its own inventory limit (default 0.01)")
     g.add_argument("--fair", default="mid", help="mid, microprice, or a saved fair-model JSON")
     g.add_argument("--allow-in-sample", action="store_true",
                    help="score a research model on data overlapping its training window (or a model file "
                         "without one); every output is then marked IN-SAMPLE")
-    g.add_argument("--requote-ms", type=float, help="timer of the policy (default: config [backtest], else 100)")
+    g.add_argument("--requote-ms", type=float, help="timer of the strategy (default: config [backtest], else 100)")
     g.add_argument("--latency", help="const:MS | const:FEED,ENTRY,RESP | lognormal:FEED,ORDER,SIGMA | "
-                                     "capture:CSV[,FACTOR] (default: config [backtest], else const:5)")
+                                     "sim[:MEDIAN_MS] (the simulator's latency spells) | capture:CSV[,FACTOR] "
+                                     "(default: config [backtest], else const:5)")
     g.add_argument("--latency-scale", type=float, default=1.0, help="multiply every latency (stress)")
     g.add_argument("--capture-ts", action="store_true",
                    help="feed latency = the capture's own ts_capture - ts_exchange (real runs)")
@@ -86,12 +109,87 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_args(p)
     add_config_args(p)
+    add_stress_args(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--html", help="write the HTML report here")
     p.add_argument("--out", metavar="RUN_DIR", help="write fills/orders tables, the market-data reference and "
                                                     "the parameters here (a trading run directory: mm tca, "
                                                     "mm reconcile-day)")
     p.set_defaults(func=run)
+
+
+def add_stress_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("stress (offsets in seconds from the data's start; comma-separated lists)")
+    g.add_argument("--spikes", default="", help="latency spikes START:DUR:EXTRA_MS")
+    g.add_argument("--vol-shocks", default="", help="volatility shocks START:DUR:FACTOR")
+    g.add_argument("--stall", default="", help="feed stalls START:DUR (nothing arrives, no heartbeats)")
+    g.add_argument("--disconnect", default="", help="disconnects START:DUR (data invalid until the resync)")
+    g.add_argument("--checksum-fault", default="", help="checksum failures AT:RESYNC_MS")
+    g.add_argument("--maintenance", default="", help="exchange maintenance START:DUR (then post_only 10 s)")
+    g.add_argument("--kill-at", default="", help="manual kill at these offsets (the kill file, scheduled)")
+
+
+def _tuples(text: str, n: int, flag: str) -> tuple:
+    out = []
+    for part in filter(None, (x.strip() for x in (text or "").split(","))):
+        try:
+            vals = tuple(float(v) for v in part.split(":"))
+        except ValueError:
+            vals = ()
+        if len(vals) != n:
+            raise ValueError(f"{flag} {part!r}: expected {n} numbers separated by ':'")
+        out.append(vals if n > 1 else vals[0])
+    return tuple(out)
+
+
+def faults_from_args(args):
+    """Injected feed faults from the stress flags (empty when none is given)."""
+    from mm_core.backtest.feed_health import FeedFaults
+
+    return FeedFaults(stalls=_tuples(getattr(args, "stall", ""), 2, "--stall"),
+                      disconnects=_tuples(getattr(args, "disconnect", ""), 2, "--disconnect"),
+                      checksum_faults=_tuples(getattr(args, "checksum_fault", ""), 2, "--checksum-fault"),
+                      maintenance=_tuples(getattr(args, "maintenance", ""), 2, "--maintenance"),
+                      kill_at=_tuples(getattr(args, "kill_at", ""), 1, "--kill-at"))
+
+
+def _value(text: str):
+    """A ``--param`` value: number, true/false, or text."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(text) if low.lstrip("+-").isdigit() else float(text)
+    except ValueError:
+        return text
+
+
+def strategy_from_args(args):
+    """The :class:`~mm_core.strategy.StrategySpec` of the run: name and calibration from the flags or
+    the config's ``[strategy]``; parameters from ``[strategy.<name>]``, the baseline flags and
+    ``--param`` (in that order)."""
+    from mm_core.strategy import load_strategy
+
+    cfg = runtime_config(args).strategy
+    name = getattr(args, "strategy", None) or cfg.name or "baseline"
+    params = dict(cfg.section(name))
+    flags = {k: getattr(args, k, None) for k in BASELINE_FLAGS}
+    if name == "baseline":
+        for k, default in BASELINE_FLAGS.items():
+            params.setdefault(k, default)
+        params.update({k: v for k, v in flags.items() if v is not None})
+    elif any(v is not None for v in flags.values()):
+        given = ", ".join("--" + k.replace("_", "-") for k, v in flags.items() if v is not None)
+        raise ValueError(f"{given} belong(s) to the baseline strategy; for {name!r} use --param KEY=VALUE "
+                         f"or [strategy.{name}] in the config")
+    for item in getattr(args, "param", None) or ():
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param {item!r}: expected KEY=VALUE")
+        params[key.strip()] = _value(val)
+    params.update(getattr(args, "strategy_params", None) or {})  # a sweep's grid point
+    calibration = getattr(args, "calibration", None) or cfg.calibration_path(runtime_config(args).source)
+    return load_strategy(name, params, calibration=calibration, fair=getattr(args, "fair", None) or None)
 
 
 def runtime_config(args):
@@ -223,7 +321,7 @@ def in_sample_context(args, market):
 def config_from_args(args, **overrides):
     """A :class:`BacktestConfig` from CLI arguments (``overrides`` replace single fields)."""
     from mm_core.backtest.engine import BacktestConfig
-    from mm_core.policy import BaselinePolicy
+    from mm_core.strategy.requote import RequoteConfig
 
     _, rules = instrument_rules(args)
     r = resolved(args)
@@ -239,11 +337,16 @@ def config_from_args(args, **overrides):
         latency = Stressed(latency, factor=args.latency_scale)
     fees = fee_model_from_spec(args.fees, volume_30d=r["volume_30d"], growth=r["fee_volume_growth"],
                                quote_usd=r["quote_usd"], tiers=config_tiers(args))
+    spikes = _tuples(getattr(args, "spikes", ""), 3, "--spikes") if hasattr(args, "kill_at") else ()
+    if spikes:
+        latency = Stressed(latency, spikes=spikes)
+    cfg = runtime_config(args)
     kw = dict(
-        policy=BaselinePolicy(half_spread_bps=args.half_spread_bps, size=args.size, skew_bps=args.skew_bps,
-                              max_inventory=args.max_inventory, fair=args.fair),
+        strategy=strategy_from_args(args),
         latency=latency, use_capture_ts=args.capture_ts, queue=r["queue"], queue_n=r["queue_n"],
         rate_tier=r["rate_tier"], rate_guard=args.rate_guard, fees=fees, requote_ms=r["requote_ms"], rules=rules,
+        regimes=cfg.regimes, risk=cfg.risk, requote=RequoteConfig.from_config(dict(cfg.requote)),
+        faults=faults_from_args(args),
     )
     kw.update(overrides)
     return BacktestConfig(**kw)
@@ -261,9 +364,14 @@ def run(args) -> int:
             market = load_market(args)
         config = config_from_args(args)
         ctx = in_sample_context(args, market)
+        shocks = _tuples(args.vol_shocks, 3, "--vol-shocks")
     except (ValueError, FileNotFoundError, ConfigError) as exc:
         print(f"mm backtest: {exc}", file=sys.stderr)
         return 2
+    if shocks:
+        from mm_core.backtest.stress import vol_shock
+
+        market = vol_shock(market, list(shocks))
     if not args.json:
         print(f"data: {market.describe()} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     result = run_backtest(market, config)

@@ -1,8 +1,11 @@
 """numba's on-disk cache, made to notice edits in *other* files a compiled loop calls into.
 
 Why: numba keys a cached function on its own source file (mtime and size) and its own bytecode. The
-backtest loop (:mod:`~mm_core.backtest.engine_core`) inlines helpers from the queue, rate-limit
-and policy modules; after an edit to one of those, numba would happily load the old machine code.
+backtest loop (:mod:`~mm_core.backtest.engine_core`) inlines helpers from the matching, queue and
+rate-limit modules and the whole decision step of :mod:`mm_core.strategy` (pipeline, requote,
+regimes, risk, the strategy); after an edit to one of those, numba would happily load the old
+machine code. (A strategy defined outside the package is keyed by its source digest in the
+compiled loop's name instead: :func:`mm_core.backtest.engine_core.run_core_for`.)
 
 How: functions defined in the tracked files (:data:`TRACKED`; :func:`track` adds more) get a cache
 *locator* whose source stamp is ``(file mtime and size, digest of every tracked file)``. numba
@@ -27,8 +30,9 @@ from typing import Iterable, Optional
 _PKG = Path(__file__).resolve().parent.parent
 _BACKTEST = _PKG / "backtest"
 TRACKED: set[Path] = {
-    _BACKTEST / "engine_core.py", _BACKTEST / "queue.py", _BACKTEST / "rate_limit.py", _BACKTEST / "event_arrays.py",
-    *(_PKG / "policy").glob("*.py"),
+    _BACKTEST / "engine_core.py", _BACKTEST / "matching.py", _BACKTEST / "queue.py", _BACKTEST / "rate_limit.py",
+    _BACKTEST / "event_arrays.py", _BACKTEST / "stress.py",
+    *(_PKG / "strategy").glob("*.py"),  # the decision step: pipeline, requote, regimes, risk, view, strategies
 }
 _digest: Optional[str] = None
 _installed = False

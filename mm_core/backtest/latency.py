@@ -169,6 +169,26 @@ class CaptureLatency:
 
 
 @dataclass(frozen=True)
+class SpellLatency:
+    """The simulator's feed-latency model (:class:`mm_core.simexchange.latency.RegimeLatency`): a
+    lognormal body (median ``median_ms``) with degraded (30-80 ms) and unsafe (> 80 ms) *spells* from
+    a Markov chain over exchange time -- periods, like a congested route, so the latency regime has
+    real transitions to make. Order entry/response: the lognormal body alone (``median_ms``)."""
+
+    median_ms: float = 8.0
+    seed: int = 0
+
+    def feed_delays(self, msg_ts: np.ndarray) -> np.ndarray:
+        from mm_core.simexchange.latency import LatencyConfig, RegimeLatency
+
+        model = RegimeLatency(LatencyConfig(median_ms=self.median_ms), seed=(self.seed, 3))
+        return np.fromiter((model.delay_ns(int(t)) for t in msg_ts), np.int64, msg_ts.shape[0])
+
+    def order_table(self, start_ns: int, end_ns: int) -> OrderLatencyTable:
+        return LognormalLatency(self.median_ms, self.median_ms, 0.35, self.seed).order_table(start_ns, end_ns)
+
+
+@dataclass(frozen=True)
 class Stressed:
     """Another model with every delay scaled by ``factor`` and spikes in given windows.
 
@@ -236,7 +256,8 @@ def capture_local_timestamps(exch_ts: np.ndarray, capture_ts: np.ndarray) -> np.
 
 def model_from_spec(spec: str, *, seed: int = 0) -> LatencyModel:
     """Parse the CLI's ``--latency``: ``const:FEED,ENTRY,RESP`` (ms), ``const:MS``,
-    ``lognormal:FEED_MEDIAN,ORDER_MEDIAN,SIGMA`` or ``capture:PATH.csv[,ORDER_FACTOR]``."""
+    ``lognormal:FEED_MEDIAN,ORDER_MEDIAN,SIGMA``, ``sim[:MEDIAN_MS]`` (the simulator's spells) or
+    ``capture:PATH.csv[,ORDER_FACTOR]``."""
     kind, _, rest = spec.partition(":")
     try:
         if kind == "const":
@@ -247,9 +268,11 @@ def model_from_spec(spec: str, *, seed: int = 0) -> LatencyModel:
         if kind == "lognormal":
             vals = [float(v) for v in rest.split(",")] if rest else []
             return LognormalLatency(*vals, seed=seed)
+        if kind == "sim":
+            return SpellLatency(float(rest) if rest else 8.0, seed=seed)
         if kind == "capture":
             path, _, factor = rest.partition(",")
             return CaptureLatency.from_csv(Path(path), order_factor=float(factor) if factor else 1.0)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"--latency {spec!r}: {exc}") from None
-    raise ValueError(f"--latency {spec!r}: expected const:..., lognormal:... or capture:PATH")
+    raise ValueError(f"--latency {spec!r}: expected const:..., lognormal:..., sim[:MS] or capture:PATH")

@@ -5,10 +5,11 @@ that would take it above the tier's threshold is rejected with ``EOrder:Rate lim
 Cancelling a young order costs most (+8 under 5 s), which is exactly what naive quote churn does:
 cancel-and-replace every 100 ms would be throttled live within seconds, so it is throttled here.
 
-The counter is two floats (value, time of last update) kept by the engine; an add costs +1 (the
-engine adds it inline), :func:`cancel_cost` prices a cancel by the order's age and :func:`decayed`
-is the decay. Rejected requests do not raise the counter. Amends are not modelled: the engine's
-strategies cancel and replace (Kraken's amend costs are in kraken-protocol.md section 4).
+The counter is two floats (value, time of last update) kept by the exchange side
+(:mod:`mm_core.backtest.matching`); an add costs +1 (added inline), :func:`cancel_cost` and
+:func:`amend_cost` price a cancel and an amend by the order's age, :func:`decayed` is the decay.
+Rejected requests do not raise the counter. The strategy's requote rules budget the same costs
+against their own estimate of the counter (:mod:`mm_core.strategy.requote`).
 """
 
 from __future__ import annotations
@@ -69,3 +70,15 @@ def cancel_cost(age_ns):
         return 1.0
     return 0.0
 
+
+@njit(cache=True)
+def amend_cost(age_ns):
+    """+1 plus +3/+2/+1 for orders younger than 5/10/15 s (an amend is cheaper than cancel + new)."""
+    s = age_ns / _S
+    if s < 5.0:
+        return 4.0
+    if s < 10.0:
+        return 3.0
+    if s < 15.0:
+        return 2.0
+    return 1.0

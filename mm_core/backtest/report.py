@@ -52,10 +52,11 @@ def notes(result, ctx: RunContext = RunContext()) -> list[str]:
                    f"{chk.total_parts:+,.6f} (gap {chk.gap:+.3e}, tolerance {chk.tolerance:.1e}); position from "
                    f"fills {chk.position_fills:+.8g} vs engine {chk.position_engine:+.8g}: do not trust these numbers")
     deferred = int(c.get("rate_guard_skips", 0))
-    sent = int(c.get("orders_sent", 0)) + int(c.get("cancels_sent", 0))
+    sent = int(c.get("orders_sent", 0)) + int(c.get("cancels_sent", 0)) + int(c.get("amends_sent", 0))
     if deferred > 0 and deferred / (deferred + sent) > RATE_GUARD_MOST:
         out.append(f"rate guard: {deferred:,} requests deferred against {sent:,} sent "
-                   f"({c.get('orders_sent', 0):,} orders, {c.get('cancels_sent', 0):,} cancels) over "
+                   f"({c.get('orders_sent', 0):,} orders, {c.get('amends_sent', 0):,} amends, "
+                   f"{c.get('cancels_sent', 0):,} cancels) over "
                    f"{c.get('requotes', 0):,} requotes: most requotes were throttled by Kraken's rate counter "
                    f"({result.config.rate_tier}, guard {result.config.rate_guard:g}); this is the PnL of a "
                    "throttled strategy")
@@ -106,8 +107,65 @@ def human_summary(result, ctx: RunContext = RunContext()) -> str:
         f"  speed: {result.events_per_second:,.0f} rows/s over the whole run ({result.run_seconds:.2f} s, of it "
         f"loop {result.loop_seconds:.3f} s; numba compile {result.compile_seconds:.2f} s apart)",
     ]
+    if "strategy" in s:
+        lines += strategy_lines(s)
     lines += [f"  NOTE: {n}" for n in notes(result, ctx)]
     return "\n".join(lines)
+
+
+def strategy_lines(s: dict) -> list[str]:
+    """The go/no-go figures and telemetry of the strategy, for the terminal."""
+    t = s["telemetry"]
+    lat = s["decision_latency_us"]
+    lat_txt = f"p50 {lat['p50']:.2f} / p99 {lat['p99']:.2f} us" if lat["samples"] else "n/a"
+    trans = ", ".join(f"{k} {v}" for k, v in s["regime_transitions"].items())
+    tir = "; ".join(f"{k}: " + ", ".join(f"{n} {v:,.0f} s" for n, v in d.items() if v > 0)
+                    for k, d in t["time_in_regime_s"].items())
+    trig = ", ".join(f"{k} {v}" for k, v in t["risk_triggers"].items()) or "none"
+    return [
+        f"  strategy {s['strategy']}: risk breaches {s['risk_breaches']} "
+        f"({', '.join(f'{k} {v}' for k, v in t['risk_breaches_by_kind'].items())}), regime flaps "
+        f"{s['regime_flaps']}, kill switches {s['kill_switch_events']}, quotes resting on stale data "
+        f"{s['quotes_while_stale_ms']:,.1f} ms",
+        f"  regimes: transitions {trans}; time in {tir}",
+        f"  risk triggers: {trig}; decisions {t['decisions']:,} (feed status {t['decisions_by_trigger']['feed_status']:,}, "
+        f"staleness deadline {t['decisions_by_trigger']['staleness_deadline']:,}), in-loop decision {lat_txt}",
+        f"  order actions: new {t['orders_new']:,}, amend {t['orders_amend']:,}, cancel {t['orders_cancel']:,} "
+        f"({t['risk_pulls']:,} risk pulls); quote changes {t['quote_changes_per_s']:.2f}/s; transitions digest "
+        f"{s['transitions_sha256'][:16]}",
+    ]
+
+
+def _regime_figure(result, plt):
+    """Equity, inventory and the regime / trading states on one time axis."""
+    from mm_core.strategy.view import K_LATENCY, K_MARKET, K_TRADING, K_VOLATILITY, L_KIND, L_T, L_TO, STATE_NAMES
+
+    c = result.pnl.curve
+    t0 = c["ts"][0]
+    end = (result.span[1] - t0) / 3.6e12 if result.span[1] else (c["ts"][-1] - t0) / 3.6e12
+    fig, axes = plt.subplots(3, 1, figsize=(9, 6.4), sharex=True, gridspec_kw={"height_ratios": [2, 1.4, 1.6]})
+    hours = (c["ts"] - t0) / 3.6e12
+    axes[0].plot(hours, c["equity"], color="black", lw=1.2)
+    axes[0].set_ylabel("equity")
+    axes[1].step(hours, c["position"], where="post", lw=1)
+    axes[1].axhline(0, color="grey", lw=0.5)
+    axes[1].set_ylabel("position")
+    log = result.log
+    initial = {K_LATENCY: 0, K_VOLATILITY: 1, K_MARKET: 0, K_TRADING: 0}
+    for lane, kind in enumerate((K_LATENCY, K_VOLATILITY, K_MARKET, K_TRADING)):
+        rows = log[log[:, L_KIND] == kind]
+        xs = [0.0] + [(int(r[L_T]) - t0) / 3.6e12 for r in rows] + [end]
+        ys = [initial[kind]] + [int(r[L_TO]) for r in rows]
+        ys = ys + [ys[-1]]
+        top = len(STATE_NAMES[kind]) - 1
+        axes[2].step(xs, [lane * 1.2 + y / max(top, 1) for y in ys], where="post", lw=1,
+                     label=f"{('latency', 'volatility', 'market', 'trading')[lane]} (0={STATE_NAMES[kind][0]}, "
+                           f"top={STATE_NAMES[kind][top]})")
+    axes[2].set_yticks([0.5, 1.7, 2.9, 4.1], ["latency", "volatility", "market", "trading"])
+    axes[2].legend(fontsize=7, loc="upper right")
+    axes[2].set_xlabel("hours")
+    axes[0].set_title("Regimes and trading state beside equity and inventory")
+    return fig
 
 
 def _png(fig) -> str:
@@ -149,6 +207,11 @@ def _figures(result) -> list[tuple[str, str]]:
     out.append(("Inventory", _png(fig)))
     plt.close(fig)
 
+    if getattr(result, "log", None) is not None and result.log.ndim == 2:
+        fig = _regime_figure(result, plt)
+        out.append(("Regimes, equity and inventory", _png(fig)))
+        plt.close(fig)
+
     fig, ax = plt.subplots(figsize=(6, 3.2))
     names = ["spread", "adverse", "inventory", "fees", "total"]
     vals = [p.spread_capture, p.adverse_selection, p.inventory_pnl, -p.fees, p.total]
@@ -178,7 +241,10 @@ def write_html(result, path: Path, ctx: RunContext = RunContext()) -> Path:
     s.pop("notes")
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(f'{v:,.6g}' if isinstance(v, float) else str(v))}</td></tr>"
-        for k, v in s.items() if k not in ("config", "market", "counters", "markouts", "adverse_by_horizon"))
+        for k, v in s.items() if k not in ("config", "market", "counters", "markouts", "adverse_by_horizon",
+                                           "telemetry"))
+    tele = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in s.get("telemetry", {}).items())
     cfg = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                   for k, v in {**s["config"], **s["market"], **s["counters"]}.items())
     chk = pnl_identity(result)
@@ -194,7 +260,8 @@ th,td{{border:1px solid #ccc;padding:2px 8px;text-align:left;font-size:13px}}pre
 <p>Identity: spread capture + adverse selection ({result.pnl.horizon_s:g} s) + inventory PnL - fees
 = {result.pnl.total:+,.6f}; computed from the fills alone (cash + position &times; final mark - fees)
 = {chk.total_direct:+,.6f}; gap {chk.gap:+.3e}: <b>{"OK" if chk.ok else "FAILED"}</b>.</p>
-{imgs}<h2>Numbers</h2><table>{rows}</table><h2>Configuration, data and counters</h2><table>{cfg}</table>
+{imgs}<h2>Numbers</h2><table>{rows}</table><h2>Strategy telemetry</h2><table>{tele}</table>
+<h2>Configuration, data and counters</h2><table>{cfg}</table>
 </body></html>"""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,9 @@ def register(subparsers) -> None:
     add_data_args(p)
     add_config_args(p)
     g = p.add_argument_group("grid")
+    g.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="a strategy parameter and its values (repeatable; any --strategy); without it the "
+                        "baseline grid below")
     g.add_argument("--spreads", default="0.05,0.1,0.2", help="half-spreads in bps, comma-separated")
     g.add_argument("--sizes", default="0.001", help="quote sizes")
     g.add_argument("--skews", default="2", help="skews in bps")
@@ -241,7 +244,7 @@ def run(args) -> int:
         market = load_market(args)
         ctx = in_sample_context(args, market)
         scs = scenarios(args)
-        grid = list(itertools.product(_floats(args.spreads), _floats(args.sizes), _floats(args.skews)))
+        grid = param_grid(args)
         select, report = split_periods(market, args.select_share)
         if args.min_fills < 1:
             raise ValueError("--min-fills must be >= 1")
@@ -259,12 +262,12 @@ def run(args) -> int:
         paths[name] = str(path)
     base = {k: v for k, v in vars(args).items() if k != "func" and not k.startswith("_")}
     jobs = []
-    for hs, size, skew in grid:
-        params = {"half_spread_bps": hs, "size": size, "skew_bps": skew}
-        jobs.append({"args": {**base, **params}, "params": params, "scenario": scs[0], "period": "select",
+    for params in grid:
+        job_args = {**base, "strategy_params": params}
+        jobs.append({"args": job_args, "params": params, "scenario": scs[0], "period": "select",
                      "market": paths["select"]})
         for sc in scs:
-            jobs.append({"args": {**base, **params}, "params": params, "scenario": sc, "period": "report",
+            jobs.append({"args": job_args, "params": params, "scenario": sc, "period": "report",
                          "market": paths["report"]})
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         results = list(pool.map(_one, jobs))
@@ -278,6 +281,24 @@ def run(args) -> int:
     else:
         print(render(results, verdicts, time.perf_counter() - t0, walk=walk, notes=flags, in_sample=ctx.in_sample))
     return 0 if all(v["pass"] for v in verdicts) else 1
+
+
+def param_grid(args) -> list[dict]:
+    """Parameter sets: the product of the ``--grid`` values, or the baseline grid of ``--spreads``,
+    ``--sizes``, ``--skews`` (the baseline strategy without ``--grid``)."""
+    from mm_core.backtest.command import _value, runtime_config
+
+    name = getattr(args, "strategy", None) or runtime_config(args).strategy.name or "baseline"
+    axes: list[tuple[str, list]] = []
+    for item in args.grid:
+        key, sep, vals = item.partition("=")
+        if not sep or not key.strip() or not vals.strip():
+            raise ValueError(f"--grid {item!r}: expected KEY=V1,V2,...")
+        axes.append((key.strip(), [_value(v) for v in vals.split(",") if v.strip()]))
+    if not axes and name == "baseline":
+        axes = [("half_spread_bps", _floats(args.spreads)), ("size", _floats(args.sizes)),
+                ("skew_bps", _floats(args.skews))]
+    return [dict(zip([k for k, _ in axes], vals)) for vals in itertools.product(*[v for _, v in axes])]
 
 
 def _report_rows(results: list[dict]) -> list[dict]:
@@ -361,7 +382,9 @@ def sweep_notes(results: list[dict], min_fills: int, ctx=None) -> list[str]:
 
 
 def _label(params: dict) -> str:
-    return f"hs={params['half_spread_bps']:g}bps size={params['size']:g} skew={params['skew_bps']:g}"
+    if set(params) == {"half_spread_bps", "size", "skew_bps"}:
+        return f"hs={params['half_spread_bps']:g}bps size={params['size']:g} skew={params['skew_bps']:g}"
+    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()) or "defaults"
 
 
 def render(results: list[dict], verdicts: list[dict], seconds: float, *, walk: dict | None = None,

@@ -342,7 +342,7 @@ def write_backtest_run(out: Path, result, market, args: argparse.Namespace) -> P
         instrument={"tick_size": market.tick_size, "lot_size": market.lot_size, "base": inst.base,
                     "quote": inst.quote},
         started_ns=int(market.exch_ts[0]), ended_ns=int(market.exch_ts[-1]),
-        fair=str(getattr(result.config.policy, "fair", None) or getattr(args, "fair", "mid") or "mid"),
+        fair=str(getattr(result.config.strategy, "fair", None) or getattr(args, "fair", "mid") or "mid"),
         market=market_reference(args), market_fp=market_fingerprint(market),
         params=result.config.describe(), backtest_args=replay_args(args))
     rd = write_session(Path(out), info, fills, orders)

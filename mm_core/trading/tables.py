@@ -125,7 +125,8 @@ def fill_arrays(table) -> dict[str, np.ndarray]:
     return out
 
 
-BACKTEST_RESULT_NAMES = {0: "open", 1: "filled", 2: "canceled", 3: "rejected_post_only", 4: "rejected_rate_limit"}
+BACKTEST_RESULT_NAMES = {0: "open", 1: "filled", 2: "canceled", 3: "rejected_post_only", 4: "rejected_rate_limit",
+                         5: "rejected_market_status"}
 
 
 def backtest_orders_table(orders: Mapping[str, np.ndarray], *, exchange: str, symbol: str,
