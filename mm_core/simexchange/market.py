@@ -311,10 +311,10 @@ class MarketParams:
     large_qty_median: float = 4.5
     large_qty_sigma: float = 0.9
     large_qty_share: float = 0.6
-    top_large_share: float = 0.6  # the same mixture for a new or re-sized best level
+    top_large_share: float = 0.5  # the same mixture for a new or re-sized best level
     requote_sigma: float = 0.35  # a resized level: log-size random step
     # trades
-    trades_per_second: float = 1.0  # long-run mean; 0 = no trades at all
+    trades_per_second: float = 1.0  # taker orders, long-run mean (one walking the book prints per level); 0 = none
     trade_qty_median: float = 0.005
     trade_qty_sigma: float = 2.0
     sweep_share: float = 0.35  # share of best-price retreats that are trades sweeping the level
@@ -783,7 +783,9 @@ class MarketModel:
     # ------------------------------------------------------------------ behind the best
 
     def _trade(self, ts_ns: int) -> list[ModelEvent]:
-        """A taker trade that reduces, but never empties, the best level it hits."""
+        """A taker trade at the best. One larger than the best level takes it and walks into the
+        levels behind (up to 5), and the best price is quoted again at once by a market maker: the
+        trade prints at several prices but the best prices -- and so the mid -- do not move."""
         buy = self._d.u() < 0.5
         hit = self.book.asks if buy else self.book.bids
         key = hit.keys[0]
@@ -798,10 +800,34 @@ class MarketModel:
         if room < MIN_SATS:  # both too thin: it gets topped up
             self._set(hit, key, min(MAX_SATS, sats + self._level_qty(self.params.top_large_share)), out)
             return [self._change(ts_ns, hit, out, "update")]
-        qty = min(self._trade_qty(), room)
-        trade = self._print(ts_ns, key * hit.sign, qty, "buy" if buy else "sell")
-        self._set(hit, key, sats - qty, out)
-        return [trade, self._change(ts_ns, hit, out, "trade")]
+        qty = self._trade_qty()
+        taker = "buy" if buy else "sell"
+        if qty <= room:
+            trade = self._print(ts_ns, key * hit.sign, qty, taker)
+            self._set(hit, key, sats - qty, out)
+            return [trade, self._change(ts_ns, hit, out, "trade")]
+        return self._walk(ts_ns, hit, qty, taker)
+
+    def _walk(self, ts_ns: int, hit: BookSide, qty: int, taker: str) -> list[ModelEvent]:
+        events: list[ModelEvent] = []
+        out: list[Level] = []
+        best = hit.keys[0]
+        left = qty
+        for _ in range(5):
+            if left < MIN_SATS or len(hit.keys) <= self.params.min_levels_per_side:
+                break
+            key = hit.keys[0]  # the best, then (once it is taken) the next level
+            avail = hit.qty[key]
+            take = avail if left >= avail - MIN_SATS else left
+            events.append(self._print(ts_ns, key * hit.sign, take, taker))
+            self._set(hit, key, avail - take, out)
+            left -= take
+        if best not in hit.qty:  # the best price is quoted again at once
+            self._set(hit, best, self._level_qty(self.params.top_large_share), out)
+        self._maintain(hit, out)
+        self._refill[hit.sign] = min(_RANKS, self._refill[hit.sign] + len(out) - 1)
+        events.append(self._change(ts_ns, hit, out, "trade"))
+        return events
 
     def _top_qty(self, ts_ns: int) -> list[ModelEvent]:
         """The best level's size changes, mostly on the side holding the larger best size."""
