@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("mm_core.backtest.sweep", "parameter/stress grid of backtests in parallel processes"),
     "calibrate": ("mm_core.strategy.calibrate", "fit fill intensity A, kappa and volatility sigma for the strategies"),
     "kill": ("mm_core.strategy.kill_file", "manual kill switch: a running trader pulls every quote"),
+    "query": ("mm_core.store.query", "SQL over the Parquet store on DuckDB (one table per event type)"),
     "tca": ("mm_core.trading.tca", "transaction-cost analysis of trading run directories (markouts, fees, fill rate)"),
     "reconcile-day": ("mm_core.trading.reconcile_day", "compare a session with its backtest replay order by order"),
     "incidents": ("mm_core.trading.incidents", "incident review: list, show, annotate, close"),
