@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("mm_core.replay", "run a recorded capture through the adapter and book; summarize"),
     "repair": ("mm_core.store.repair", "rebuild a killed run's missing Parquet from its raw archive"),
     "simexchange": ("mm_core.simexchange.server", "local exchange simulator (venue dialects) on 127.0.0.1"),
+    "fit-sim": ("mm_core.simexchange.fit", "fit the simulator's market to a capture; write a profile"),
+    "realism": ("mm_core.realism", "book/trade statistics of a capture or the simulator, side by side with tolerances"),
     "qa": ("mm_core.quality", "data-quality checks of a capture file (PASS/WARN/FAIL)"),
     "analyze": ("mm_core.latency", "feed-latency analysis of a capture file"),
     "gate": ("mm_core.gate", "24-hour decision gate over a run directory (PROCEED / FIX-AND-RERUN)"),

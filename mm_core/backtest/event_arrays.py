@@ -1064,21 +1064,26 @@ class BookSeed:
 
 
 def simulator_events(seconds: float, seed: int, *, predictive: bool = False, depth: int = 10,
-                     updates_per_second: float = 10.0, trades_per_second: float = 1.0):
-    """The offline simulator's canonical events (book + trades; tops are redundant with the book)."""
+                     updates_per_second: Optional[float] = None, trades_per_second: Optional[float] = None,
+                     profile=None):
+    """The offline simulator's canonical events (book + trades; tops are redundant with the book).
+
+    ``profile``: a simulator profile name (``default``, ``busy`` ...), file or MarketParams; the rates,
+    when given, override the profile's (the default profile: 10 updates/s, 1 trade/s)."""
+    from mm_core.research.sim_data import sim_params
     from mm_core.simexchange.canonical import canonical_events
     from mm_core.simexchange.market import MarketModel
 
-    model = MarketModel(seed=seed, predictive=predictive, updates_per_second=updates_per_second,
-                        trades_per_second=trades_per_second)
+    model = MarketModel(seed=seed, predictive=predictive, params=sim_params(profile),
+                        updates_per_second=updates_per_second, trades_per_second=trades_per_second)
     return canonical_events(model, seconds, depth=depth, tops=False)
 
 
 def from_simulator(seconds: float, seed: int, *, predictive: bool = False, depth: int = 10,
-                   updates_per_second: float = 10.0, trades_per_second: float = 1.0,
-                   tick_size: float = 0.1, lot_size: float = 1e-8) -> MarketArrays:
+                   updates_per_second: Optional[float] = None, trades_per_second: Optional[float] = None,
+                   tick_size: float = 0.1, lot_size: float = 1e-8, profile=None) -> MarketArrays:
     """Rows of ``seconds`` simulated seconds (Python generator: ~40 k messages/s, so cache a day)."""
-    evs = simulator_events(seconds, seed, predictive=predictive, depth=depth,
+    evs = simulator_events(seconds, seed, predictive=predictive, depth=depth, profile=profile,
                            updates_per_second=updates_per_second, trades_per_second=trades_per_second)
     return from_events(evs, tick_size=tick_size, lot_size=lot_size, depth=depth, tops="never")
 
