@@ -89,6 +89,12 @@ class KrakenRules:
 
         return KNOWN_INSTRUMENTS
 
+    def instruments_from_file(self, path: Any) -> Mapping[str, Instrument]:
+        """A saved ``instrument`` channel message (:mod:`mm_core.adapters.kraken.instrument_channel`)."""
+        from mm_core.adapters.kraken.instrument_channel import instruments_from_file
+
+        return instruments_from_file(path)
+
     def recording_adapter(self, url: Optional[str], texts: Sequence[str]) -> Optional[str]:
         if url is not None:
             host = url.split("://", 1)[-1].split("/", 1)[0]
