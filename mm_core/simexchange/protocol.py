@@ -36,7 +36,6 @@ from mm_core.simexchange.market import (
     LevelBook,
     TickerStats,
     TradePrint,
-    price_of,
     qty_of,
 )
 
@@ -218,11 +217,14 @@ _PRICE_UNIT = 10**PRICE_PRECISION
 _QTY_UNIT = 10**QTY_PRECISION
 
 
-def price_text(ticks: int) -> str:
-    """``61234.0``: a price in ticks as Kraken writes it (pair precision, trailing zero kept)."""
+def price_text(ticks: int, pp: int = PRICE_PRECISION) -> str:
+    """``61234.0``: a price in ticks as Kraken writes it (pair precision ``pp``, trailing zeros kept).
+
+    The model's grid is integer ticks; a pair's precision only says where the decimal point goes,
+    so one model serves any configured pair (ETH/EUR at 2 decimals: 612340 ticks -> ``6123.40``)."""
     sign = "-" if ticks < 0 else ""
-    whole, frac = divmod(abs(ticks), _PRICE_UNIT)
-    return f"{sign}{whole}.{frac:0{PRICE_PRECISION}d}"
+    whole, frac = divmod(abs(ticks), _PRICE_UNIT if pp == PRICE_PRECISION else 10**pp)
+    return f"{sign}{whole}.{frac:0{pp}d}" if pp > 0 else f"{sign}{whole}"
 
 
 def qty_text(sats: int) -> str:
@@ -231,21 +233,23 @@ def qty_text(sats: int) -> str:
     return f"{whole}.{frac:0{QTY_PRECISION}d}"
 
 
-def _levels(levels: Iterable[Level]) -> str:
-    return "[" + ",".join([f'{{"price":{price_text(t)},"qty":{qty_text(s)}}}' for t, s in levels]) + "]"
+def _levels(levels: Iterable[Level], pp: int = PRICE_PRECISION) -> str:
+    return "[" + ",".join([f'{{"price":{price_text(t, pp)},"qty":{qty_text(s)}}}' for t, s in levels]) + "]"
 
 
 def _symbol(symbol: str) -> str:
     return orjson.dumps(symbol).decode()
 
 
-def book_checksum(book: LevelBook) -> int:
-    """Kraken CRC32 of the top 10 of each side, from the numbers exactly as a client parses them."""
+def book_checksum(book: LevelBook, pp: int = PRICE_PRECISION) -> int:
+    """Kraken CRC32 of the top 10 of each side, from the numbers exactly as a client parses them
+    (prices at the pair's precision ``pp``)."""
     bids, asks = book.top(10)
+    unit = 10**pp
     return checksum_of_levels(
-        [(price_of(t), qty_of(s)) for t, s in asks],
-        [(price_of(t), qty_of(s)) for t, s in bids],
-        PRICE_PRECISION,
+        [(t / unit, qty_of(s)) for t, s in asks],
+        [(t / unit, qty_of(s)) for t, s in bids],
+        pp,
         QTY_PRECISION,
     )
 
@@ -258,27 +262,30 @@ def book_checksum_ints(book: LevelBook) -> int:
     return zlib.crc32(text.encode("ascii"))
 
 
-def book_snapshot(symbol: str, bids: list[Level], asks: list[Level], checksum: int) -> bytes:
+def book_snapshot(symbol: str, bids: list[Level], asks: list[Level], checksum: int,
+                  pp: int = PRICE_PRECISION) -> bytes:
     """``{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/EUR","bids":[{"price":61234.5,
     "qty":0.25000000}…],"asks":[…],"checksum":3310070434}]}`` -- best first, **no timestamp**."""
     return (
-        f'{{"channel":"book","type":"snapshot","data":[{{"symbol":{_symbol(symbol)},"bids":{_levels(bids)},'
-        f'"asks":{_levels(asks)},"checksum":{checksum}}}]}}'
+        f'{{"channel":"book","type":"snapshot","data":[{{"symbol":{_symbol(symbol)},"bids":{_levels(bids, pp)},'
+        f'"asks":{_levels(asks, pp)},"checksum":{checksum}}}]}}'
     ).encode()
 
 
-def book_update(symbol: str, bids: list[Level], asks: list[Level], checksum: int, ts_ns: int) -> bytes:
+def book_update(symbol: str, bids: list[Level], asks: list[Level], checksum: int, ts_ns: int,
+                pp: int = PRICE_PRECISION) -> bytes:
     """``{"channel":"book","type":"update","data":[{"symbol":"BTC/EUR","bids":[],"asks":[{"price":
     61234.6,"qty":0.00000000}],"checksum":…,"timestamp":"2026-05-01T10:00:00.123456Z"}]}`` --
     levels in Kraken's order (deletions first), qty 0 deletes; checksum of the top 10 after
     applying and truncating."""
     return (
-        f'{{"channel":"book","type":"update","data":[{{"symbol":{_symbol(symbol)},"bids":{_levels(bids)},'
-        f'"asks":{_levels(asks)},"checksum":{checksum},"timestamp":"{rfc3339_us(ts_ns)}"}}]}}'
+        f'{{"channel":"book","type":"update","data":[{{"symbol":{_symbol(symbol)},"bids":{_levels(bids, pp)},'
+        f'"asks":{_levels(asks, pp)},"checksum":{checksum},"timestamp":"{rfc3339_us(ts_ns)}"}}]}}'
     ).encode()
 
 
-def ticker(symbol: str, book: LevelBook, stats: TickerStats, ts_ns: int, kind: str = "update") -> bytes:
+def ticker(symbol: str, book: LevelBook, stats: TickerStats, ts_ns: int, kind: str = "update",
+           pp: int = PRICE_PRECISION) -> bytes:
     """``{"channel":"ticker","type":"update","data":[{"symbol":"BTC/EUR","bid":61234.5,
     "bid_qty":0.25000000,"ask":61234.6,"ask_qty":1.10000000,"last":61230.0,"volume":250.12345678,
     "vwap":61100.2,"low":60500.0,"high":61900.0,"change":734.0,"change_pct":1.21,"timestamp":"…"}]}``"""
@@ -287,20 +294,20 @@ def ticker(symbol: str, book: LevelBook, stats: TickerStats, ts_ns: int, kind: s
     f = stats.int_fields()
     return (
         f'{{"channel":"ticker","type":"{kind}","data":[{{"symbol":{_symbol(symbol)},'
-        f'"bid":{price_text(bid_t)},"bid_qty":{qty_text(bid_s)},"ask":{price_text(ask_t)},"ask_qty":{qty_text(ask_s)},'
-        f'"last":{price_text(f["last"])},"volume":{qty_text(f["volume"])},"vwap":{price_text(f["vwap"])},'
-        f'"low":{price_text(f["low"])},"high":{price_text(f["high"])},"change":{price_text(f["change"])},'
+        f'"bid":{price_text(bid_t, pp)},"bid_qty":{qty_text(bid_s)},"ask":{price_text(ask_t, pp)},"ask_qty":{qty_text(ask_s)},'
+        f'"last":{price_text(f["last"], pp)},"volume":{qty_text(f["volume"])},"vwap":{price_text(f["vwap"], pp)},'
+        f'"low":{price_text(f["low"], pp)},"high":{price_text(f["high"], pp)},"change":{price_text(f["change"], pp)},'
         f'"change_pct":{f["change_pct_x100"] / 100:.2f},"timestamp":"{rfc3339_us(ts_ns)}"}}]}}'
     ).encode()
 
 
-def trades(symbol: str, prints: Iterable[TradePrint], kind: str = "update") -> bytes:
+def trades(symbol: str, prints: Iterable[TradePrint], kind: str = "update", pp: int = PRICE_PRECISION) -> bytes:
     """``{"channel":"trade","type":"update","data":[{"symbol":"BTC/EUR","side":"buy","price":
     61234.6,"qty":0.01250000,"ord_type":"market","trade_id":91234567,"timestamp":"…"}]}``"""
     sym = _symbol(symbol)
     data = ",".join(
         [
-            f'{{"symbol":{sym},"side":"{p.side}","price":{price_text(p.ticks)},"qty":{qty_text(p.sats)},'
+            f'{{"symbol":{sym},"side":"{p.side}","price":{price_text(p.ticks, pp)},"qty":{qty_text(p.sats)},'
             f'"ord_type":"{p.ord_type}","trade_id":{p.trade_id},"timestamp":"{rfc3339_us(p.ts_ns)}"}}'
             for p in prints
         ]

@@ -58,6 +58,7 @@ from mm_core.simexchange.market import (
     DepthView,
     LevelBook,
     MarketModel,
+    QTY_PRECISION,
     MarketParams,
     TickerStats,
     TradePrint,
@@ -186,6 +187,7 @@ class SimExchange:
         replay: Union[None, str, os.PathLike[str], RecordingMarket] = None,
         replay_speed: float = 1.0,
         profile_name: Optional[str] = None,
+        price_precision: int = protocol.PRICE_PRECISION,
     ) -> None:
         self.host = host
         # the exchange clock minus the true clock: added to every timestamp put on the wire
@@ -198,6 +200,10 @@ class SimExchange:
                 replay, symbol=symbol, speed=replay_speed)
             symbol = self.replay.symbol
         self.symbol = symbol or DEFAULT_SYMBOL
+        if not 0 <= price_precision <= 8:
+            raise ValueError(f"price precision {price_precision}: must be 0..8")
+        # where the decimal point goes in the model's integer ticks: any configured pair is served
+        self.pp = protocol.PRICE_PRECISION if self.replay is not None else price_precision
         self.predictive = predictive
         self.latency = latency
         self.faults = faults if isinstance(faults, FaultPlan) else FaultPlan.parse(faults)
@@ -329,6 +335,7 @@ class SimExchange:
             "replay": str(self.replay.path) if self.replay is not None else None,
             "profile": None if self.replay is not None else self.profile_name,
             "symbol": self.symbol,
+            "price_precision": self.pp,
             "predictive": self.predictive,
             "latency": self.latency.to_dict() if self.latency else None,
             "faults": self.faults.spec,
@@ -563,11 +570,11 @@ class SimExchange:
     def _send_snapshot(self, conn: _Conn, channel: str, depth: int, now: int) -> None:
         if channel == "book":
             bids, asks = self.book.top(depth)
-            payload = protocol.book_snapshot(self.symbol, bids, asks, protocol.book_checksum(self.book))
+            payload = protocol.book_snapshot(self.symbol, bids, asks, protocol.book_checksum(self.book, self.pp), self.pp)
         elif channel == "ticker":
-            payload = protocol.ticker(self.symbol, self.book, self.ticker_stats, now + self.clock_offset_ns, "snapshot")
+            payload = protocol.ticker(self.symbol, self.book, self.ticker_stats, now + self.clock_offset_ns, "snapshot", self.pp)
         else:
-            payload = protocol.trades(self.symbol, self._wire_prints(list(self._recent_trades)), "snapshot")
+            payload = protocol.trades(self.symbol, self._wire_prints(list(self._recent_trades)), "snapshot", self.pp)
         self._send_data(conn, payload, now, channel, "snapshot", stamped=False)
 
     def _unsubscribe(self, conn: _Conn, sub: protocol.Subscription, symbol: str, time_in: int, req_id: Any) -> None:
@@ -665,13 +672,13 @@ class SimExchange:
             if not bids and not asks:
                 continue
             if checksum is None:
-                checksum = protocol.book_checksum(book)
-            payload = protocol.book_update(self.symbol, bids, asks, checksum, ts + self.clock_offset_ns)
+                checksum = protocol.book_checksum(book, self.pp)
+            payload = protocol.book_update(self.symbol, bids, asks, checksum, ts + self.clock_offset_ns, self.pp)
             for conn in list(self._book_subs[depth].values()):
                 if conn.pending_bad_checksum or (conn.dice.active and conn.dice.bad_checksum()):
                     conn.pending_bad_checksum = False
                     wrong = conn.dice.wrong_checksum(checksum)
-                    bad = protocol.book_update(self.symbol, bids, asks, wrong, ts + self.clock_offset_ns)
+                    bad = protocol.book_update(self.symbol, bids, asks, wrong, ts + self.clock_offset_ns, self.pp)
                     fault = {"fault": "bad_checksum", "checksum_sent": wrong, "checksum_true": checksum}
                     self._send_data(conn, bad, ts, "book", "update", fault=fault)
                 else:
@@ -681,7 +688,7 @@ class SimExchange:
             self._last_bbo = bbo
             subs = self._ticker_subs["bbo"]
             if subs:
-                payload = protocol.ticker(self.symbol, book, self.ticker_stats, ts + self.clock_offset_ns)
+                payload = protocol.ticker(self.symbol, book, self.ticker_stats, ts + self.clock_offset_ns, pp=self.pp)
                 for conn in list(subs.values()):
                     self._send_data(conn, payload, ts, "ticker", "update")
 
@@ -691,12 +698,12 @@ class SimExchange:
             self._recent_trades.append(p)
         ts = prints[-1].ts_ns
         if self._trade_subs:
-            payload = protocol.trades(self.symbol, self._wire_prints(prints))
+            payload = protocol.trades(self.symbol, self._wire_prints(prints), pp=self.pp)
             for conn in list(self._trade_subs.values()):
                 self._send_data(conn, payload, ts, "trade", "update")
         subs = self._ticker_subs["trades"]
         if subs:
-            payload = protocol.ticker(self.symbol, self.book, self.ticker_stats, ts + self.clock_offset_ns)
+            payload = protocol.ticker(self.symbol, self.book, self.ticker_stats, ts + self.clock_offset_ns, pp=self.pp)
             for conn in list(subs.values()):
                 self._send_data(conn, payload, ts, "ticker", "update")
 
@@ -966,7 +973,7 @@ def spawn_process(args: Sequence[str] = (), timeout_s: float = 20.0) -> SimProce
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser(
         "simexchange",
-        help="local Kraken-v2-speaking exchange simulator on 127.0.0.1",
+        help="local exchange simulator on 127.0.0.1 (Kraken WS v2; --dialect for other venues)",
         description=(
             "Serve a simulated BTC/EUR market over WebSocket, speaking Kraken WS v2 (book, ticker, "
             "trade, heartbeat, ping, status), with a latency model and fault injection. Prints "
@@ -979,11 +986,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "bad_checksum:rate=0.005,maintenance:at=60s:duration=10s' (see mm_core/simexchange/faults.py)."
         ),
     )
+    p.add_argument("--dialect", default="kraken", choices=dialects(),
+                   help="the venue the simulator speaks: kraken (this module) or a dialect module "
+                        "mm_core/simexchange/<name>_dialect.py with its own run(args); default kraken")
     p.add_argument("--port", type=int, default=0, help="TCP port (0 = pick a free one and print it)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the market, latency and faults (default 0)")
     p.add_argument("--symbol", help="the one supported pair (default BTC/EUR; with --replay: which of the "
                    "recording's pairs, default its only one or its first BTC pair)")
+    p.add_argument("--config", type=Path, metavar="TOML", help="serve the pair of this runtime config: its "
+                   "[instrument] symbol at its price precision (the model's tick grid is the pair's tick); "
+                   "--symbol still overrides the symbol")
     p.add_argument("--replay", metavar="PATH", help="serve a recording instead of the model: our raw archive, a "
                    "python-kraken-sdk fixture, a cryptofeed capture or a run directory (latency and faults on top)")
     p.add_argument("--replay-speed", type=float, default=1.0, help="replay this many times faster than recorded")
@@ -1020,6 +1033,28 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     latency = LatencyConfig(median_ms=args.latency_median_ms, sigma=args.latency_sigma, spells=not args.no_latency_spells)
     if args.replay and args.fit:
         raise ValueError("--replay serves a recording; --fit makes a model profile: give one of them")
+    price_precision = protocol.PRICE_PRECISION
+    if args.config is not None:
+        if args.replay:
+            raise ValueError("--replay serves the recording's pair as recorded: --config does not apply")
+        from mm_core.config import ConfigError, load_config
+
+        try:
+            cfg = load_config(args.config)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if cfg.exchange.name != "kraken":
+            raise ValueError(f"{args.config}: [exchange] name {cfg.exchange.name!r}: serve it with "
+                             f"--dialect {cfg.exchange.name}")
+        inst = cfg.instrument
+        if inst.qty_precision != QTY_PRECISION:
+            raise ValueError(f"{args.config}: qty_precision {inst.qty_precision}: the simulator's sizes have "
+                             f"{QTY_PRECISION} decimals; serve a pair with qty_precision = {QTY_PRECISION}")
+        if abs(inst.tick_size - 10.0 ** -inst.price_precision) > 1e-12:
+            raise ValueError(f"{args.config}: tick_size {inst.tick_size} is not 1e-{inst.price_precision}: the "
+                             "simulator's tick is one unit of the last price decimal")
+        args.symbol = args.symbol or inst.symbol
+        price_precision = inst.price_precision
     replay = RecordingMarket(args.replay, symbol=args.symbol, speed=args.replay_speed) if args.replay else None
     if args.fit:
         from mm_core.simexchange.fit import fit_and_report
@@ -1051,11 +1086,26 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "clock_offset_ms": args.clock_offset_ms,
         "replay": replay,
         "profile_name": profile.name,
+        "price_precision": price_precision,
     }
+
+
+def dialects() -> list[str]:
+    """The venues the simulator speaks: this module's, and every ``<name>_dialect`` module beside it."""
+    import pkgutil
+
+    import mm_core.simexchange as pkg
+
+    found = {m.name[: -len("_dialect")] for m in pkgutil.iter_modules(pkg.__path__) if m.name.endswith("_dialect")}
+    return ["kraken", *sorted(found - {"kraken"})]
 
 
 def run(args: argparse.Namespace) -> int:
     """``mm simexchange``: serve until a signal or ``--max-seconds``; 0 on a clean stop."""
+    if getattr(args, "dialect", "kraken") != "kraken":  # another venue's wire over the same market model
+        import importlib
+
+        return int(importlib.import_module(f"mm_core.simexchange.{args.dialect}_dialect").run(args))
     try:
         kwargs = _config_from_args(args)
     except (ValueError, FaultSpecError, ProfileError, OSError) as exc:
