@@ -93,8 +93,10 @@ def agreeing_interval(offsets_ms: Sequence[float], rtts_ms: Sequence[float],
         count -= kind
         if count > best:
             best, lo, hi = count, x, ends[i + 1][0]
-    members = [i for i, (o, r) in enumerate(zip(offsets_ms, rtts_ms))
-               if o - max(0.0, r) / 2 - slack_ms <= lo and hi <= o + max(0.0, r) / 2 + slack_ms]
+    # the same expressions as the ends above: (o - r/2) - s can exceed o - (r/2 + s) by an ulp, which
+    # dropped an interval from its own intersection (one estimate: no members, median of nothing)
+    halves = [max(0.0, r) / 2 + slack_ms for r in rtts_ms]
+    members = [i for i, (o, h) in enumerate(zip(offsets_ms, halves)) if o - h <= lo and hi <= o + h]
     return members, lo, hi
 
 

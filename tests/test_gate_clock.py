@@ -151,3 +151,13 @@ def test_analyze_uses_the_same_rule(tmp_path):
     assert rep.clock.reliable and rep.clock.corrected_applied
     assert rep.clock.corrected.p50_ms == pytest.approx(np.percentile(true, 50), abs=0.5)
     assert rep.p50_ms == pytest.approx(np.percentile(raw, 50))  # raw stays the raw
+
+
+def test_a_single_estimate_is_a_member_of_its_own_interval_whatever_the_rounding() -> None:
+    """(o - r/2) - slack can round one ulp above o - (r/2 + slack): the estimate fell out of its own
+    intersection and judging it raised 'no median for empty data' (seen as an intermittent gate error)."""
+    from mm_core.clock_skew import agreeing_interval, judge_clock
+
+    members, lo, hi = agreeing_interval([12.365596], [15.560349])
+    assert members == [0] and lo < hi
+    assert judge_clock([12.365596], [15.560349]).offset_ms is not None
