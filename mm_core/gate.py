@@ -574,17 +574,56 @@ def register(subparsers: Any) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a collector run directory")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a collector run directory (a multi-feed run: each feed judged)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--config", help="runtime config with the [gate] thresholds (default: the shipped one)")
     p.add_argument("--scale-to-seconds", type=float, metavar="S",
                    help="demo only: scale the duration and sample thresholds to a run of S seconds")
 
 
+FEEDS_NAME = "feeds.json"  # written by mm collect --feed: one folder per (venue, pair)
+
+
+def feeds_of(run_dir: str | Path) -> list[dict[str, Any]] | None:
+    """The feeds of a multi-feed run (``feeds.json``), or None for a one-feed run directory."""
+    path = Path(run_dir) / FEEDS_NAME
+    if not path.is_file():
+        return None
+    try:
+        feeds = json.loads(path.read_text(encoding="utf-8"))["feeds"]
+        return [f for f in feeds if isinstance(f, dict) and f.get("name") and f.get("dir")]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not a readable feeds list: {exc}") from None
+
+
+def evaluate_feeds(run_dir: str | Path, config: Any = None,
+                   scale_to_seconds: float | None = None) -> dict[str, GateResult]:
+    """Every feed of a multi-feed run judged on its own: its folder, and its own config's thresholds
+    (``config`` given: that one for all)."""
+    feeds = feeds_of(run_dir) or []
+    if not feeds:
+        raise InputError(f"{run_dir}: {FEEDS_NAME} lists no feeds")
+    return {f["name"]: evaluate_gate(Path(run_dir) / f["dir"], config if config is not None else f.get("config"),
+                                     scale_to_seconds) for f in feeds}
+
+
 def run(args: argparse.Namespace) -> int:
     from mm_core.config import ConfigError
 
     try:
+        if feeds_of(args.run_dir) is not None:
+            results = evaluate_feeds(args.run_dir, args.config, args.scale_to_seconds)
+            passed = all(r.passed for r in results.values())
+            decision = PROCEED if passed else FIX
+            if args.json:
+                print(json.dumps({"decision": decision, "run_dir": str(args.run_dir),
+                                  "feeds": {n: r.to_dict() for n, r in results.items()}}))
+            else:
+                for n, r in results.items():
+                    print(f"=== feed {n} ===")
+                    print(format_gate(r))
+                print(f"{decision}: " + ", ".join(f"{n} {r.decision}" for n, r in results.items()))
+            return EXIT_PROCEED if passed else EXIT_FIX
         r = evaluate_gate(args.run_dir, args.config, args.scale_to_seconds)
     except (InputError, ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import collections
 import gc
+import json
 import random
 import signal
 import sys
@@ -117,6 +118,8 @@ class Collector:
         seed: int | None = None,
         ws_client: str | None = None,
         rest_url: str | None = None,
+        lag: LoopLagProbe | None = None,
+        label: str = "",
     ) -> None:
         self.config = config
         self.url = url or config.exchange.endpoint
@@ -172,7 +175,8 @@ class Collector:
         self._healthy = False  # this session delivered a verified snapshot (see _handle_frame)
         self.writer: RunWriter | None = None
         self._put: Callable[[tuple], None] = lambda item: None
-        self.lag = LoopLagProbe()
+        self.lag = lag if lag is not None else LoopLagProbe()  # one per event loop: feeds of one process share it
+        self.label = label  # "[venue pair] " before every line when one process captures several feeds
 
     # ------------------------------------------------------------------ files
 
@@ -604,7 +608,7 @@ class Collector:
 
     def _say(self, text: str) -> None:
         if not self.quiet:
-            print(text, file=sys.stderr, flush=True)
+            print(self.label + text, file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------------ signals & metrics
 
@@ -621,31 +625,6 @@ class Collector:
         if ws is not None:
             asyncio.get_running_loop().create_task(ws.close())
         self._stop_event.set()
-
-    def _install_signals(self) -> Callable[[], None]:
-        previous: dict[int, Any] = {}
-
-        def handler(signum: int, frame: Any) -> None:
-            self.request_stop(EXIT_SIGNAL)
-
-        names = ["SIGINT", "SIGTERM", "SIGBREAK"]  # SIGBREAK: Ctrl+Break on Windows
-        for name in names:
-            sig = getattr(signal, name, None)
-            if sig is None:
-                continue
-            try:
-                previous[sig] = signal.signal(sig, handler)
-            except (ValueError, OSError):  # not the main thread, or unsupported here
-                pass
-
-        def restore() -> None:
-            for sig, h in previous.items():
-                try:
-                    signal.signal(sig, h)
-                except (ValueError, OSError):
-                    pass
-
-        return restore
 
     def _start_metrics(self) -> None:
         if self.metrics_port is None:
@@ -677,17 +656,19 @@ class Collector:
     # ------------------------------------------------------------------ main loop
 
     async def run_async(self) -> int:
-        self._loop = asyncio.get_running_loop()
+        return (await run_feeds([self]))[0]
+
+    def _begin(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Open the run's files and metrics endpoint (before any process-wide setup or frame)."""
+        self._loop = loop
         self._stop_event = asyncio.Event()
         self._last_summary = self._last_status = time.monotonic()
         self._session_started = self._last_frame_mono = time.monotonic()
         self._open_files()
         self._start_metrics()
-        restore_signals = self._install_signals()
-        frozen = _freeze_startup_heap()
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
-        self.lag.start(self._loop)
+
+    async def _capture(self) -> int:
+        """The run itself, from its first connect to its closed files; returns the exit code."""
         # the run starts now, once its files are open and warmed up: setup is not downtime
         self.summary.started_ns = time.time_ns()
         self._last_summary = self._last_status = time.monotonic()
@@ -702,20 +683,15 @@ class Collector:
         except FatalCaptureError as exc:
             self.summary.exit_reason = EXIT_FATAL
             self.summary.fatal_error = str(exc)
-            print(f"error: {exc}", file=sys.stderr, flush=True)
+            print(f"{self.label}error: {exc}", file=sys.stderr, flush=True)
             code = 1
         finally:
-            restore_signals()
-            self.lag.stop()
             self.summary.ended_ns = time.time_ns()
             try:
                 self._write_summary()
             finally:
                 self._close_files()
-                sys.setswitchinterval(switch_interval)
                 self._stop_metrics()
-                if frozen:
-                    gc.unfreeze()
             self._print_final()
         if self.summary.exit_reason == EXIT_FATAL:
             code = 1  # also when the run's last write failed after it had ended cleanly
@@ -814,6 +790,71 @@ def rest_endpoint(config: RuntimeConfig, url: str | None, rest_url: str | None) 
     return config.exchange.rest_endpoint.rstrip("/")
 
 
+def _install_signals(collectors: list[Collector]) -> Callable[[], None]:
+    """SIGINT/SIGTERM (SIGBREAK: Ctrl+Break on Windows) stop every feed of the process cleanly; plain
+    ``signal.signal`` (no ``loop.add_signal_handler``: absent on Windows). Returns the restorer."""
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, frame: Any) -> None:
+        for c in collectors:
+            c.request_stop(EXIT_SIGNAL)
+
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread, or unsupported here
+            pass
+
+    def restore() -> None:
+        for sig, h in previous.items():
+            try:
+                signal.signal(sig, h)
+            except (ValueError, OSError):
+                pass
+
+    return restore
+
+
+async def run_feeds(collectors: list[Collector]) -> list[int]:
+    """Run several feeds in this event loop (one feed: :meth:`Collector.run_async`); their exit codes.
+
+    Each feed keeps its own run directory, writer thread, samples, events and summary; the process-
+    wide parts are set up once: signal handlers (they stop every feed), the frozen startup heap, the
+    GIL switch interval and the loop-lag probe (the loop is shared, so is its lag). A feed that ends
+    with a fatal error ends alone; the others go on.
+    """
+    loop = asyncio.get_running_loop()
+    begun: list[Collector] = []
+    try:
+        for c in collectors:
+            c._begin(loop)
+            begun.append(c)
+    except BaseException:
+        for c in begun:
+            c._close_files()
+            c._stop_metrics()
+        raise
+    restore_signals = _install_signals(collectors)
+    frozen = _freeze_startup_heap()
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    probes = {id(c.lag): c.lag for c in collectors}
+    for probe in probes.values():
+        probe.start(loop)
+    try:
+        return list(await asyncio.gather(*(c._capture() for c in collectors)))
+    finally:
+        restore_signals()
+        for probe in probes.values():
+            probe.stop()
+        sys.setswitchinterval(switch_interval)
+        if frozen:
+            gc.unfreeze()
+
+
 def _freeze_startup_heap() -> bool:
     """Move what exists before the first frame (modules, JIT kernels, config) out of the GC's reach.
 
@@ -841,8 +882,12 @@ async def _close_quietly(ws: ClientConnection) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--symbol", help="pair to capture, e.g. BTC/EUR (default: the config's)")
-    p.add_argument("--out", required=True, type=Path,
-                   help="sample CSV to write; its folder becomes the run directory")
+    p.add_argument("--out", type=Path,
+                   help="sample CSV to write; its folder becomes the run directory (required without --feed)")
+    p.add_argument("--feed", action="append", metavar="SPEC", default=None,
+                   help="capture several feeds in this one process: config=TOML[,symbol=PAIR][,url=WS][,rest_url=URL]"
+                        "[,depth=N], repeated; each feed gets RUN_DIR/<venue>-<PAIR>/ with its own samples, events, "
+                        "summary and gate (mm gate RUN_DIR judges each); needs --run-dir")
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--url", help="WebSocket endpoint (default: the config's [exchange] endpoint)")
     p.add_argument("--config", type=Path, help=f"runtime config TOML (default: config/{DEFAULT_CONFIG_NAME})")
@@ -859,7 +904,82 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="WebSocket client library (default: $MM_WS_CLIENT, else picows if installed)")
 
 
+FEEDS_NAME = "feeds.json"
+_FEED_KEYS = ("config", "symbol", "url", "rest_url", "depth")
+
+
+def parse_feed_spec(spec: str) -> dict[str, str]:
+    """``config=a.toml,symbol=ETH/EUR,url=ws://h:p`` -> dict; ValueError naming the problem."""
+    out: dict[str, str] = {}
+    for part in filter(None, (x.strip() for x in spec.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key not in _FEED_KEYS or not value:
+            raise ValueError(f"--feed {spec!r}: {part!r} is not KEY=VALUE with KEY one of {', '.join(_FEED_KEYS)}")
+        out[key] = value
+    if "config" not in out:
+        raise ValueError(f"--feed {spec!r}: config=TOML is required")
+    return out
+
+
+def feed_name(cfg: RuntimeConfig) -> str:
+    """``<venue>-<BASEQUOTE>``: the feed's folder in a multi-feed run (portable: no slash)."""
+    return f"{cfg.exchange.name}-{cfg.instrument.symbol.replace('/', '')}"
+
+
+def run_many(args: argparse.Namespace) -> int:
+    """``mm collect --feed ... --run-dir DIR``: N feeds, one event loop, one folder each; exit 0 only if
+    every feed ended cleanly. ``DIR/feeds.json`` lists them (name, folder, config, url) for the gate."""
+    if args.run_dir is None:
+        print("error: --feed needs --run-dir (each feed writes RUN_DIR/<venue>-<PAIR>/)", file=sys.stderr)
+        return 2
+    clash = [f"--{n.replace('_', '-')}" for n in ("out", "url", "symbol", "config", "depth", "metrics_port", "rest_url")
+             if getattr(args, n, None) is not None]
+    if clash:
+        print(f"error: with --feed, give {', '.join(clash)} per feed (inside the SPEC) or not at all", file=sys.stderr)
+        return 2
+    try:
+        resolve_ws_client(getattr(args, "ws_client", None))
+        specs = [parse_feed_spec(f) for f in args.feed]
+        cfgs = [load_config(Path(sp["config"]), symbol=sp.get("symbol"),
+                            depth=int(sp["depth"]) if "depth" in sp else None) for sp in specs]
+    except (ValueError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    names = [feed_name(c) for c in cfgs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        print(f"error: feeds {dupes} appear more than once (one folder per venue and pair)", file=sys.stderr)
+        return 2
+    run_dir = Path(args.run_dir)
+    lag = LoopLagProbe()
+    collectors = [
+        Collector(cfg, run_dir / name / "F.csv", url=sp.get("url"), max_seconds=args.max_seconds,
+                  status_every_s=args.status_every, quiet=args.quiet, parquet_flush_s=args.parquet_flush_s,
+                  ws_client=getattr(args, "ws_client", None), rest_url=sp.get("rest_url"), lag=lag,
+                  label=f"[{name}] ")
+        for sp, cfg, name in zip(specs, cfgs, names)
+    ]
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        listing = [{"name": n, "dir": n, "config": str(Path(sp["config"]).resolve()), "url": c.url,
+                    "exchange": cfg.exchange.name, "symbol": cfg.instrument.symbol}
+                   for n, sp, c, cfg in zip(names, specs, collectors, cfgs)]
+        tmp = run_dir / (FEEDS_NAME + ".tmp")
+        tmp.write_text(json.dumps({"feeds": listing}, indent=2), encoding="utf-8")
+        tmp.replace(run_dir / FEEDS_NAME)
+        codes = asyncio.run(run_feeds(collectors))
+    except (FatalCaptureError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return max(codes, default=0)
+
+
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "feed", None):
+        return run_many(args)
+    if args.out is None:
+        print("error: --out is required (or --feed SPEC ... --run-dir DIR for several feeds)", file=sys.stderr)
+        return 2
     try:
         cfg = load_config(args.config, symbol=args.symbol, depth=args.depth)
     except ConfigError as exc:
