@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("mm_core.gate", "24-hour decision gate over a run directory (PROCEED / FIX-AND-RERUN)"),
     "daily": ("mm_core.daily", "export per-day latency percentiles and QA status"),
     "research": ("mm_core.research.command", "features, fair-mid models scored out of sample, HTML report"),
+    "composite": ("mm_core.research.composite", "composite fair mid of two venues (lead-lag, staleness), scored out of sample"),
     "backtest": ("mm_core.backtest.command", "event-driven market-making backtest of one configuration"),
     "sweep": ("mm_core.backtest.sweep", "parameter/stress grid of backtests in parallel processes"),
     "calibrate": ("mm_core.strategy.calibrate", "fit fill intensity A, kappa and volatility sigma for the strategies"),
