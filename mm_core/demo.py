@@ -51,7 +51,20 @@ def run(args: argparse.Namespace) -> int:
     cfg = msgspec.structs.replace(cfg, feed=msgspec.structs.replace(
         cfg.feed, ping_interval_s=min(cfg.feed.ping_interval_s, 2.0)))
     sim_log = run_dir.parent / f"{run_dir.name}-simulator.jsonl"
-    sim = spawn_process(simulator_args(args.seed, args.latency_median_ms, args.faults, sim_log))
+    sim_args = simulator_args(args.seed, args.latency_median_ms, args.faults, sim_log)
+    if args.config is not None:  # the simulator speaks the config's venue and serves its pair
+        from mm_core.simexchange.server import dialects
+
+        if cfg.exchange.name not in dialects():
+            print(f"error: the simulator has no {cfg.exchange.name!r} dialect (it speaks {', '.join(dialects())})",
+                  file=sys.stderr)
+            return 2
+        sim_args += ["--dialect", cfg.exchange.name, "--config", str(args.config)]
+    try:
+        sim = spawn_process(sim_args)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     try:
         print(f"simulator at {sim.url} (its own log: {sim_log})", flush=True)
         code = Collector(cfg, csv, url=sim.url, run_dir=run_dir, max_seconds=seconds,
@@ -71,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     _banner("4/4 decision gate")
     print(f"NOTE: this demo ran {seconds:.0f} s, not 24 h: the gate's duration and sample-count "
           "thresholds are scaled to that length; latency thresholds are NOT scaled.", flush=True)
-    gate_code = mm(["gate", str(run_dir), "--scale-to-seconds", str(seconds)])
+    gate_code = mm(["gate", str(run_dir), "--scale-to-seconds", str(seconds),
+                    *(["--config", str(args.config)] if args.config is not None else [])])
     _banner("files")
     for p in sorted(run_dir.rglob("*")):
         if p.is_file() and "parquet" not in p.parts:

@@ -347,3 +347,15 @@ def test_lost_diffs_are_caught_by_re_snapshot_and_reconnect_requests_are_obeyed(
     kinds = [e["kind"] for e in read_events(run)]
     assert kinds.count("book_mismatch") >= 1 and s["snapshot_checks_failed"] + s["crossed_books"] >= 1
     assert "reconnect_request" in kinds and s["reconnects"] >= 1
+
+
+@pytest.mark.slow
+def test_mm_demo_runs_on_the_bitstamp_config(tmp_path: Path, capsys) -> None:
+    """``mm demo --config`` starts the simulator in the config's venue dialect and pair."""
+    assert main(["demo", "--config", str(ROOT / "config" / "bitstamp-btc-eur.toml"), "--seconds", "5",
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "local bitstamp simulator" in out and "demo finished: QA exit 0" in out
+    run = next(tmp_path.glob("run-*"))
+    rows = (run / "demo.csv").read_text().splitlines()[1:]
+    assert len(rows) > 20 and rows[0].startswith("bitstamp,BTC/EUR,")

@@ -340,7 +340,7 @@ def _response(status: HTTPStatus, body: bytes) -> Response:
 
 # --------------------------------------------------------------------------- CLI (mm simexchange --dialect bitstamp)
 
-_UNSUPPORTED = ("replay", "fit", "log")
+_UNSUPPORTED = ("replay", "fit")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -379,7 +379,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"mm simexchange: {exc}", file=sys.stderr)
         return 2
     try:
-        summary = asyncio.run(_serve(sim, args.max_seconds))
+        summary = asyncio.run(_serve(sim, args.max_seconds, getattr(args, "log", None)))
     except KeyboardInterrupt:
         return 0
     except OSError as exc:
@@ -394,11 +394,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(sim: BitstampSim, max_seconds: Optional[float]) -> dict[str, Any]:
+async def _serve(sim: BitstampSim, max_seconds: Optional[float], log: Any = None) -> dict[str, Any]:
+    """Serve; ``log``: a JSONL file with this dialect's start and stop records (counts, not frames)."""
+    from pathlib import Path
+
     from mm_core.simexchange.server import _install_stop_signals
 
     await sim.start()
     print(f"{LISTENING_PREFIX}{sim.url}", flush=True)
+    if log is not None:
+        Path(log).write_text(orjson.dumps({"kind": "start", "t_ns": sim.started_ns, "dialect": NAME, "url": sim.url,
+                                           "symbol": sim.symbol, "seed": sim.seed}).decode() + "\n", encoding="utf-8")
     stop = asyncio.Event()
     _install_stop_signals(stop)
     try:
@@ -408,4 +414,7 @@ async def _serve(sim: BitstampSim, max_seconds: Optional[float]) -> dict[str, An
     finally:
         summary = sim.stats()
         await sim.stop()
+        if log is not None:
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(orjson.dumps({"kind": "stop", "t_ns": time.time_ns(), **summary}).decode() + "\n")
     return summary
