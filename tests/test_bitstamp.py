@@ -356,6 +356,6 @@ def test_mm_demo_runs_on_the_bitstamp_config(tmp_path: Path, capsys) -> None:
                  "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "local bitstamp simulator" in out and "demo finished: QA exit 0" in out
-    run = next(tmp_path.glob("run-*"))
+    run = next(p for p in tmp_path.glob("run-*") if p.is_dir())  # beside it: run-*-simulator.jsonl
     rows = (run / "demo.csv").read_text().splitlines()[1:]
     assert len(rows) > 20 and rows[0].startswith("bitstamp,BTC/EUR,")
