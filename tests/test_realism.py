@@ -223,3 +223,19 @@ def test_realised_volatility_of_a_known_mid_path() -> None:
     r = math.log(10001.0 / 10000.0) * 1e4
     assert s["rv_60s_bp"] == pytest.approx(r / 60**0.5, rel=0.01)
     assert s["rv_1s_bp"] == pytest.approx(r / 60**0.5, rel=0.01)
+
+
+def test_volatile_profile_has_a_real_days_volatility_and_the_quiet_book(real, shared_data: Path) -> None:
+    """The default book plus repricing jumps: the 23 book rows stay within tolerance of the 51 s
+    recording, and 12 simulated hours have the 60 s realised vol and the vol clustering of 12 h of
+    real Kraken 1-minute bars (0.70 bp/sqrt(s); the default profile has ~0.008, 90x too little)."""
+    sim = measure_events(sim_events(4 * 3600, seed=0, profile="volatile"))
+    verdicts = compare(real, sim)
+    assert outside(verdicts) == [], [(v.key, v.a, v.b) for v in verdicts if v.within is False]
+    assert sum(v.within is True for v in verdicts) == 23
+    bars = measure_path(shared_data / "kraken-rest" / "http_ohlc.json")
+    day = measure_events(sim_events(12 * 3600, seed=1, profile="volatile"))
+    vol = compare(bars, day)
+    assert outside(vol) == [] and {v.key for v in vol if v.within} == {"rv_60s_bp", "absret_acf_60s"}
+    quiet = measure_events(sim_events(12 * 3600, seed=1))
+    assert [v.key for v in compare(bars, quiet) if v.within is False] == ["rv_60s_bp"]

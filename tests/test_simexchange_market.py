@@ -308,3 +308,24 @@ def test_low_update_and_trade_rates_can_be_set_together() -> None:
 
     m = MarketModel(seed=1, updates_per_second=1.0, trades_per_second=0.2)
     assert sum(1 for _ in m.events(120)) > 0
+
+
+def test_jumps_move_the_top_of_the_book_at_once_and_keep_one_tick() -> None:
+    """A repricing jump is one two-sided message: afterwards the book is uncrossed, the spread is one
+    tick and the mid has moved by about ``jump_bp``; without jumps the seeded stream is unchanged."""
+    from dataclasses import replace
+
+    from mm_core.simexchange.market import MarketModel, MarketParams
+
+    p = replace(MarketParams(), jumps_per_hour=3600.0, jump_bp=3.0)
+    model = MarketModel(seed=3, params=p)
+    moves = []
+    for ev in model.events(600):
+        if getattr(ev, "kind", None) == "move" and ev.bids and ev.asks:
+            bb, bq, ba, aq = model.book.bbo()
+            moves.append(ba - bb)
+    assert model.counts["jumps"] == len(moves) and 450 <= len(moves) <= 750
+    assert max(moves) == 1 and not model.book.crossed()
+    a = [ev for ev in MarketModel(seed=5).events(60)]
+    b = [ev for ev in MarketModel(seed=5, params=replace(MarketParams(), jump_bp=9.0)).events(60)]
+    assert a == b  # jumps_per_hour = 0: other jump knobs draw nothing
