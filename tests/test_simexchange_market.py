@@ -5,6 +5,8 @@ Kraken-style depth views that stay exact for clients that truncate per message o
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import math
 import time
 
@@ -175,10 +177,11 @@ def test_params_are_validated() -> None:
         MarketParams(imbalance_weight=0.9)
 
 
+@pytest.mark.parametrize("jumps", [0.0, 600.0])  # 600/h: repricing jumps (two-sided messages) too
 @pytest.mark.parametrize("depth", [10, 25, 100])
-def test_depth_view_reproduces_the_top_n_like_a_kraken_client(depth: int) -> None:
+def test_depth_view_reproduces_the_top_n_like_a_kraken_client(depth: int, jumps: float) -> None:
     """Apply the view's levels in order, delete on qty 0, truncate to depth: equals the top N."""
-    m = MarketModel(9)
+    m = MarketModel(9, params=replace(MarketParams(), jumps_per_hour=jumps))
     view = DepthView(depth)
     bids, asks = view.snapshot(m.book)
     client = {"b": dict(bids), "a": dict(asks)}
@@ -209,12 +212,13 @@ def test_depth_view_reproduces_the_top_n_like_a_kraken_client(depth: int) -> Non
         assert reentries > 0  # levels re-entering scope are sent as inserts
 
 
+@pytest.mark.parametrize("jumps", [0.0, 600.0])
 @pytest.mark.parametrize("depth", [10, 25])
-def test_depth_view_lists_deletions_first_so_per_level_truncating_clients_stay_exact(depth: int) -> None:
+def test_depth_view_lists_deletions_first_so_per_level_truncating_clients_stay_exact(depth: int, jumps: float) -> None:
     """python-kraken-sdk truncates to its depth after every single level; real Kraken lists a side's
     deletions before its insertions (116 of 116 mixed messages in the shared recording). With that
     order such a client holds exactly the top N after every message too."""
-    m = MarketModel(9)
+    m = MarketModel(9, params=replace(MarketParams(), jumps_per_hour=jumps))
     view = DepthView(depth)
     bids, asks = view.snapshot(m.book)
     client = {"b": dict(bids), "a": dict(asks)}
