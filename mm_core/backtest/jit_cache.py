@@ -73,6 +73,9 @@ def install() -> bool:
     global _installed
     if _installed:
         return True
+    from mm_core.backtest import jit_compile
+
+    jit_compile.install(_is_tracked)  # cold-start compile cost (see jit_compile)
     try:
         from numba.core import caching
         from numba.core.registry import CPUDispatcher
