@@ -37,7 +37,8 @@ def _load(tmp_path, name: str, tracked: bool):
 
 def test_a_callee_in_a_tracked_file_is_compiled_once_whatever_literals_it_gets(tmp_path):
     assert jit_cache.install()
-    assert jit_compile.install(jit_cache._is_tracked) == {"fast_flags_hash": True, "no_literal_calls": True}
+    assert jit_compile.install(jit_cache._is_tracked) == {"fast_flags_hash": True, "no_literal_calls": True,
+                                                          "loop_code_flags": True}
     tracked = _load(tmp_path, "mm_jit_tracked_probe", tracked=True)
     plain = _load(tmp_path, "mm_jit_plain_probe", tracked=False)
     assert tracked.f(5) == plain.f(5) == (6 + 3 + 8 + 10)
