@@ -45,6 +45,7 @@ import sys
 import time
 from pathlib import Path
 
+from mm_core.arg_types import non_negative_float, positive_float
 from mm_core.backtest.fees import fee_model_from_spec
 from mm_core.backtest.latency import Stressed, model_from_spec
 
@@ -57,11 +58,11 @@ def add_data_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     else:
         src.add_argument("run_dir", nargs="?", help="run directory or Parquet folder of canonical events")
     src.add_argument("--arrays", help="prebuilt rows (.npz written by a previous run's cache)")
-    src.add_argument("--sim-seconds", type=float, help="use N seconds of the offline market simulator")
+    src.add_argument("--sim-seconds", type=positive_float, help="use N seconds (> 0) of the offline market simulator")
     src.add_argument("--seed", type=int, default=0, help="simulator seed (and latency sampling seed)")
     src.add_argument("--predictive", action="store_true", help="simulator book imbalance predicts moves")
-    src.add_argument("--updates-per-second", type=float, default=10.0, help="simulator book message rate")
-    src.add_argument("--trades-per-second", type=float, default=1.0, help="simulator trade rate")
+    src.add_argument("--updates-per-second", type=positive_float, default=10.0, help="simulator book message rate")
+    src.add_argument("--trades-per-second", type=positive_float, default=1.0, help="simulator trade rate")
     src.add_argument("--config", help="runtime TOML for instrument rules (default: shipped BTC/EUR)")
     src.add_argument("--depth", type=int, help="book depth to truncate to (default: from the data)")
     src.add_argument("--refresh-cache", action="store_true", help="rebuild cached rows")
@@ -89,7 +90,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--latency", help="const:MS | const:FEED,ENTRY,RESP | lognormal:FEED,ORDER,SIGMA | "
                                      "sim[:MEDIAN_MS] (the simulator's latency spells) | capture:CSV[,FACTOR] "
                                      "(default: config [backtest], else const:5)")
-    g.add_argument("--latency-scale", type=float, default=1.0, help="multiply every latency (stress)")
+    g.add_argument("--latency-scale", type=non_negative_float, default=1.0, help="multiply every latency (stress)")
     g.add_argument("--capture-ts", action="store_true",
                    help="feed latency = the capture's own ts_capture - ts_exchange (real runs)")
     g.add_argument("--queue", help="risk_averse, power, log, power2, log2, power3 (default: config, else risk_averse)")

@@ -704,17 +704,16 @@ class Collector:
             why = f": the last attempt failed with {self._last_failure}" if self._last_failure else ""
             print(f"error: no data received from {self.url} in the whole run{why}", file=sys.stderr, flush=True)
             code = 1
-        if code and self.summary.samples == 0:
-            self._remove_empty_run_dir()
         return code
 
-    def _remove_empty_run_dir(self) -> None:
-        """A run that captured nothing leaves no run directory behind, if this run created it.
+    def remove_empty_run_dir(self) -> None:
+        """After a failed run that captured nothing: remove the run directory, if this run created it.
 
-        Its events and summary only repeat the error already printed; a directory that existed
-        before (the user's, or an earlier run's) is left alone.
+        The command (``mm collect``) calls this: its events and summary only repeat the error already
+        on screen. A library caller keeps them to inspect; a directory that existed before (the
+        user's, or an earlier run's) is always left alone.
         """
-        if not self._created_run_dir or not self.run_dir.is_dir():
+        if self.summary.samples or not self._created_run_dir or not self.run_dir.is_dir():
             return
         try:
             shutil.rmtree(self.run_dir)
@@ -882,7 +881,10 @@ def run(args: argparse.Namespace) -> int:
         ws_client=getattr(args, "ws_client", None),
     )
     try:
-        return collector.run()
+        code = collector.run()
+        if code:
+            collector.remove_empty_run_dir()
+        return code
     except FatalCaptureError as exc:  # raised before the loop started (e.g. run dir in use)
         print(f"error: {exc}", file=sys.stderr)
         return 2
