@@ -81,3 +81,23 @@ def websocket_url(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} has no host")
     del port
     return text
+
+
+def add_data_path(p: argparse.ArgumentParser, help: str) -> None:
+    """The data path as a positional ``FILE`` (as every command takes it), ``--file``/``-f`` kept for scripts.
+
+    The command's ``run`` calls :func:`data_path` to get the one path given.
+    """
+    p.add_argument("file_positional", nargs="?", metavar="FILE", help=help)
+    p.add_argument("--file", "-f", dest="file", default=None, help="the same as FILE (kept for existing scripts)")
+
+
+def data_path(args: argparse.Namespace, command: str) -> str:
+    """The path given positionally or with ``--file``; ``ValueError`` (one line) when none or two differ."""
+    pos, opt = getattr(args, "file_positional", None), getattr(args, "file", None)
+    if pos and opt and pos != opt:
+        raise ValueError(f"two data paths given ({pos} and --file {opt}): give one")
+    path = pos or opt
+    if not path:
+        raise ValueError(f"no data path: mm {command} FILE (a sample CSV, Parquet file or run directory)")
+    return path

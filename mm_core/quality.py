@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
+from mm_core.arg_types import add_data_path, data_path
 from mm_core.capture.layout import (
     CSV_COLUMNS,
     EXIT_RUNNING,
@@ -887,8 +888,7 @@ EXIT_HELP = ("exit codes: 0 PASS, 1 FAIL, 3 WARN (never with --strict: it turns 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--file", "-f", required=True,
-                   help="sample CSV, Parquet top_of_book file, or a run directory")
+    add_data_path(p, "sample CSV, Parquet top_of_book file, or a run directory")
     p.add_argument("--strict", action="store_true", help="any WARN is a FAIL (the gate's rule)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--summary", help="run summary.json to compare row counts with "
@@ -907,6 +907,11 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
+    try:
+        args.file = data_path(args, "qa")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         r = run_qa(args.file, args.strict, summary_path=args.summary, max_gap_s=args.max_gap_s,
                    source=args.source)

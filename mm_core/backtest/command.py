@@ -60,7 +60,8 @@ def add_data_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     src.add_argument("--arrays", help="prebuilt rows (.npz written by a previous run's cache)")
     src.add_argument("--sim-seconds", type=positive_float, help="use N seconds (> 0) of the offline market simulator")
     src.add_argument("--seed", type=int, default=0, help="simulator seed (and latency sampling seed)")
-    src.add_argument("--predictive", action="store_true", help="simulator book imbalance predicts moves")
+    src.add_argument("--predictive", action=argparse.BooleanOptionalAction, default=False,
+                     help="simulator book imbalance predicts moves (default: off)")
     src.add_argument("--updates-per-second", type=positive_float, default=10.0, help="simulator book message rate")
     src.add_argument("--trades-per-second", type=positive_float, default=1.0, help="simulator trade rate")
     src.add_argument("--config", help="runtime TOML for instrument rules (default: shipped BTC/EUR)")

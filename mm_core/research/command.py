@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--recording", type=Path, metavar="FILE", help="recorded raw feed (replayed through the adapter)")
     src.add_argument("--sim-seconds", type=float, metavar="N", help="generate N seconds of simulator data instead")
     p.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
-    p.add_argument("--no-predictive", action="store_true", help="simulator without predictive imbalance (no edge exists)")
+    p.add_argument("--predictive", action=argparse.BooleanOptionalAction, default=True,
+                   help="simulator book imbalance predicts moves; --no-predictive: no edge exists (default: on)")
     p.add_argument("--sim-out", type=Path, metavar="DIR", help="also write the simulated run directory here")
     p.add_argument("--symbol", help="symbol to study (default: the one with the most book data)")
     p.add_argument("--clock", choices=CLOCKS, default="exchange", help="event time: exchange (default) or capture stamps")
@@ -84,7 +85,7 @@ def _load(args: argparse.Namespace, say) -> tuple["EventColumns", float | None, 
 
         if not args.sim_seconds > 0:
             raise ResearchDataError("--sim-seconds must be > 0")
-        predictive = not args.no_predictive
+        predictive = args.predictive
         say(f"simulating {args.sim_seconds:g} s (seed {args.seed}, predictive={predictive})")
         defaults = MarketParams()  # the rates sim_events runs with
         source = simulator_source(args.seed, predictive=predictive, seconds=args.sim_seconds,
