@@ -99,7 +99,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rate-tier", help="starter, intermediate, pro, off (default: config, else starter)")
     g.add_argument("--rate-guard", type=float, default=0.9, help="share of the rate threshold the bot uses")
     g.add_argument("--fees", default="kraken",
-                   help="kraken (tiers from config [fees], else built in) | kraken:TIERS.toml | "
+                   help="kraken (tiers from config [fees]) | kraken:TIERS.toml | "
                         "value:MAKER%%,TAKER%% | none")
     g.add_argument("--volume-30d", type=float, help="30-day USD volume selecting the fee tier "
                                                     "(default: config fees.volume_30d_usd, else 0)")
@@ -107,7 +107,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
                    help="the run's own traded value raises the 30-day volume: re-evaluate the tier per "
                         "fill or per UTC day (default: config fees.volume_growth, else off)")
     g.add_argument("--quote-usd", type=float, help="USD per unit of quote currency for tier volume "
-                                                   "(default: config fees.quote_usd, else 1)")
+                                                   "(default: config fees.quote_usd)")
 
 
 def register(subparsers) -> None:
@@ -342,7 +342,8 @@ def config_from_args(args, **overrides):
     if args.latency_scale != 1.0:
         latency = Stressed(latency, factor=args.latency_scale)
     fees = fee_model_from_spec(args.fees, volume_30d=r["volume_30d"], growth=r["fee_volume_growth"],
-                               quote_usd=r["quote_usd"], tiers=config_tiers(args))
+                               quote_usd=r["quote_usd"], tiers=config_tiers(args),
+                               quote=runtime_config(args).instrument.quote)
     spikes = _tuples(getattr(args, "spikes", ""), 3, "--spikes") if hasattr(args, "kill_at") else ()
     if spikes:
         latency = Stressed(latency, spikes=spikes)
