@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -142,6 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` & co. that stopped reading: not an error to report
+        try:
+            sys.stdout = open(os.devnull, "w")  # the interpreter's final flush must not fail again
+        except OSError:
+            pass
+        return 141
 
 
 if __name__ == "__main__":

@@ -380,7 +380,10 @@ def run(args) -> int:
 
         market = vol_shock(market, list(shocks))
     if not args.json:
-        print(f"data: {market.describe()} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        d = market.describe()
+        print(f"data: {d['symbol']}, {d['span_s']:,.1f} s, {d['rows']:,} rows ({d['book_rows']:,} book, "
+              f"{d['trades']:,} trades, {d['messages']:,} messages), depth {d['depth']} "
+              f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     result = run_backtest(market, config)
     result.add_load(load_clock)
     if args.html:

@@ -86,7 +86,7 @@ def _load(args: argparse.Namespace, say) -> tuple["EventColumns", float | None, 
         if not args.sim_seconds > 0:
             raise ResearchDataError("--sim-seconds must be > 0")
         predictive = args.predictive
-        say(f"simulating {args.sim_seconds:g} s (seed {args.seed}, predictive={predictive})")
+        say(f"simulating {args.sim_seconds:g} s (seed {args.seed}, {'predictive' if predictive else 'no'} imbalance edge)")
         defaults = MarketParams()  # the rates sim_events runs with
         source = simulator_source(args.seed, predictive=predictive, seconds=args.sim_seconds,
                                   updates_per_second=defaults.updates_per_second,
