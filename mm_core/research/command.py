@@ -27,9 +27,11 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from typing import TYPE_CHECKING
+
+from mm_core.progress import TaskBar
 
 if TYPE_CHECKING:  # the heavy modules (numba, polars) load only when the command runs: `mm --help` stays fast
     from mm_core.research.book_frames import EventColumns
@@ -72,6 +74,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     add_scheduler_args(p)
     p.set_defaults(func=run)
+
+
+def _fold_counter(say: Callable[[str], None], bar: TaskBar) -> Callable[[str], None]:
+    """The study's progress messages; each finished walk-forward fold also moves the bar."""
+    def progress(msg: str) -> None:
+        if bar.enabled and ": fold " in msg:
+            bar.step()
+            return  # the bar says it (a printed line would break the bar)
+        say(msg)
+    return progress
 
 
 def _load(args: argparse.Namespace, say) -> tuple["EventColumns", float | None, dict[str, Any]]:
@@ -159,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         cols, tick, source = _load(args, say)
         cfg = StudyConfig(step_ms=args.step_ms, horizons=horizons, n_blocks=args.blocks, alpha=args.alpha)
-        res = run_study(cols, cfg, tick_size=tick, progress=say)
+        with TaskBar("research folds", len(horizons) * (args.blocks - 1), not args.json, unit="folds") as bar:
+            res = run_study(cols, cfg, tick_size=tick, progress=_fold_counter(say, bar))
     except (ValueError, OSError) as exc:  # ResearchDataError is a ValueError; both name the input
         print(f"mm research: {exc}", file=sys.stderr)
         return 2
