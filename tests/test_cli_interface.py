@@ -72,7 +72,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert exc.value.code == 0 and "mm_core 0.1.0" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", ["qa", "analyze", "gate", "daily", "replay", "backtest", "sweep", "calibrate"])
+@pytest.mark.parametrize("name", ["qa", "analyze", "gate", "daily", "replay", "backtest", "sweep", "calibrate",
+                                  "research"])
 def test_data_path_is_positional_everywhere(name: str) -> None:
     p = PARSERS[name]
     positionals = [a for a in p._actions if not a.option_strings and not isinstance(a, argparse._SubParsersAction)]
@@ -114,3 +115,13 @@ def test_same_predictive_switch(name: str) -> None:
                                   "tca", "rollout-check"])
 def test_config_where_it_matters(name: str) -> None:
     assert "--config" in PARSERS[name]._option_string_actions
+
+
+def test_research_takes_run_directories_positionally(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mm_core.cli import main as mm_main
+
+    args = build_parser("research").parse_args(["research", "runs/day1", "runs/day2"])
+    assert [str(p) for p in args.run_dirs] == ["runs/day1", "runs/day2"]
+    assert mm_main(["research", str(tmp_path / "nope"), "--out", str(tmp_path / "r.html")]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert mm_main(["research", "x", "--sim-seconds", "10"]) == 2

@@ -46,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "research", help="features, fair-mid models scored out of sample, HTML report",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None)
-    src = p.add_mutually_exclusive_group(required=True)
+    p.add_argument("run_dirs", type=Path, nargs="*", metavar="RUN_DIR",
+                   help="collector run directories, as with every command (the same as --data)")
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--data", type=Path, nargs="+", metavar="DIR",
                      help="collector run directory (or its parquet/ folder); several: one study per day")
     src.add_argument("--store", type=Path, metavar="ROOT",
@@ -151,6 +153,16 @@ def run(args: argparse.Namespace) -> int:
     from mm_core.research.study import StudyConfig, run_study, save_models
 
     say = stderr_progress
+    given = [x for x in (args.data, args.store, args.recording, args.sim_seconds) if x is not None]
+    if args.run_dirs and given:
+        print("mm research: give the data once: RUN_DIR..., --data, --store, --recording or --sim-seconds",
+              file=sys.stderr)
+        return 2
+    if args.run_dirs:
+        args.data = list(args.run_dirs)
+    elif not given:
+        print("mm research: no data: mm research RUN_DIR... (or --store, --recording, --sim-seconds)", file=sys.stderr)
+        return 2
     try:
         horizons = tuple(float(h) for h in str(args.horizons).split(",") if h.strip())
         if not horizons or any(h <= 0 for h in horizons):
