@@ -63,3 +63,32 @@ def test_research_draws_a_fold_bar_on_a_terminal(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr("sys.stderr", tty)
     mm_main(["research", "--sim-seconds", "600", "--blocks", "3", "--out", str(tmp_path / "r.html")])
     assert "4/4" in tty.getvalue() and "folds/s" in tty.getvalue()
+
+
+def test_replay_of_a_big_archive_draws_a_bar_by_bytes_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from mm_core.replay import _FileBar
+
+    tty = FakeTerminal()
+    monkeypatch.setattr("sys.stderr", tty)
+    rec = SimpleNamespace(path=Path("big.jsonl.gz"), size=4 * 1024 * 1024, bytes_read=0)
+    bar = _FileBar(enabled=True)
+    for k in range(1, 5):
+        rec.bytes_read = k * 1024 * 1024
+        bar.show(rec, k * 4096)  # type: ignore[arg-type]
+        time.sleep(0.02)
+    bar.close()
+    assert "4096/4096" in tty.getvalue() and "KiB/s" in tty.getvalue() and "eta" in tty.getvalue()
+    quiet = _FileBar(enabled=False)  # --json
+    quiet.show(rec, 4096)  # type: ignore[arg-type]
+    assert quiet._bar is None
+
+
+def test_replay_json_draws_nothing_on_a_terminal(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from conftest import V2_BOOK
+
+    tty = FakeTerminal()
+    monkeypatch.setattr("sys.stderr", tty)
+    mm_main(["replay", str(V2_BOOK), "--json"])
+    assert tty.getvalue() == ""
