@@ -62,6 +62,13 @@ EXAMPLES: dict[str, str] = {
     "reconcile-day": "mm reconcile-day trading/session1",
     "incidents": "mm incidents list trading/session1",
     "rollout-check": "mm rollout-check trading/",
+    # subcommands of a command: "COMMAND SUB"
+    "incidents list": "mm incidents list trading/session1",
+    "incidents show": "mm incidents show trading/session1 1",
+    "incidents annotate": "mm incidents annotate trading/session1 1 --note \"feed stalled\"",
+    "incidents close": "mm incidents close trading/session1 1 --cause \"ISP outage\" --action \"second line\"",
+    "incidents review": "mm incidents review trading/session1 trading/session2",
+    "incidents scan": "mm incidents scan trading/session1",
 }
 
 
@@ -81,7 +88,7 @@ class _ShowDefaults(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def _polish(parser: argparse.ArgumentParser, example: str | None) -> None:
+def _polish(parser: argparse.ArgumentParser, example: str | None, path: str = "") -> None:
     """Every command's help shows defaults and ends with an example; nested subcommands too."""
     base = parser.formatter_class
     if base is argparse.HelpFormatter:
@@ -94,7 +101,8 @@ def _polish(parser: argparse.ArgumentParser, example: str | None) -> None:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, child in action.choices.items():
-                _polish(child, f"{example} ({name})" if example and name not in example else example)
+                key = f"{path} {name}".strip()
+                _polish(child, EXAMPLES.get(key), key)
 
 
 def _version() -> str:
@@ -125,7 +133,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
-        _polish(sub.choices[name], EXAMPLES.get(name))
+        _polish(sub.choices[name], EXAMPLES.get(name), name)
     return parser
 
 
