@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import subprocess
 import sys
@@ -112,7 +113,7 @@ def test_same_predictive_switch(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["collect", "demo", "analyze", "gate", "daily", "backtest", "sweep",
-                                  "tca", "rollout-check"])
+                                  "tca", "rollout-check", "qa"])
 def test_config_where_it_matters(name: str) -> None:
     assert "--config" in PARSERS[name]._option_string_actions
 
@@ -125,3 +126,21 @@ def test_research_takes_run_directories_positionally(tmp_path: Path, capsys: pyt
     assert mm_main(["research", str(tmp_path / "nope"), "--out", str(tmp_path / "r.html")]) == 2
     assert "nope" in capsys.readouterr().err
     assert mm_main(["research", "x", "--sim-seconds", "10"]) == 2
+
+
+def test_qa_reads_its_gap_bar_from_the_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``mm qa --config`` uses the config's [gate] max_gap_s, the bar the gate itself applies."""
+    from mm_core.cli import main as mm_main
+    from mm_core.config import default_config_path
+
+    csv = tmp_path / "F.csv"
+    csv.write_text("exchange,symbol,ts_exchange,ts_capture,age_ms,bid,bid_qty,ask,ask_qty\n"
+                   "kraken,BTC/EUR,1700000000000000000,1700000000005000000,5.0,1.0,1.0,1.1,1.0\n"
+                   "kraken,BTC/EUR,1700000030000000000,1700000030005000000,5.0,1.0,1.0,1.1,1.0\n", encoding="utf-8")
+    text = default_config_path().read_text(encoding="utf-8").replace("max_gap_s = 60.0", "max_gap_s = 10.0")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text, encoding="utf-8")
+    mm_main(["qa", str(csv), "--config", str(cfg), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    gap = next(c for c in doc["checks"] if "gap" in c["name"])
+    assert gap["status"] == "FAIL", gap  # a 30 s gap breaks the config's 10 s bar (the default 60 s would pass)

@@ -46,3 +46,11 @@ def test_backtest_and_research_progress_lines_have_no_python_reprs(tmp_path: Pat
     text = cap.out + cap.err
     assert "data: BTC/EUR" in text
     assert not PY_REPR.findall(text), PY_REPR.findall(text)
+
+
+def test_qa_of_a_file_without_samples_prints_no_nan(tmp_path: Path, capsys) -> None:
+    csv = tmp_path / "F.csv"
+    csv.write_text("exchange,symbol,ts_exchange,ts_capture,age_ms,bid,bid_qty,ask,ask_qty\n", encoding="utf-8")
+    mm_main(["qa", str(csv)])
+    out = capsys.readouterr().out
+    assert "negative_ages" in out and not PY_REPR.findall(out), PY_REPR.findall(out)
