@@ -15,7 +15,9 @@ import re
 from functools import lru_cache
 from typing import Optional, Sequence
 
-from mm_core.adapters.base import FeedAdapter, FeedSpec, RateCounterSpec, VenueRules
+from pathlib import Path
+
+from mm_core.adapters.base import FeedAdapter, FeedSpec, HistorySeries, RateCounterSpec, VenueRules
 
 DEFAULT_CONFIG_NAME = "kraken-btc-eur.toml"
 """The runtime config that ships as the default (``config/`` of a checkout, or inside the package)."""
@@ -72,6 +74,20 @@ def recording_adapter(url: Optional[str], texts: Sequence[str]) -> Optional[str]
     return None
 
 
+def history_file(path: Path) -> Optional[HistorySeries]:
+    """A venue's saved market-history file (e.g. a REST OHLC or trades answer) as plain series, asking
+    each venue that has a ``rest_history`` module; None when no venue knows the file's shape."""
+    for v in known_venues():
+        try:
+            module = importlib.import_module(f"mm_core.adapters.{v}.rest_history")
+        except ModuleNotFoundError:
+            continue
+        found = module.history_file(Path(path))
+        if found is not None:
+            return found
+    return None
+
+
 def rate_counter(venue: VenueRules, tier: str) -> RateCounterSpec:
     """Tier ``tier`` of the venue's order-rate counter (``off``: none at all, on every venue)."""
     if tier == "off":
@@ -84,5 +100,5 @@ def rate_counter(venue: VenueRules, tier: str) -> RateCounterSpec:
 
 
 __all__ = ["DEFAULT_CONFIG_NAME", "DEFAULT_VENUE", "FeedAdapter", "FeedSpec", "RateCounterSpec", "VenueRules",
-           "adapter_class", "adapter_names", "default_venue", "known_venues", "rate_counter",
+           "HistorySeries", "adapter_class", "adapter_names", "default_venue", "history_file", "known_venues", "rate_counter",
            "recording_adapter", "venue_rules"]

@@ -150,7 +150,7 @@ class VenueRules(Protocol):
 
     name: str  # the config's [exchange] name
     adapters: Mapping[str, str]  # adapter name (config [exchange] adapter) -> "module:Class"
-    fee_tiers: tuple[FeeTierRow, ...]  # the venue's published spot schedule (config [fees] overrides)
+    fee_tiers: tuple[FeeTierRow, ...]  # the venue's spot schedule, or () when its shipped config holds it
     rate_tiers: Mapping[str, RateCounterSpec]  # by account tier name ("off" is added by the core)
     idle_heartbeat_s: Optional[float]  # the feed confirms itself this often when nothing changes
     client_order_id_max_len: int
@@ -183,3 +183,18 @@ class VenueRules(Protocol):
         """The frames of a recording at ``path``, with whatever the venue keeps beside it (REST
         snapshots recorded to seed the books) merged in capture order; default: ``frames`` as is."""
         ...
+
+
+@dataclass(frozen=True)
+class HistorySeries:
+    """A venue's saved market-history file as plain series: ``ohlc`` bars (``ts_ns`` bar times,
+    ``price`` closes) or ``trades`` (``ts_ns``, ``price``, ``qty``, ``buy`` aggressor side)."""
+
+    kind: str
+    pair: str
+    source: str
+    ts_ns: list[int]
+    price: list[float]
+    qty: list[float] = field(default_factory=list)
+    buy: list[bool] = field(default_factory=list)
+

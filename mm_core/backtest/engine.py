@@ -275,12 +275,15 @@ def new_pipeline(config: BacktestConfig, tick_size: float) -> DecisionPipeline:
                             max_orders=256)
 
 
-def run_backtest(market: MarketArrays, config: BacktestConfig = BacktestConfig(), *,
+def run_backtest(market: MarketArrays, config: Optional[BacktestConfig] = None, *,
                  local_ts: Optional[np.ndarray] = None, fair: Optional[np.ndarray] = None,
                  trace: int = 0) -> BacktestResult:
     """Run ``config`` over ``market`` and decompose the PnL. ``trace`` > 0 records that many pipeline
     calls (:data:`engine_core.TR_KIND` ...) in ``result.trace`` (tests replay them through the
-    Python-callable pipeline)."""
+    Python-callable pipeline). ``config`` None = :class:`BacktestConfig` defaults (built per call:
+    its fee schedule is read from the shipped config, never at import)."""
+    if config is None:
+        config = BacktestConfig()
     if len(market) == 0:
         raise ValueError("no market rows to backtest")
     with stopwatch() as sw:

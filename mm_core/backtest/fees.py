@@ -5,9 +5,11 @@ vectorised call (:meth:`FeeModel.fees`) -- exact, and free to swap without recom
 That holds for a tier that follows the run's own volume too (:class:`TieredFee` ``growth``): the
 tier of a fill depends only on the fills before it.
 
-A venue's spot schedule is tiered by 30-day USD volume; the tiers are the venue's
-(:attr:`mm_core.adapters.base.VenueRules.fee_tiers`, or a config's ``[fees]`` table), and
-:func:`venue_schedule` builds the model from them (or from a TOML ``[[fees.tiers]]`` table).
+A venue's spot schedule is tiered by 30-day USD volume. There is one schedule per venue: its
+runtime config's ``[fees]`` table (the shipped default config holds every tier of the default
+venue), else the venue's own :attr:`mm_core.adapters.base.VenueRules.fee_tiers`; a venue ships
+either, never both. :func:`venue_schedule` builds the model from them (or from a TOML
+``[[fees.tiers]]`` table).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class TieredFee:
     name: str = "tiered"
     growth: str = "off"
     quote_usd: float = 1.0
+    quote: str = "quote"  # currency of the fill values, named in describe() beside quote_usd
 
     def __post_init__(self) -> None:
         if self.growth not in GROWTH_MODES:
@@ -127,7 +130,7 @@ class TieredFee:
         t = self.tier
         grow = "" if self.growth == "off" else f", growing with the run's volume ({self.growth})"
         return (f"{self.name}: 30d volume {self.volume_30d:,.0f} USD -> maker {t.maker:.2f} %, "
-                f"taker {t.taker:.2f} %{grow}")
+                f"taker {t.taker:.2f} %{grow}; tier volume at {self.quote}->USD {self.quote_usd:g}")
 
 
 def tiers_from_rows(rows, where: str) -> tuple[FeeTier, ...]:
@@ -139,16 +142,39 @@ def tiers_from_rows(rows, where: str) -> tuple[FeeTier, ...]:
         raise ValueError(f"{where}: bad [[fees.tiers]] row (volume_usd, maker, taker in percent): {exc}") from None
 
 
+def shipped_tiers() -> tuple[FeeTier, ...]:
+    """The shipped runtime config's ``[fees]`` tiers: the default venue's one schedule."""
+    from mm_core.config import load_config
+
+    fees = load_config().fees
+    if fees is None or not fees.tiers:
+        raise ValueError("the shipped config has no [fees] tiers")
+    return tuple(FeeTier(t.volume_usd, t.maker, t.taker) for t in fees.tiers)
+
+
+def venue_tiers(venue: VenueRules) -> tuple[FeeTier, ...]:
+    """The venue's one schedule: its own rows, or (a venue whose schedule lives in the shipped
+    config) the shipped config's ``[fees]`` when that config is this venue's."""
+    if venue.fee_tiers:
+        return tuple(FeeTier(t.volume_usd, t.maker_pct, t.taker_pct) for t in venue.fee_tiers)
+    from mm_core.config import load_config
+
+    cfg = load_config()
+    if cfg.exchange.name != venue.name or cfg.fees is None or not cfg.fees.tiers:
+        raise ValueError(f"venue {venue.name!r} ships no fee tiers of its own: give them in the config's "
+                         f"[fees] table or use --fees value:MAKER,TAKER")
+    return tuple(FeeTier(t.volume_usd, t.maker, t.taker) for t in cfg.fees.tiers)
+
+
 def venue_schedule(venue: Optional[VenueRules] = None, volume_30d: float = 0.0, path: Optional[Path] = None, *,
                    growth: str = "off", quote_usd: float = 1.0,
-                   tiers: Optional[Sequence[FeeTier]] = None) -> TieredFee:
+                   tiers: Optional[Sequence[FeeTier]] = None, quote: str = "quote") -> TieredFee:
     """The venue's tiers (default: the default venue's) at ``volume_30d``; ``path`` = TOML with
     ``[[fees.tiers]]`` rows (``volume_usd`` or ``min_volume``, ``maker``, ``taker`` in percent;
     negative maker = rebate) to override them; ``tiers`` = rows already parsed (the runtime config's
     ``[fees]``)."""
     venue = venue if venue is not None else default_venue()
-    rows: Sequence[FeeTier] = (tuple(FeeTier(t.volume_usd, t.maker_pct, t.taker_pct) for t in venue.fee_tiers)
-                               if tiers is None else tuple(tiers))
+    rows: Sequence[FeeTier] = venue_tiers(venue) if tiers is None else tuple(tiers)
     if path is not None:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         found = raw.get("fees", {}).get("tiers")
@@ -156,7 +182,7 @@ def venue_schedule(venue: Optional[VenueRules] = None, volume_30d: float = 0.0, 
             raise ValueError(f"{path}: no [[fees.tiers]] rows (volume_usd, maker, taker in percent)")
         rows = tiers_from_rows(found, str(path))
     return TieredFee(tuple(sorted(rows, key=lambda t: t.min_volume)), volume_30d, name=f"{venue.name}_tiered",
-                     growth=growth, quote_usd=quote_usd)
+                     growth=growth, quote_usd=quote_usd, quote=quote)
 
 
 def default_fee_model() -> TieredFee:
@@ -166,7 +192,7 @@ def default_fee_model() -> TieredFee:
 
 def fee_model_from_spec(spec: str, *, venue: Optional[VenueRules] = None, volume_30d: float = 0.0,
                         growth: str = "off", quote_usd: float = 1.0,
-                        tiers: Optional[Sequence[FeeTier]] = None) -> FeeModel:
+                        tiers: Optional[Sequence[FeeTier]] = None, quote: str = "quote") -> FeeModel:
     """CLI ``--fees``: ``venue`` (the configured venue's tiers by ``--volume-30d``; ``tiers`` from the
     runtime config if it has ``[fees]``), a venue's name (that venue's built-in tiers, or the
     config's when it is the configured venue), ``venue:PATH.toml`` / ``NAME:PATH.toml`` (tiers from a
@@ -187,4 +213,4 @@ def fee_model_from_spec(spec: str, *, venue: Optional[VenueRules] = None, volume
         raise ValueError(f"--fees {spec!r}: expected venue, venue:PATH.toml, a venue name "
                          f"({', '.join(known_venues())}), value:MAKER,TAKER or none")
     return venue_schedule(chosen, volume_30d, Path(rest) if rest else None, growth=growth, quote_usd=quote_usd,
-                          tiers=tiers)
+                          tiers=tiers, quote=quote)

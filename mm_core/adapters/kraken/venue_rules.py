@@ -36,19 +36,6 @@ ADAPTERS: dict[str, str] = {
     "kraken_v1": "mm_core.adapters.kraken.v1:KrakenV1Adapter",
 }
 
-SPOT_FEE_TIERS: tuple[FeeTierRow, ...] = (
-    FeeTierRow(0, 0.25, 0.40),
-    FeeTierRow(10_000, 0.20, 0.35),
-    FeeTierRow(50_000, 0.14, 0.24),
-    FeeTierRow(100_000, 0.12, 0.22),
-    FeeTierRow(250_000, 0.10, 0.20),
-    FeeTierRow(500_000, 0.08, 0.18),
-    FeeTierRow(1_000_000, 0.06, 0.16),
-    FeeTierRow(2_500_000, 0.04, 0.14),
-    FeeTierRow(5_000_000, 0.02, 0.12),
-    FeeTierRow(10_000_000, 0.00, 0.10),
-)
-"""Kraken Pro spot schedule (endpoints from AssetPairs ``fees``/``fees_maker``; check ``TradeVolume``)."""
 
 _CANCEL = ((5.0, 8.0), (10.0, 6.0), (15.0, 5.0), (45.0, 4.0), (90.0, 2.0), (300.0, 1.0))
 _AMEND = ((5.0, 4.0), (10.0, 3.0), (15.0, 2.0))
@@ -76,7 +63,8 @@ class KrakenRules:
 
     name: str = "kraken"
     adapters: Mapping[str, str] = field(default_factory=lambda: dict(ADAPTERS))
-    fee_tiers: tuple[FeeTierRow, ...] = SPOT_FEE_TIERS
+    # Kraken's one fee schedule is the shipped config's [fees] table (every spot tier): no copy here
+    fee_tiers: tuple[FeeTierRow, ...] = ()
     rate_tiers: Mapping[str, RateCounterSpec] = field(default_factory=lambda: dict(RATE_TIERS))
     idle_heartbeat_s: Optional[float] = 1.0
     client_order_id_max_len: int = 18
