@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reconcile-day": ("mm_core.trading.reconcile_day", "compare a session with its backtest replay order by order"),
     "incidents": ("mm_core.trading.incidents", "incident review: list, show, annotate, close"),
     "rollout-check": ("mm_core.trading.rollout", "Phase 5 go/no-go on recorded sessions (PROCEED / NOT YET)"),
+    "paper": ("mm_core.trading.paper", "paper trading: the live trader with simulated fills (offline with --sim-seconds)"),
+    "live": ("mm_core.trading.live", "live trading on Kraken with hard caps (refuses to start without them)"),
 }
 
 

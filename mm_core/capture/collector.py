@@ -115,8 +115,15 @@ class Collector:
         parquet_flush_s: float = 60.0,
         seed: int | None = None,
         ws_client: str | None = None,
+        listener: Any = None,
+        handle_signals: bool = True,
     ) -> None:
         self.config = config
+        # a trader riding on this capture (mm_core/trading/session.py): listener.on_frame(ts_capture,
+        # market_events, health_events, heartbeat) after each frame is parsed, listener.on_event(event)
+        # for the collector's own events (connected, disconnected, ...). It must not block.
+        self.listener = listener
+        self.handle_signals = handle_signals
         self.url = url or config.exchange.endpoint
         self.run_dir = run_dir if run_dir is not None else out_csv.parent  # Path("F.csv").parent == Path(".")
         self.out_csv = out_csv
@@ -241,6 +248,8 @@ class Collector:
     def _emit(self, event: Event) -> None:
         """A health event produced by the collector itself (not parsed from the feed)."""
         self._put((LOG, event))
+        if self.listener is not None:
+            self.listener.on_event(event)
 
     def _header(self, ts: int | None = None) -> dict[str, Any]:
         return {
@@ -269,6 +278,7 @@ class Collector:
         if self._metrics:
             self._metrics["messages"].inc()
         feed_frame = False
+        heartbeat = False
         sampled_update: Event | None = None
         routes = self._routes
         market: list[Event] = []
@@ -301,6 +311,7 @@ class Collector:
                     self._healthy = True
             elif route == _R_HEARTBEAT:
                 feed_frame = True
+                heartbeat = True
                 summary.heartbeats += 1
             elif route == _R_PONG:
                 self._on_pong(ev, ts_capture)
@@ -325,6 +336,8 @@ class Collector:
             if top is not None:
                 sample = (top, sampled_update.ts_exchange)
         self._put((FRAME, ts_capture, frame, market, health, sample))
+        if self.listener is not None:
+            self.listener.on_frame(ts_capture, market, health, heartbeat)
         if sample is not None:
             self._count_sample(sample[1], ts_capture)  # type: ignore[arg-type]
         return feed_frame
@@ -658,7 +671,7 @@ class Collector:
         self._session_started = self._last_frame_mono = time.monotonic()
         self._open_files()
         self._start_metrics()
-        restore_signals = self._install_signals()
+        restore_signals = self._install_signals() if self.handle_signals else (lambda: None)
         frozen = _freeze_startup_heap()
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
