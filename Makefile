@@ -9,7 +9,7 @@ else
 endif
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench bench-book bench-collector bench-capture-rate bench-analyze bench-features bench-backtest bench-private bench-strategy clean lock
+.PHONY: setup demo test bench bench-book bench-collector bench-capture-rate bench-analyze bench-features bench-backtest bench-private bench-strategy bench-sweep-scale clean lock
 
 setup: $(STAMP)
 
@@ -25,7 +25,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 # Every benchmark prints our figure beside the named peer's on the same data, in the same run.
-bench: bench-book bench-collector bench-capture-rate bench-analyze bench-features bench-backtest bench-private bench-strategy
+bench: bench-book bench-collector bench-capture-rate bench-analyze bench-features bench-backtest bench-private bench-strategy bench-sweep-scale
 
 bench-book: setup         ## adapter parse+book+CRC32 vs python-kraken-sdk, on the real v2 recording
 	$(BIN)/python bench/bench_book.py
@@ -50,6 +50,9 @@ bench-private: setup     ## order round trip on loopback vs bare websockets; per
 
 bench-strategy: setup    ## decision cost per strategy (backtest ns, Python step us), throughput vs the loop before it
 	$(BIN)/python bench/bench_strategy.py $(if $(REF),--reference-tree $(REF),)
+
+bench-sweep-scale: setup ## mm sweep, 50 sets x 7 simulated days: Dask 1 vs 2 workers beside the process pool
+	$(BIN)/python bench/bench_sweep_scale.py
 
 # Re-pin every dependency to what is installed in the venv now.
 lock: setup

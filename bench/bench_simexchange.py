@@ -102,7 +102,9 @@ def _measure(cmd: list[str], seconds: float, subscribe: bool) -> tuple[float, li
 
 def bench_serving(rate: float, seconds: float) -> None:
     run_s = seconds + 1.5
-    ours = [sys.executable, "-m", "mm_core", "simexchange", "--port", "0", "--seed", "1",
+    # steady arrivals, like the peer's evenly paced frames: the default market's bursts would make
+    # the two runs serve different schedules
+    ours = [sys.executable, "-m", "mm_core", "simexchange", "--port", "0", "--seed", "1", "--profile", "steady",
             "--latency-median-ms", "0", "--no-latency-spells", "--updates-per-second", str(rate),
             "--trades-per-second", str(rate / 20), "--max-seconds", str(run_s)]
     peer = [sys.executable, __file__, "--peer-server", "--rate", str(rate), "--seconds", str(run_s)]

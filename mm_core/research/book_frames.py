@@ -261,20 +261,33 @@ def columns_from_parquet(path: Path, symbol: Optional[str] = None, exchange: Opt
 
     With several symbols present and ``symbol=None``, the one with the most book data is used.
     """
+    root = parquet_root(path)
+    ex_name, sym_dir, book_files = _pick_partition(root, symbol, exchange)
+    trade_files = sorted(p for f in book_files for p in f.parent.glob("trade-*.parquet"))
+    trade_files = sorted(set(trade_files))
+    return columns_from_files(book_files, trade_files, exchange=ex_name, symbol_dir=sym_dir, clock=clock,
+                              source=str(root))
+
+
+def columns_from_files(book_files: list[Path], trade_files: list[Path], *, exchange: str, symbol_dir: str,
+                       clock: str = "exchange", source: str = "", seed=None) -> EventColumns:
+    """:func:`columns_from_parquet` over given part files (one day of the store: a Dask task).
+
+    ``seed`` (:class:`mm_core.backtest.event_arrays.BookSeed`): the book as it stood at the first
+    message, for a day that opens mid-stream; it becomes a snapshot row ahead of the first book row
+    (same time), so the rebuilt book is the one of a pass over the whole capture. Ignored when the
+    day's first book row is a snapshot."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from mm_core.events import table_schemas
 
-    root = parquet_root(path)
-    ex_name, sym_dir, book_files = _pick_partition(root, symbol, exchange)
+    root, ex_name, sym_dir = source, exchange, symbol_dir
     schemas = table_schemas()
     try:
         book = pa.concat_tables(pq.read_table(f, schema=schemas["book"]) for f in book_files)
     except Exception as exc:  # noqa: BLE001 - name the folder, whatever Arrow raised
         raise ResearchDataError(f"{root}: cannot read book files of {sym_dir}: {exc}") from exc
-    trade_files = sorted(p for f in book_files for p in f.parent.glob("trade-*.parquet"))
-    trade_files = sorted(set(trade_files))
     trades = (pa.concat_tables(pq.read_table(f, schema=schemas["trade"]) for f in trade_files)
               if trade_files else pa.Table.from_pylist([], schema=schemas["trade"]))
     n = book.num_rows
@@ -293,12 +306,23 @@ def columns_from_parquet(path: Path, symbol: Optional[str] = None, exchange: Opt
     price, qty, is_bid, offsets = _interleave(b_off, b_px, b_q, a_off, a_px, a_q)
     sym = book.column("symbol")[0].as_py() if n else sym_dir.replace("-", "/")
     kind = book.column("kind").to_numpy(zero_copy_only=False)
+    book_ts = _event_time(_int_col(book, "ts_exchange"), _int_col(book, "ts_capture"), clock)
+    snapshot = kind == "book_snapshot"
+    depth = _int_col(book, "depth")
+    verified = book.column("verified").to_numpy(zero_copy_only=False).astype(bool)
+    if seed is not None and n and not snapshot[0]:
+        nb, na = seed.bid_px.size, seed.ask_px.size
+        book_ts = np.concatenate([book_ts[:1], book_ts])
+        snapshot = np.concatenate([[True], snapshot])
+        depth = np.concatenate([[int(depth.max())], depth])
+        verified = np.concatenate([[True], verified])
+        price = np.concatenate([seed.bid_px, seed.ask_px, price])
+        qty = np.concatenate([seed.bid_qty, seed.ask_qty, qty])
+        is_bid = np.concatenate([np.ones(nb, bool), np.zeros(na, bool), is_bid])
+        offsets = np.concatenate([[0], offsets + nb + na])
     return EventColumns(
         exchange=ex_name, symbol=sym, clock=clock, source=str(root),
-        book_ts=_event_time(_int_col(book, "ts_exchange"), _int_col(book, "ts_capture"), clock),
-        book_snapshot=kind == "book_snapshot",
-        book_depth=_int_col(book, "depth"),
-        book_verified=book.column("verified").to_numpy(zero_copy_only=False).astype(bool),
+        book_ts=book_ts, book_snapshot=snapshot, book_depth=depth, book_verified=verified,
         level_offsets=offsets, level_price=price, level_qty=qty, level_bid=is_bid,
         trade_ts=_event_time(_int_col(trades, "ts_exchange"), _int_col(trades, "ts_capture"), clock),
         trade_price=trades.column("price").to_numpy(zero_copy_only=False).astype(np.float64),

@@ -11,6 +11,11 @@ Model files: the final models are fitted on all of the data and saved with their
 overlaps its window (same instrument and time, or the same simulator seed) unless given
 ``--allow-in-sample``: backtest on later data or another seed.
 
+Many days: ``--data DIR DIR ...`` or ``--store ROOT [--from DAY] [--to DAY]`` run one study per
+(exchange, symbol, date) partition, each on the worker that reads it -- a process pool, or Dask with
+``--scheduler local|tcp://HOST:8786`` -- and judge GO only when every day is GO
+(:mod:`mm_core.research.days`).
+
 Exit status: 0 = GO, 1 = NO-GO (including "feature QA failed, refused to fit"), 2 = unusable input.
 """
 
@@ -40,7 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", type=Path, metavar="DIR", help="collector run directory (or its parquet/ folder)")
+    src.add_argument("--data", type=Path, nargs="+", metavar="DIR",
+                     help="collector run directory (or its parquet/ folder); several: one study per day")
+    src.add_argument("--store", type=Path, metavar="ROOT",
+                     help="store root (run directories or Parquet folders below it): one study per day")
     src.add_argument("--recording", type=Path, metavar="FILE", help="recorded raw feed (replayed through the adapter)")
     src.add_argument("--sim-seconds", type=float, metavar="N", help="generate N seconds of simulator data instead")
     p.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
@@ -56,6 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("research-report.html"), help="HTML report path")
     p.add_argument("--models", type=Path, metavar="DIR", help="where to write the model files (default: <out>-models/)")
     p.add_argument("--json", action="store_true", help="print the metrics table (and verdict, QA) as one JSON object")
+    days = p.add_argument_group("many days (--store or several --data)")
+    days.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day (inclusive)")
+    days.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day (inclusive)")
+    from mm_core.store.partitions import add_scheduler_args
+
+    add_scheduler_args(p)
     p.set_defaults(func=run)
 
 
@@ -134,6 +148,12 @@ def run(args: argparse.Namespace) -> int:
     if args.blocks < 2 or args.step_ms <= 0 or not 0 < args.alpha < 1:
         print("mm research: need --blocks >= 2, --step-ms > 0 and 0 < --alpha < 1", file=sys.stderr)
         return 2
+    if args.store is not None or len(args.data or ()) > 1:
+        from mm_core.research.days import run_days
+
+        return run_days(args, horizons)
+    if args.data is not None:
+        args.data = args.data[0]
     t0 = time.perf_counter()
     try:
         cols, tick, source = _load(args, say)

@@ -47,16 +47,20 @@ def norm_sf(z: float) -> float:
 
 
 def newey_west_var(x: np.ndarray, lag: int) -> float:
-    """Long-run variance of ``x`` (Bartlett kernel, ``lag`` autocovariances)."""
+    """Long-run variance of ``x`` (Bartlett kernel, ``lag`` autocovariances).
+
+    The products are summed by numpy (pairwise), not by a BLAS dot: a multi-threaded BLAS splits a
+    dot product over its threads and the last bits then depend on the machine's core count, so the
+    same day scored on a laptop, in a process pool and on a Dask worker (one BLAS thread) differed."""
     x = np.asarray(x, float)
     n = x.size
     if n < 2:
         return float("nan")
     d = x - x.mean()
-    v = float(d @ d) / n
+    v = float(np.sum(d * d)) / n
     lag = int(min(max(lag, 0), n - 1))
     for j in range(1, lag + 1):
-        v += 2.0 * (1.0 - j / (lag + 1)) * float(d[j:] @ d[:-j]) / n
+        v += 2.0 * (1.0 - j / (lag + 1)) * float(np.sum(d[j:] * d[:-j])) / n
     return max(v, 0.0)
 
 

@@ -37,7 +37,7 @@ QTY_PRECISION = 8
 TICKS_PER_UNIT = 10**PRICE_PRECISION
 SATS_PER_BTC = 10**QTY_PRECISION
 MIN_SATS = 10_000  # 0.0001 BTC: smallest resting size the model creates
-MAX_SATS = 500_000_000  # 5 BTC: largest resting size
+MAX_SATS = 5_000_000_000  # 50 BTC: largest resting size
 DEFAULT_START_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z: fixed, so runs are reproducible
 
 Level = tuple[int, int]
@@ -161,6 +161,13 @@ class LevelBook:
         for ticks, sats in change.asks:
             asks.set_key(ticks, sats)
 
+    def truncate(self, depth: int) -> None:
+        """Keep the best ``depth`` levels per side (what a depth-N client holds)."""
+        for side in (self.bids, self.asks):
+            for key in side.keys[depth:]:
+                del side.qty[key]
+            del side.keys[depth:]
+
     def top(self, depth: int) -> tuple[list[Level], list[Level]]:
         """``(bids, asks)``, best first, at most ``depth`` each."""
         return self.bids.top(depth), self.asks.top(depth)
@@ -226,33 +233,33 @@ class DepthView:
         )
 
     def _side(self, side: BookSide, view: dict[int, int], levels: tuple[Level, ...]) -> list[Level]:
+        """Kraken's order: deletions, then levels re-entering the depth, then the changes in the
+        order they happened. Every level sent exists in the book after the change, so a client
+        that truncates after each level ends where one that truncates after the message does."""
         if not levels:
             return []
-        n, sign, keys = self.depth, side.sign, side.keys
+        n, sign, keys, qty = self.depth, side.sign, side.keys, side.qty
         boundary = keys[n - 1] if len(keys) >= n else _INF
-        out: list[Level] = []
-        lost = False
+        deletes: list[Level] = []
+        changes: list[Level] = []
         for ticks, sats in levels:
             key = ticks * sign
-            if sats:
-                if key <= boundary:
-                    out.append((ticks, sats))
-                    view[key] = sats
+            if key in qty:  # still there afterwards (a delete then re-add shows as the re-add)
+                if sats and key <= boundary:
+                    changes.append((ticks, sats))
             elif key in view:
-                out.append((ticks, 0))
+                deletes.append((ticks, 0))
                 del view[key]
-                lost = True
-        if lost:  # a level left the scope: the next ones re-enter it as inserts
-            qty = side.qty
-            for key in keys[:n]:
-                if key not in view:
-                    sats = qty[key]
-                    out.append((key * sign, sats))
-                    view[key] = sats
+        for ticks, _ in changes:
+            key = ticks * sign
+            view[key] = qty[key]
+        reentries = [(key * sign, qty[key]) for key in keys[:n] if key not in view]
+        for ticks, sats in reentries:
+            view[ticks * sign] = sats
         if len(view) > n:  # the client truncates; mirror it
             for key in [k for k in view if k > boundary]:
                 del view[key]
-        return out
+        return deletes + reentries + changes
 
     def levels(self) -> tuple[list[Level], list[Level]]:
         """The view itself (what the client should hold), best first."""
@@ -266,52 +273,121 @@ class DepthView:
 
 @dataclass(frozen=True)
 class MarketParams:
-    """Knobs of the market model; defaults give BTC/EUR-like statistics."""
+    """Knobs of the market model. The defaults are the ``default`` profile, fitted to real Kraken
+    depth-10 book traffic (``config/sim-profiles/default.toml`` says where each number comes from);
+    :mod:`mm_core.simexchange.profiles` loads other profiles from TOML with strict validation.
 
-    updates_per_second: float = 10.0  # book-change messages per second (long-run mean)
-    trades_per_second: float = 1.0  # trades per second (long-run mean); 0 = no trades at all
-    burstiness: float = 0.6  # Hawkes branching ratio: share of events triggered by earlier ones
-    burst_decay_per_s: float = 4.0  # how fast a burst fades (1/s)
-    move_share: float = 0.12  # share of book messages that change a best price
-    imbalance_weight: float = 0.35  # P(up) = 0.5 + weight * L1 imbalance (predictive only)
+    Message kinds (one side each, like every real Kraken update in the reference recording) in a
+    calm market, as shares of the book messages that are neither trades nor best-price moves:
+    ``top_qty`` (the best level's size changes), ``level_qty`` (a size deeper in the top 10),
+    ``insert`` (a new price level behind the best), ``delete`` (a level behind the best goes;
+    the next one re-enters the depth-10 view). Trades come on top at ``trades_per_second``; best-price
+    moves are ``move_share`` of all book messages (``spell_move_share`` in volatile spells).
+    """
+
+    # arrivals: depth-10 book messages as a Hawkes process with exponential kernels
+    updates_per_second: float = 10.0  # long-run mean, spells included
+    burst_branching: tuple[float, ...] = (0.083, 0.677)  # share of messages each kernel triggers
+    burst_decay_per_s: tuple[float, ...] = (4284.0, 36.0)  # how fast each kernel fades (1/s)
+    deep_updates_per_second: float = 1.0  # extra changes below the top 10 (Poisson), unseen at depth 10
+    # message mix in calm markets
+    top_qty_share: float = 0.34
+    level_qty_share: float = 0.2
+    insert_share: float = 0.23
+    delete_share: float = 0.23
+    move_share: float = 0.004  # best-price retreats (a best level cancelled or swept)
+    close_share: float = 0.9  # after the spread widened: share of next messages that narrow it
+    close_to_one_tick: float = 0.85  # a narrowing level goes right next to the other side's best
+    double_change_share: float = 0.08  # a size message also changes the neighbouring level
+    busy_side_share: float = 0.7  # a best-size change hits the side with the larger best size
+    qty_rank_weights: tuple[float, ...] = (47.0, 4.0, 3.0, 4.0, 3.0, 6.0, 5.0, 8.0, 9.0)  # ranks 1..9
+    delete_rank_weights: tuple[float, ...] = (1.0, 3.0, 9.0, 4.0, 6.0, 5.0, 30.0, 31.0, 19.0)  # ranks 1..9
+    # book shape and sizes (BTC); level sizes: a mixture of small orders and market-maker quotes
+    levels_per_side: int = 120  # depth the model keeps per side (>= what clients subscribe)
+    min_levels_per_side: int = 30
+    level_gap_ticks: float = 6.0  # mean distance between neighbouring levels
+    small_qty_median: float = 0.03
+    small_qty_sigma: float = 1.8
+    large_qty_median: float = 4.5
+    large_qty_sigma: float = 0.9
+    large_qty_share: float = 0.6
+    top_large_share: float = 0.5  # the same mixture for a new or re-sized best level
+    requote_sigma: float = 0.35  # a resized level: log-size random step
+    # trades
+    trades_per_second: float = 1.0  # taker orders, long-run mean (one walking the book prints per level); 0 = none
+    trade_qty_median: float = 0.005
+    trade_qty_sigma: float = 2.0
+    sweep_share: float = 0.35  # share of best-price retreats that are trades sweeping the level
+    sweep_levels_mean: float = 1.0  # levels removed by one retreat (real: every retreat took one)
+    # volatility spells (a two-state Markov regime in exchange time)
+    spells_per_hour: float = 1.5
+    spell_mean_s: float = 60.0
+    spell_rate_factor: float = 2.5  # base message rate multiplier inside a spell
+    spell_move_share: float = 0.04
+    spell_close_share: float = 0.75
+    spell_sweep_levels_mean: float = 1.4
+    # direction of best-price moves (predictive models only)
+    imbalance_weight: float = 0.45  # P(up) = 0.5 + weight * L1 imbalance
     start_price: Optional[float] = None  # None: drawn from the seed in [65000, 85000)
     price_floor: float = 60_000.0  # soft bounds: the drift pushes back near them
     price_cap: float = 90_000.0
-    levels_per_side: int = 120  # depth the model keeps per side (>= what clients subscribe)
-    min_levels_per_side: int = 30
-    level_qty_median: float = 0.12  # BTC, lognormal resting sizes clipped to [0.0001, 5]
-    level_qty_sigma: float = 1.3
-    trade_qty_median: float = 0.01  # BTC, lognormal trade sizes
-    trade_qty_sigma: float = 1.2
 
     def __post_init__(self) -> None:
-        problems = []
-        if not self.updates_per_second > 0:
-            problems.append("updates_per_second must be > 0")
-        if self.trades_per_second < 0:
-            problems.append("trades_per_second must be >= 0")
-        if self.trades_per_second > 0.5 * self.updates_per_second:
-            problems.append("trades_per_second must be <= updates_per_second / 2")
-        if not 0 <= self.burstiness < 1:
-            problems.append("burstiness must be in [0, 1)")
-        if not 0 < self.move_share < 0.5:
-            problems.append("move_share must be in (0, 0.5)")
-        if not 0 <= self.imbalance_weight <= 0.45:
-            problems.append("imbalance_weight must be in [0, 0.45]")
-        if self.min_levels_per_side < 10 or self.levels_per_side < self.min_levels_per_side:
-            problems.append("need 10 <= min_levels_per_side <= levels_per_side")
-        if not 0 < self.price_floor < self.price_cap:
-            problems.append("need 0 < price_floor < price_cap")
+        problems = _param_problems(self)
         if problems:
             raise ValueError("MarketParams: " + "; ".join(problems))
 
+    @property
+    def spell_time_share(self) -> float:
+        """Long-run share of time spent in volatile spells."""
+        x = self.spells_per_hour * self.spell_mean_s / 3600.0
+        return x / (1.0 + x)
+
+
+def _param_problems(p: MarketParams) -> list[str]:
+    out: list[str] = []
+
+    def need(ok: bool, text: str) -> None:
+        if not ok:
+            out.append(text)
+
+    need(p.updates_per_second > 0, "updates_per_second must be > 0")
+    need(p.trades_per_second >= 0, "trades_per_second must be >= 0")
+    need(p.trades_per_second <= 0.5 * p.updates_per_second, "trades_per_second must be <= updates_per_second / 2")
+    need(p.deep_updates_per_second >= 0, "deep_updates_per_second must be >= 0")
+    need(len(p.burst_branching) == len(p.burst_decay_per_s) and len(p.burst_branching) >= 1,
+         "burst_branching and burst_decay_per_s need the same number (>= 1) of kernels")
+    need(all(n >= 0 for n in p.burst_branching) and sum(p.burst_branching) < 1,
+         "burst_branching must be >= 0 each and sum to < 1 (a stationary Hawkes process)")
+    need(all(b > 0 for b in p.burst_decay_per_s), "burst_decay_per_s must be > 0")
+    for name in ("top_qty_share", "level_qty_share", "insert_share", "delete_share"):
+        need(getattr(p, name) >= 0, f"{name} must be >= 0")
+    need(p.top_qty_share + p.level_qty_share + p.insert_share + p.delete_share > 0, "the message mix shares sum to 0")
+    for name in ("move_share", "spell_move_share"):
+        need(0 < getattr(p, name) < 0.5, f"{name} must be in (0, 0.5)")
+    for name in ("close_share", "spell_close_share", "close_to_one_tick", "double_change_share",
+                 "busy_side_share", "large_qty_share", "top_large_share", "sweep_share"):
+        need(0 <= getattr(p, name) <= 1, f"{name} must be in [0, 1]")
+    for name in ("qty_rank_weights", "delete_rank_weights"):
+        w = getattr(p, name)
+        need(len(w) == 9 and all(x >= 0 for x in w) and sum(w) > 0, f"{name} needs 9 weights >= 0 (ranks 1..9), not all 0")
+    need(p.min_levels_per_side >= 12 and p.levels_per_side >= p.min_levels_per_side,
+         "need 12 <= min_levels_per_side <= levels_per_side")
+    need(p.level_gap_ticks >= 1, "level_gap_ticks must be >= 1")
+    for name in ("small_qty_median", "large_qty_median", "trade_qty_median"):
+        need(1e-4 <= getattr(p, name) <= 50, f"{name} must be in [0.0001, 50] BTC")
+    for name in ("small_qty_sigma", "large_qty_sigma", "trade_qty_sigma", "requote_sigma"):
+        need(0 <= getattr(p, name) <= 4, f"{name} must be in [0, 4]")
+    need(p.sweep_levels_mean >= 1 and p.spell_sweep_levels_mean >= 1, "sweep levels means must be >= 1")
+    need(p.spells_per_hour >= 0 and p.spell_mean_s > 0, "spells_per_hour >= 0 and spell_mean_s > 0")
+    need(p.spell_rate_factor > 0, "spell_rate_factor must be > 0")
+    need(0 <= p.imbalance_weight <= 0.45, "imbalance_weight must be in [0, 0.45]")
+    need(0 < p.price_floor < p.price_cap, "need 0 < price_floor < price_cap")
+    return out
+
 
 _CHUNK = 1 << 15
-
-# Calibrated on long runs: sweep trades per book message = move_share * _RETREAT_SHARE * E[k] * p_sweep.
-_RETREAT_SHARE = 0.42
-_SWEEP_LEVELS_MEAN = 1.2
-_P_SWEEP = 0.35
+_RANKS = 9  # ranks 1..9 behind the best: the rest of a depth-10 view
 
 
 class _Draws:
@@ -344,14 +420,66 @@ class _Draws:
         self._ni = i + 1
         return self._n[i]
 
+    def exp(self) -> float:
+        """Standard exponential."""
+        return -math.log(1.0 - self.u())
+
+
+def _cumulative(weights: tuple[float, ...]) -> list[float]:
+    total = float(sum(weights))
+    acc = 0.0
+    out = []
+    for w in weights:
+        acc += w / total
+        out.append(acc)
+    out[-1] = 1.0
+    return out
+
+
+def _pick(cum: list[float], u: float) -> int:
+    """Index drawn from cumulative weights (ranks are ``index + 1``)."""
+    return bisect_left(cum, u)
+
+
+class _Regime:
+    """Per-regime constants, precomputed so the hot path reads attributes only."""
+
+    __slots__ = ("mu", "move", "trade", "close", "sweep_levels_mean", "mix")
+
+    def __init__(self, mu: float, move: float, trade: float, close: float, sweep_levels_mean: float,
+                 mix: list[float]) -> None:
+        self.mu = mu
+        self.move = move
+        self.trade = trade
+        self.close = close
+        self.sweep_levels_mean = sweep_levels_mean
+        self.mix = mix
+
 
 class MarketModel:
-    """Seeded generator of book changes and trades (see module docstring for the design).
+    """Seeded generator of book changes and trades.
 
     ``MarketModel(seed).events(duration_s)`` yields :class:`TradePrint` and :class:`BookChange`
     in exchange-time order (a trade comes just before the book change it caused, same ``ts_ns``).
     ``book`` is the full book *after* the last yielded event. Calling :meth:`events` again
     continues where the previous call stopped.
+
+    Why it behaves as it does:
+
+    - **Bursty arrivals**: a Hawkes process with a fast (sub-millisecond) and a slow (tens of ms)
+      exponential kernel, simulated exactly (Dassios & Zhao 2013, one candidate per kernel); the
+      base rate rises in volatile spells (a two-state Markov regime).
+    - **One side per message**, and nearly all messages are size changes, new levels and deletions
+      *behind* an unchanged best price: the spread sits at one tick almost all the time. A
+      best-price *retreat* (a best level cancelled or swept by trades) widens it; the next messages
+      narrow it again (``close_share``), less eagerly in spells.
+    - **Only retreats and narrowing messages change the best prices**, and their direction is drawn
+      explicitly: ``P(up) = 0.5 + imbalance_weight * L1 imbalance`` when ``predictive=True``,
+      exactly 0.5 when ``predictive=False``. Size changes never empty the best level and trades
+      never sweep it outside a retreat, so with ``predictive=False`` nothing in the book carries
+      information about the next mid move -- research must find no edge then.
+    - **Heavy-tailed sizes**: levels are small orders or market-maker quotes (two lognormals);
+      the best level's size is re-quoted mostly on the side that holds the larger one.
     """
 
     def __init__(
@@ -378,20 +506,31 @@ class MarketModel:
         self._d = _Draws(rng)
         self.book = LevelBook()
         self.trade_id = int(rng.integers(10_000_000, 90_000_000))
-        self._t = 0.0  # model seconds: time of the last event
+        self.counts = {"book_changes": 0, "trades": 0, "moves": 0, "spells": 0}
         self._clock = 0.0  # end of the last generated window
-        self._next_t: Optional[float] = None
-        self._beta = p.burst_decay_per_s
-        self._mu = p.updates_per_second * (1.0 - p.burstiness)
-        self._alpha = p.burstiness * self._beta
-        self._excess = 0.0  # Hawkes intensity above the base rate, just after the last event
-        self._p_move = p.move_share
-        self._p_sweep, self._p_trade = self._trade_mix(p)
-        self._lq = (p.level_qty_median * SATS_PER_BTC, p.level_qty_sigma)
-        self._tq = (p.trade_qty_median * SATS_PER_BTC, p.trade_qty_sigma)
+        self._t = 0.0  # time of the last book arrival (Hawkes clock)
+        self._next_book: Optional[float] = None
+        self._next_deep = self._d.exp() / p.deep_updates_per_second if p.deep_updates_per_second > 0 else _INF
+        self._beta = list(p.burst_decay_per_s)
+        self._alpha = [n * b for n, b in zip(p.burst_branching, p.burst_decay_per_s)]
+        self._excess = [0.0] * len(self._beta)
+        self._calm, self._spell = self._regimes(p)
+        self._sweep_share = p.sweep_share if p.trades_per_second > 0 else 0.0  # 0 trades/s: none at all
+        self._in_spell = False
+        self._regime = self._calm
+        self._switch_at = self._d.exp() * 3600.0 / p.spells_per_hour if p.spells_per_hour > 0 else _INF
+        self._qty_cum = _cumulative(p.qty_rank_weights)
+        self._del_cum = _cumulative(p.delete_rank_weights)
+        self._small = (math.log(p.small_qty_median * SATS_PER_BTC), p.small_qty_sigma)
+        self._large = (math.log(p.large_qty_median * SATS_PER_BTC), p.large_qty_sigma)
+        self._tq = (math.log(p.trade_qty_median * SATS_PER_BTC), p.trade_qty_sigma)
+        self._gap_mean = p.level_gap_ticks - 1.0
+        self._insert_span = max(_RANKS + 2, int(round((_RANKS + 1) * p.level_gap_ticks)))
+        self._span_hi = int(1.5 * self._insert_span)
+        self._span_lo = max(_RANKS + 1, self._insert_span // 3)
+        self._refill = {-1: 0, 1: 0}  # per side (sign): ladder levels owed behind a best that jumped
         self._floor_ticks2 = 2 * ticks_of(p.price_floor * 1.02)
         self._cap_ticks2 = 2 * ticks_of(p.price_cap * 0.98)
-        self.counts = {"book_changes": 0, "trades": 0, "moves": 0}
         start_price = p.start_price if p.start_price is not None else 65_000 + 20_000 * float(rng.random())
         self.open_ticks = ticks_of(start_price)
         self._seed_book(self.open_ticks)
@@ -403,79 +542,160 @@ class MarketModel:
         """Exchange time up to which events have been generated."""
         return self.start_ns + int(self._clock * 1e6) * 1000
 
+    @property
+    def in_spell(self) -> bool:
+        """True while the market is in a volatile spell."""
+        return self._in_spell
+
     def events(self, duration_s: Optional[float] = None) -> Iterator[ModelEvent]:
         """Events of the next ``duration_s`` model seconds (forever if None), in time order."""
         end = _INF if duration_s is None else self._clock + duration_s
         start_ns = self.start_ns
-        step = self._step
         while True:
-            t = self._next_t
+            t = self._next_book
             if t is None:
-                t = self._next_arrival()
+                t = self._next_book = self._next_arrival()
+            deep = self._next_deep < t
+            if deep:
+                t = self._next_deep
             if t > end:
-                self._next_t = t
                 self._clock = end
                 return
-            self._next_t = None
             self._clock = t
-            yield from step(start_ns + int(t * 1e6) * 1000)
+            ts_ns = start_ns + int(t * 1e6) * 1000
+            if deep:
+                self._next_deep = t + self._d.exp() / self.params.deep_updates_per_second
+                yield from self._deep(ts_ns)
+            else:
+                self._next_book = None
+                yield from self._step(ts_ns)
 
-    # ------------------------------------------------------------------ arrivals and mix
+    # ------------------------------------------------------------------ arrivals and regimes
 
     @staticmethod
-    def _trade_mix(p: MarketParams) -> tuple[float, float]:
-        """(P(a move sweeps with trades), P(a plain trade event)) giving ``trades_per_second``."""
+    def _regimes(p: MarketParams) -> tuple[_Regime, _Regime]:
+        """Calm and spell constants: base rates giving ``updates_per_second`` in the long run, and
+        a trade share giving ``trades_per_second`` (sweeping retreats print trades too)."""
+        share = p.spell_time_share
+        n = sum(p.burst_branching)
+        mu_calm = p.updates_per_second * (1.0 - n) / ((1.0 - share) + share * p.spell_rate_factor)
+        mu_spell = mu_calm * p.spell_rate_factor
+        # messages from each regime, as a share of all book messages
+        w_spell = share * p.spell_rate_factor / ((1.0 - share) + share * p.spell_rate_factor)
+        sweep_calm = p.move_share * p.sweep_share * p.sweep_levels_mean
+        sweep_spell = p.spell_move_share * p.sweep_share * p.spell_sweep_levels_mean
+        sweeps = (1.0 - w_spell) * sweep_calm + w_spell * sweep_spell
         ratio = p.trades_per_second / p.updates_per_second
-        sweep_per_move = _RETREAT_SHARE * _SWEEP_LEVELS_MEAN
-        p_sweep = min(_P_SWEEP, ratio / (p.move_share * sweep_per_move))
-        p_trade = max(0.0, ratio - p.move_share * sweep_per_move * p_sweep) / (1.0 - p.move_share)
-        return p_sweep, p_trade
+        trade = max(0.0, ratio - sweeps)
+        weights = (p.top_qty_share, p.level_qty_share, p.insert_share, p.delete_share)
+        mix = _cumulative(weights)
+        calm = _Regime(mu_calm, p.move_share, trade, p.close_share, p.sweep_levels_mean, mix)
+        spell = _Regime(mu_spell, p.spell_move_share, trade, p.spell_close_share, p.spell_sweep_levels_mean, mix)
+        return calm, spell
+
+    def _switch(self) -> None:
+        p = self.params
+        self._in_spell = not self._in_spell
+        if self._in_spell:
+            self.counts["spells"] += 1
+            self._regime = self._spell
+            self._switch_at += self._d.exp() * p.spell_mean_s
+        else:
+            self._regime = self._calm
+            self._switch_at += self._d.exp() * 3600.0 / p.spells_per_hour
 
     def _next_arrival(self) -> float:
-        """Next Hawkes arrival (exact simulation for an exponential kernel)."""
+        """Next book message: exact Hawkes simulation, regime switches in between handled by
+        restarting from the state at the switch (the process is Markov in its excess intensities)."""
         d, beta, excess = self._d, self._beta, self._excess
-        s = -math.log(1.0 - d.u()) / self._mu
-        if excess > 1e-12:
-            dd = 1.0 + beta * math.log(1.0 - d.u()) / excess
-            if dd > 0.0:
-                s = min(s, -math.log(dd) / beta)
-        self._excess = excess * math.exp(-beta * s) + self._alpha
-        self._t += s
-        return self._t
+        k = len(beta)
+        while True:
+            s = d.exp() / self._regime.mu
+            for i in range(k):
+                e = excess[i]
+                if e > 1e-12:
+                    dd = 1.0 + beta[i] * math.log(1.0 - d.u()) / e
+                    if dd > 0.0:
+                        c = -math.log(dd) / beta[i]
+                        if c < s:
+                            s = c
+            if self._t + s > self._switch_at:
+                dt = self._switch_at - self._t
+                for i in range(k):
+                    excess[i] *= math.exp(-beta[i] * dt)
+                self._t = self._switch_at
+                self._switch()
+                continue
+            for i in range(k):
+                excess[i] = excess[i] * math.exp(-beta[i] * s) + self._alpha[i]
+            self._t += s
+            return self._t
 
     def _step(self, ts_ns: int) -> list[ModelEvent]:
-        u = self._d.u()
-        if u < self._p_move:
-            return self._move(ts_ns)
-        if u < self._p_move + (1.0 - self._p_move) * self._p_trade:
+        d, r, book = self._d, self._regime, self.book
+        if book.asks.keys[0] + book.bids.keys[0] > 1 and d.u() < r.close:
+            return self._close(ts_ns)
+        u = d.u()
+        if u < r.move:
+            return self._retreat(ts_ns)
+        u -= r.move
+        if u < r.trade:
             return self._trade(ts_ns)
-        return self._update(ts_ns)
+        kind = _pick(r.mix, d.u())
+        if kind == 0:
+            return self._top_qty(ts_ns)
+        if kind == 1:
+            return self._level_qty_change(ts_ns)
+        side = self._side()
+        # a thermostat on the depth-10 range keeps the book's profile around the mid: a side whose
+        # top 10 spread too far gets levels, one packed too tight loses some
+        span = side.keys[_RANKS] - side.keys[0]
+        if span > self._span_hi:
+            kind = 2
+        elif span < self._span_lo:
+            kind = 3
+        if kind == 2:
+            return self._insert(ts_ns, side)
+        return self._delete(ts_ns, side)
 
     # ------------------------------------------------------------------ sizes and levels
 
-    def _level_qty(self) -> int:
-        d = self._d
-        median, sigma = self._lq
-        sats = int(median * math.exp(sigma * d.n()))
+    def _level_qty(self, large_share: Optional[float] = None) -> int:
+        """A new level's size: a small order or a market-maker quote (two lognormals)."""
+        d, p = self._d, self.params
+        share = p.large_qty_share if large_share is None else large_share
+        mu, sigma = self._large if d.u() < share else self._small
+        sats = int(math.exp(mu + sigma * d.n()))
         sats = MIN_SATS if sats < MIN_SATS else MAX_SATS if sats > MAX_SATS else sats
         if d.u() < 0.35:  # humans and bots like round sizes (0.1, 0.5, 1.0 ...)
             grain = 10 ** max(4, len(str(sats)) - 2)
             sats = max(MIN_SATS, round(sats / grain) * grain)
         return sats
 
+    def _requote(self, sats: int, large_share: Optional[float] = None) -> int:
+        """A resting level's new size: a log-size random step, or a fresh order size."""
+        d = self._d
+        if d.u() < 0.3:
+            return self._level_qty(large_share)
+        new = int(sats * math.exp(self.params.requote_sigma * d.n()))
+        return MIN_SATS if new < MIN_SATS else MAX_SATS if new > MAX_SATS else new
+
     def _trade_qty(self) -> int:
-        median, sigma = self._tq
-        sats = int(median * math.exp(sigma * self._d.n()))
+        mu, sigma = self._tq
+        sats = int(math.exp(mu + sigma * self._d.n()))
         return MIN_SATS if sats < MIN_SATS else MAX_SATS if sats > MAX_SATS else sats
 
-    def _gap(self) -> int:
-        """Ticks between neighbouring levels: mostly adjacent, sometimes sparse."""
-        return 1 + int(-math.log(1.0 - self._d.u()) * 0.9)
+    def _geometric(self, mean: float) -> int:
+        """A count >= 0 with the given mean (geometric: each further level as likely as the last);
+        one draw whatever the mean, so changing it does not shift the rest of the seeded stream."""
+        u = self._d.u()
+        if mean <= 0.0:
+            return 0
+        return int(math.log(1.0 - u) / math.log(mean / (1.0 + mean)))
 
-    def _level_index(self, n: int) -> int:
-        """Which level an ordinary update touches: most activity sits near the top."""
-        i = int(-math.log(1.0 - self._d.u()) * 4.0)
-        return i if i < n else n - 1
+    def _gap(self) -> int:
+        """Ticks between neighbouring levels (1 + exponential, mean ``level_gap_ticks``)."""
+        return 1 + int(self._d.exp() * self._gap_mean)
 
     def _seed_book(self, bid_ticks: int) -> None:
         levels = self.params.levels_per_side
@@ -492,14 +712,20 @@ class MarketModel:
 
     def _print(self, ts_ns: int, ticks: int, sats: int, side: str) -> TradePrint:
         self.trade_id += 1
+        self.counts["trades"] += 1
         ord_type = "market" if self._d.u() < 0.8 else "limit"
         return TradePrint(ts_ns, ticks, sats, side, self.trade_id, ord_type)
 
-    def _change(self, ts_ns: int, bo: list[Level], ao: list[Level], kind: str) -> BookChange:
+    def _change(self, ts_ns: int, side: BookSide, out: list[Level], kind: str) -> BookChange:
         self.counts["book_changes"] += 1
-        return BookChange(ts_ns, tuple(bo), tuple(ao), kind)
+        if side.sign < 0:
+            return BookChange(ts_ns, tuple(out), (), kind)
+        return BookChange(ts_ns, (), tuple(out), kind)
 
-    # ------------------------------------------------------------------ event kinds
+    def _side(self) -> BookSide:
+        return self.book.bids if self._d.u() < 0.5 else self.book.asks
+
+    # ------------------------------------------------------------------ best-price moves
 
     def _p_up(self) -> float:
         """Probability that the next best-price move is up."""
@@ -514,107 +740,198 @@ class MarketModel:
             p -= 0.1
         return p
 
-    def _move(self, ts_ns: int) -> list[ModelEvent]:
-        """Change a best price: advance into a wide spread, or sweep/cancel the other side's top."""
+    def _retreat(self, ts_ns: int) -> list[ModelEvent]:
+        """A best level goes (cancelled, or swept by a taker): the mid moves away from that side."""
         d, book = self._d, self.book
         up = d.u() < self._p_up()
-        adv, ret = (book.bids, book.asks) if up else (book.asks, book.bids)
-        adv_out: list[Level] = []
-        ret_out: list[Level] = []
+        side = book.asks if up else book.bids
+        k = 1 + self._geometric(self._regime.sweep_levels_mean - 1.0)
+        k = min(k, len(side.keys) - self.params.min_levels_per_side)
+        sweep = d.u() < self._sweep_share
+        taker = "buy" if up else "sell"
         events: list[ModelEvent] = []
-        spread = book.asks.keys[0] + book.bids.keys[0]
-        if spread > 1 and d.u() < min(0.95, 0.6 + 0.05 * spread):
-            key = adv.keys[0] - 1 - int(d.u() * (spread - 1))
-            self._set(adv, key, self._level_qty(), adv_out)
-        else:
-            u = d.u()
-            k = 1 if u < 0.85 else 2 if u < 0.95 else 3
-            sweep = d.u() < self._p_sweep
-            taker = "buy" if up else "sell"
-            first_ticks = ret.keys[0] * ret.sign
-            key = ret.keys[0]
-            for _ in range(min(k, len(ret.keys) - 1)):
-                key = ret.keys[0]
-                if sweep:
-                    events.append(self._print(ts_ns, key * ret.sign, ret.qty[key], taker))
-                self._set(ret, key, 0, ret_out)
-            if d.u() < 0.6 and key + 1 < ret.keys[0]:  # refill right behind: spreads stay tight
-                self._set(ret, key + 1, self._level_qty(), ret_out)
-            if d.u() < 0.3:  # the swept price flips to the advancing side
-                self._set(adv, first_ticks * adv.sign, self._level_qty(), adv_out)
-        self._maintain(book.bids, adv_out if up else ret_out)
-        self._maintain(book.asks, ret_out if up else adv_out)
+        out: list[Level] = []
+        for _ in range(max(1, k)):
+            key = side.keys[0]
+            if sweep:
+                events.append(self._print(ts_ns, key * side.sign, side.qty[key], taker))
+            self._set(side, key, 0, out)
+        self._maintain(side, out)
+        self._refill[side.sign] = min(_RANKS, self._refill[side.sign] + len(out))  # the ladder is rebuilt behind
         self.counts["moves"] += 1
-        self.counts["trades"] += len(events)
-        bo, ao = (adv_out, ret_out) if up else (ret_out, adv_out)
-        events.append(self._change(ts_ns, bo, ao, "move"))
+        events.append(self._change(ts_ns, side, out, "move"))
         return events
 
+    def _close(self, ts_ns: int) -> list[ModelEvent]:
+        """A new best level inside a wide spread (the mid moves towards that side's far end)."""
+        d, book = self._d, self.book
+        spread = book.asks.keys[0] + book.bids.keys[0]
+        up = d.u() < self._p_up()
+        adv, other = (book.bids, book.asks) if up else (book.asks, book.bids)
+        if d.u() < self.params.close_to_one_tick:
+            offset = spread - 1  # right next to the other side's best
+        else:
+            offset = 1 + int(d.u() * (spread - 1))
+        out: list[Level] = []
+        self._set(adv, adv.keys[0] - offset, self._level_qty(self.params.top_large_share), out)
+        self._maintain(adv, out)
+        if offset > 1:  # market makers follow with their ladders: the next inserts go behind it
+            self._refill[adv.sign] = min(_RANKS, self._refill[adv.sign] + 1 + int(offset / self.params.level_gap_ticks))
+        self.counts["moves"] += 1
+        return [self._change(ts_ns, adv, out, "move")]
+
+    # ------------------------------------------------------------------ behind the best
+
     def _trade(self, ts_ns: int) -> list[ModelEvent]:
-        """A taker trade that reduces, but never empties, the top level it hits."""
-        book = self.book
+        """A taker trade at the best. One larger than the best level takes it and walks into the
+        levels behind (up to 5), and the best price is quoted again at once by a market maker: the
+        trade prints at several prices but the best prices -- and so the mid -- do not move."""
         buy = self._d.u() < 0.5
-        hit = book.asks if buy else book.bids
+        hit = self.book.asks if buy else self.book.bids
         key = hit.keys[0]
         sats = hit.qty[key]
+        if sats < 2 * MIN_SATS:  # too thin to trade without moving the price: the other side then
+            buy = not buy
+            hit = self.book.asks if buy else self.book.bids
+            key = hit.keys[0]
+            sats = hit.qty[key]
         out: list[Level] = []
         room = sats - MIN_SATS
-        if room < MIN_SATS:  # too thin to trade without moving the price: it gets topped up
-            self._set(hit, key, sats + self._level_qty(), out)
-            bo, ao = ([], out) if buy else (out, [])
-            return [self._change(ts_ns, bo, ao, "update")]
-        qty = min(self._trade_qty(), room)
-        trade = self._print(ts_ns, key * hit.sign, qty, "buy" if buy else "sell")
-        self._set(hit, key, sats - qty, out)
-        self.counts["trades"] += 1
-        bo, ao = ([], out) if buy else (out, [])
-        return [trade, self._change(ts_ns, bo, ao, "trade")]
+        if room < MIN_SATS:  # both too thin: it gets topped up
+            self._set(hit, key, min(MAX_SATS, sats + self._level_qty(self.params.top_large_share)), out)
+            return [self._change(ts_ns, hit, out, "update")]
+        qty = self._trade_qty()
+        taker = "buy" if buy else "sell"
+        if qty <= room:
+            trade = self._print(ts_ns, key * hit.sign, qty, taker)
+            self._set(hit, key, sats - qty, out)
+            return [trade, self._change(ts_ns, hit, out, "trade")]
+        return self._walk(ts_ns, hit, qty, taker)
 
-    def _update(self, ts_ns: int) -> list[ModelEvent]:
-        """Adds, cancels and new levels behind the top; 1 level usually, up to 5."""
+    def _walk(self, ts_ns: int, hit: BookSide, qty: int, taker: str) -> list[ModelEvent]:
+        events: list[ModelEvent] = []
+        out: list[Level] = []
+        best = hit.keys[0]
+        left = qty
+        for _ in range(5):
+            if left < MIN_SATS or len(hit.keys) <= self.params.min_levels_per_side:
+                break
+            key = hit.keys[0]  # the best, then (once it is taken) the next level
+            avail = hit.qty[key]
+            take = avail if left >= avail - MIN_SATS else left
+            events.append(self._print(ts_ns, key * hit.sign, take, taker))
+            self._set(hit, key, avail - take, out)
+            left -= take
+        if best not in hit.qty:  # the best price is quoted again at once
+            self._set(hit, best, self._level_qty(self.params.top_large_share), out)
+        self._maintain(hit, out)
+        self._refill[hit.sign] = min(_RANKS, self._refill[hit.sign] + len(out) - 1)
+        events.append(self._change(ts_ns, hit, out, "trade"))
+        return events
+
+    def _top_qty(self, ts_ns: int) -> list[ModelEvent]:
+        """The best level's size changes, mostly on the side holding the larger best size."""
         d, book = self._d, self.book
-        bo: list[Level] = []
-        ao: list[Level] = []
-        u = d.u()
-        n = 1 if u < 0.7 else 2 if u < 0.92 else 3 if u < 0.98 else 5
-        for _ in range(n):
-            if d.u() < 0.5:
-                self._change_level(book.bids, bo)
-            else:
-                self._change_level(book.asks, ao)
-        self._maintain(book.bids, bo)
-        self._maintain(book.asks, ao)
-        return [self._change(ts_ns, bo, ao, "update")]
+        bq = book.bids.qty[book.bids.keys[0]]
+        aq = book.asks.qty[book.asks.keys[0]]
+        busy = d.u() < self.params.busy_side_share
+        side = (book.bids if bq >= aq else book.asks) if busy else (book.asks if bq >= aq else book.bids)
+        out: list[Level] = []
+        key = side.keys[0]
+        self._set(side, key, self._requote(side.qty[key], self.params.top_large_share), out)
+        if d.u() < self.params.double_change_share:
+            nxt = side.keys[1]
+            self._set(side, nxt, self._requote(side.qty[nxt]), out)
+        return [self._change(ts_ns, side, out, "update")]
 
-    def _change_level(self, side: BookSide, out: list[Level]) -> None:
+    def _level_qty_change(self, ts_ns: int) -> list[ModelEvent]:
+        side = self._side()
+        rank = 1 + _pick(self._qty_cum, self._d.u())
+        out: list[Level] = []
+        key = side.keys[rank]
+        self._set(side, key, self._requote(side.qty[key]), out)
+        if self._d.u() < self.params.double_change_share:
+            other = side.keys[rank - 1]
+            self._set(side, other, self._requote(side.qty[other]), out)
+        return [self._change(ts_ns, side, out, "update")]
+
+    def _insert(self, ts_ns: int, side: Optional[BookSide] = None) -> list[ModelEvent]:
+        """A new level behind the best, at a free tick drawn uniformly between the best and the 10th
+        level (at most ``10 * level_gap_ticks`` away): holes left behind when the price jumped fill
+        first, so the book's profile follows the mid."""
         d = self._d
+        refill = self._refill
+        if refill[-1] or refill[1]:  # a best that jumped gets its ladder back first
+            sign = (-1 if d.u() < 0.5 else 1) if refill[-1] and refill[1] else (-1 if refill[-1] else 1)
+            refill[sign] -= 1
+            side = self.book.bids if sign < 0 else self.book.asks
+            near = True
+        else:
+            side = side or self._side()
+            near = d.u() < 0.3
         keys = side.keys
-        i = self._level_index(len(keys))
-        key = keys[i]
-        r = d.u()
-        if 0.55 <= r < 0.8:  # a new level in the gap behind level i (never better than the best)
-            nxt = keys[i + 1] if i + 1 < len(keys) else key + 1 + self._gap()
-            if nxt - key > 1:
-                self._set(side, key + 1 + int(d.u() * (nxt - key - 1)), self._level_qty(), out)
-                return
-        elif r >= 0.8 and i > 0 and len(keys) > self.params.min_levels_per_side:
-            self._set(side, key, 0, out)
-            return
-        self._set(side, key, self._modified_qty(side.qty[key], i > 0), out)
-        if key in side.qty and d.u() < 0.05:  # the same level changes twice in one message: clients apply in order
-            self._set(side, key, self._modified_qty(side.qty[key], False), out)
+        lo = keys[0]
+        hi = min(keys[_RANKS], lo + self._insert_span)
+        if near:  # right behind the best, where market makers keep their ladders
+            key = lo + 1 + int(d.exp() * self._gap_mean * 3.0)
+            if key < hi and key not in side.qty:
+                out: list[Level] = []
+                self._set(side, key, self._level_qty(), out)
+                self._maintain(side, out)
+                return [self._change(ts_ns, side, out, "update")]
+        n_between = bisect_left(keys, hi) - 1  # levels strictly between lo and hi
+        free = hi - lo - 1 - n_between  # empty ticks strictly between the best and hi
+        if free <= 0:
+            return self._level_qty_change(ts_ns)
+        j = int(d.u() * free)  # the j-th empty tick
+        i = 0
+        while True:  # walk the gaps from the best outwards
+            room = min(keys[i + 1], hi) - keys[i] - 1
+            if j < room:
+                key = keys[i] + 1 + j
+                break
+            j -= room
+            i += 1
+        out = []
+        self._set(side, key, self._level_qty(), out)
+        self._maintain(side, out)
+        return [self._change(ts_ns, side, out, "update")]
 
-    def _modified_qty(self, sats: int, may_delete: bool) -> int:
-        z = self._d.u()
-        if z < 0.35:
-            return self._level_qty()
-        chunk = 3 * self._trade_qty()
-        if z < 0.7:
-            return min(MAX_SATS, sats + chunk)
-        left = sats - chunk
-        if left >= MIN_SATS:
-            return left
-        return 0 if may_delete else MIN_SATS
+    def _delete(self, ts_ns: int, side: Optional[BookSide] = None) -> list[ModelEvent]:
+        """A level behind the best goes; a depth-10 client then sees the 11th re-enter."""
+        side = side or self._side()
+        if len(side.keys) <= self.params.min_levels_per_side:
+            return self._level_qty_change(ts_ns)
+        rank = 1 + _pick(self._del_cum, self._d.u())
+        out: list[Level] = []
+        self._set(side, side.keys[rank], 0, out)
+        self._maintain(side, out)
+        return [self._change(ts_ns, side, out, "update")]
+
+    def _deep(self, ts_ns: int) -> list[ModelEvent]:
+        """A change below the top 10 (seen only by deeper subscriptions): a size change, a deletion,
+        or a new level at a free tick drawn uniformly over levels 10..30 (holes fill first)."""
+        d = self._d
+        side = self._side()
+        keys = side.keys
+        n = len(keys)
+        out: list[Level] = []
+        r = d.u()
+        if r < 0.4:
+            lo, hi = keys[_RANKS], keys[min(n - 1, 3 * (_RANKS + 1))]
+            span = hi - lo - 1
+            if span > 0:
+                key = lo + 1 + int(d.u() * span)
+                if key not in side.qty:
+                    self._set(side, key, self._level_qty(), out)
+        else:
+            key = keys[min(n - 1, _RANKS + 1 + int(d.exp() * 12.0))]
+            if r < 0.7 and n > self.params.min_levels_per_side:
+                self._set(side, key, 0, out)
+            else:
+                self._set(side, key, self._requote(side.qty[key]), out)
+        self._maintain(side, out)
+        return [self._change(ts_ns, side, out, "deep")] if out else []
 
     def _maintain(self, side: BookSide, out: list[Level]) -> None:
         """Keep the depth between the bounds: trim the far end, or add levels beyond it."""
@@ -622,7 +939,7 @@ class MarketModel:
         n = len(side.keys)
         if n > p.levels_per_side + 10:
             self._set(side, side.keys[-1], 0, out)
-        elif n < p.levels_per_side and (n < p.min_levels_per_side or self._d.u() < 0.2):
+        elif n < p.levels_per_side and (n < p.min_levels_per_side or self._d.u() < 0.3):
             self._set(side, side.keys[-1] + self._gap(), self._level_qty(), out)
 
 
@@ -667,4 +984,18 @@ class TickerStats:
             "high": price_of(self.high_ticks),
             "change": price_of(change),
             "change_pct": round(100.0 * change / self.open_ticks, 2),
+        }
+
+    def int_fields(self) -> dict[str, int]:
+        """The same fields in integer units (ticks, satoshis, change in hundredths of a percent),
+        for writing them at the pair's precision."""
+        change = self.last_ticks - self.open_ticks
+        return {
+            "last": self.last_ticks,
+            "volume": self.volume_sats,
+            "vwap": round(self.notional / self.volume_sats),
+            "low": self.low_ticks,
+            "high": self.high_ticks,
+            "change": change,
+            "change_pct_x100": round(10_000 * change / self.open_ticks),
         }

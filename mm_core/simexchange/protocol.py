@@ -4,11 +4,17 @@ Reference: ../shared/kraken-protocol.md §1.1 (envelope, acks, errors), §1.3 ti
 checksum, §1.5 trade, §1.6 heartbeat/ping/status. Examples of every message are in the function
 docstrings so the wire format is reviewable in one place.
 
-Numbers are JSON numbers: prices are ``ticks / 10`` and sizes ``sats / 1e8`` -- correctly rounded
-doubles whose shortest rendering (orjson) is the exact 1- and 8-decimal text, never exponent
-notation for sizes >= 0.00001. A client that parses them as floats and formats them at the pair's
-precision recomputes exactly the checksum we send (tests verify this end to end). Unlike Kraken we
-do not pad trailing zeros (``0.001`` rather than ``0.00100000``); both are the same number.
+Numbers are JSON numbers written the way Kraken writes them: at the pair's precision with the
+trailing zeros kept (``"price":61234.0,"qty":0.00100000``), rendered from the integer units (ticks,
+satoshis), so they are exact and never in exponent notation. A client that keeps the wire text (as
+Kraken's own SDK does) and one that parses floats and re-formats them at the pair's precision (as
+python-kraken-sdk does) both recompute exactly the checksum we send; tests run both over a socket.
+Book, trade and ticker messages are therefore written as text here; the rest go through orjson.
+
+Level order inside one side of a book update follows Kraken: deletions first, then levels that
+re-enter the subscribed depth, then the changed levels in the order they happened (see
+:class:`mm_core.simexchange.market.DepthView`). A client that truncates to its depth after every
+single level (python-kraken-sdk does) would otherwise drop a level that should slide into view.
 """
 
 from __future__ import annotations
@@ -208,9 +214,29 @@ def pong(req_id: Any, time_in_ns: int, time_out_ns: int) -> bytes:
 
 # --------------------------------------------------------------------------- market data
 
+_PRICE_UNIT = 10**PRICE_PRECISION
+_QTY_UNIT = 10**QTY_PRECISION
 
-def _levels(levels: Iterable[Level]) -> list[dict[str, float]]:
-    return [{"price": price_of(t), "qty": qty_of(s)} for t, s in levels]
+
+def price_text(ticks: int) -> str:
+    """``61234.0``: a price in ticks as Kraken writes it (pair precision, trailing zero kept)."""
+    sign = "-" if ticks < 0 else ""
+    whole, frac = divmod(abs(ticks), _PRICE_UNIT)
+    return f"{sign}{whole}.{frac:0{PRICE_PRECISION}d}"
+
+
+def qty_text(sats: int) -> str:
+    """``0.00100000``: a size in satoshis as Kraken writes it (8 decimals, trailing zeros kept)."""
+    whole, frac = divmod(sats, _QTY_UNIT)
+    return f"{whole}.{frac:0{QTY_PRECISION}d}"
+
+
+def _levels(levels: Iterable[Level]) -> str:
+    return "[" + ",".join([f'{{"price":{price_text(t)},"qty":{qty_text(s)}}}' for t, s in levels]) + "]"
+
+
+def _symbol(symbol: str) -> str:
+    return orjson.dumps(symbol).decode()
 
 
 def book_checksum(book: LevelBook) -> int:
@@ -234,59 +260,52 @@ def book_checksum_ints(book: LevelBook) -> int:
 
 def book_snapshot(symbol: str, bids: list[Level], asks: list[Level], checksum: int) -> bytes:
     """``{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/EUR","bids":[{"price":61234.5,
-    "qty":0.25}…],"asks":[…],"checksum":3310070434}]}`` -- best first, **no timestamp**."""
-    data = {"symbol": symbol, "bids": _levels(bids), "asks": _levels(asks), "checksum": checksum}
-    return _dumps({"channel": "book", "type": "snapshot", "data": [data]})
+    "qty":0.25000000}…],"asks":[…],"checksum":3310070434}]}`` -- best first, **no timestamp**."""
+    return (
+        f'{{"channel":"book","type":"snapshot","data":[{{"symbol":{_symbol(symbol)},"bids":{_levels(bids)},'
+        f'"asks":{_levels(asks)},"checksum":{checksum}}}]}}'
+    ).encode()
 
 
 def book_update(symbol: str, bids: list[Level], asks: list[Level], checksum: int, ts_ns: int) -> bytes:
     """``{"channel":"book","type":"update","data":[{"symbol":"BTC/EUR","bids":[],"asks":[{"price":
-    61234.6,"qty":0.0}],"checksum":…,"timestamp":"2026-05-01T10:00:00.123456Z"}]}`` -- levels in
-    the order they apply, qty 0 deletes; checksum of the top 10 after applying and truncating."""
-    data = {
-        "symbol": symbol,
-        "bids": _levels(bids),
-        "asks": _levels(asks),
-        "checksum": checksum,
-        "timestamp": rfc3339_us(ts_ns),
-    }
-    return _dumps({"channel": "book", "type": "update", "data": [data]})
+    61234.6,"qty":0.00000000}],"checksum":…,"timestamp":"2026-05-01T10:00:00.123456Z"}]}`` --
+    levels in Kraken's order (deletions first), qty 0 deletes; checksum of the top 10 after
+    applying and truncating."""
+    return (
+        f'{{"channel":"book","type":"update","data":[{{"symbol":{_symbol(symbol)},"bids":{_levels(bids)},'
+        f'"asks":{_levels(asks)},"checksum":{checksum},"timestamp":"{rfc3339_us(ts_ns)}"}}]}}'
+    ).encode()
 
 
 def ticker(symbol: str, book: LevelBook, stats: TickerStats, ts_ns: int, kind: str = "update") -> bytes:
     """``{"channel":"ticker","type":"update","data":[{"symbol":"BTC/EUR","bid":61234.5,
-    "bid_qty":0.25,"ask":61234.6,"ask_qty":1.1,"last":61230.0,"volume":…,"vwap":…,"low":…,
-    "high":…,"change":…,"change_pct":…,"timestamp":"…"}]}``"""
+    "bid_qty":0.25000000,"ask":61234.6,"ask_qty":1.10000000,"last":61230.0,"volume":250.12345678,
+    "vwap":61100.2,"low":60500.0,"high":61900.0,"change":734.0,"change_pct":1.21,"timestamp":"…"}]}``"""
     bbo = book.bbo()
     bid_t, bid_s, ask_t, ask_s = bbo if bbo is not None else (0, 0, 0, 0)
-    data: dict[str, Any] = {
-        "symbol": symbol,
-        "bid": price_of(bid_t),
-        "bid_qty": qty_of(bid_s),
-        "ask": price_of(ask_t),
-        "ask_qty": qty_of(ask_s),
-    }
-    data.update(stats.fields())
-    data["timestamp"] = rfc3339_us(ts_ns)
-    return _dumps({"channel": "ticker", "type": kind, "data": [data]})
+    f = stats.int_fields()
+    return (
+        f'{{"channel":"ticker","type":"{kind}","data":[{{"symbol":{_symbol(symbol)},'
+        f'"bid":{price_text(bid_t)},"bid_qty":{qty_text(bid_s)},"ask":{price_text(ask_t)},"ask_qty":{qty_text(ask_s)},'
+        f'"last":{price_text(f["last"])},"volume":{qty_text(f["volume"])},"vwap":{price_text(f["vwap"])},'
+        f'"low":{price_text(f["low"])},"high":{price_text(f["high"])},"change":{price_text(f["change"])},'
+        f'"change_pct":{f["change_pct_x100"] / 100:.2f},"timestamp":"{rfc3339_us(ts_ns)}"}}]}}'
+    ).encode()
 
 
 def trades(symbol: str, prints: Iterable[TradePrint], kind: str = "update") -> bytes:
     """``{"channel":"trade","type":"update","data":[{"symbol":"BTC/EUR","side":"buy","price":
-    61234.6,"qty":0.0125,"ord_type":"market","trade_id":91234567,"timestamp":"…"}]}``"""
-    data = [
-        {
-            "symbol": symbol,
-            "side": p.side,
-            "price": price_of(p.ticks),
-            "qty": qty_of(p.sats),
-            "ord_type": p.ord_type,
-            "trade_id": p.trade_id,
-            "timestamp": rfc3339_us(p.ts_ns),
-        }
-        for p in prints
-    ]
-    return _dumps({"channel": "trade", "type": kind, "data": data})
+    61234.6,"qty":0.01250000,"ord_type":"market","trade_id":91234567,"timestamp":"…"}]}``"""
+    sym = _symbol(symbol)
+    data = ",".join(
+        [
+            f'{{"symbol":{sym},"side":"{p.side}","price":{price_text(p.ticks)},"qty":{qty_text(p.sats)},'
+            f'"ord_type":"{p.ord_type}","trade_id":{p.trade_id},"timestamp":"{rfc3339_us(p.ts_ns)}"}}'
+            for p in prints
+        ]
+    )
+    return f'{{"channel":"trade","type":"{kind}","data":[{data}]}}'.encode()
 
 
 # --------------------------------------------------------------------------- faults

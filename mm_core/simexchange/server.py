@@ -51,6 +51,8 @@ from websockets.exceptions import ConnectionClosed
 from mm_core.simexchange import protocol
 from mm_core.simexchange.faults import PRIVATE_KINDS, FaultDice, FaultPlan, FaultRule, FaultSpecError
 from mm_core.simexchange.latency import DelayStats, InOrderDelivery, LatencyConfig, make_latency
+from mm_core.simexchange.profiles import ProfileError, load_profile
+from mm_core.simexchange.replay_market import RecordingMarket, ReplayError
 from mm_core.simexchange.market import (
     BookChange,
     DepthView,
@@ -75,7 +77,8 @@ class SimLog:
     """The ``--log`` JSONL file. Records (exact keys):
 
     - ``start``: t_ns, url, seed, symbol, predictive, latency (config dict or null), faults (SPEC),
-      updates_per_second, trades_per_second, heartbeat_interval_s, clock_offset_ns
+      updates_per_second, trades_per_second, heartbeat_interval_s, close_unsubscribed_s, clock_offset_ns,
+      replay (the recording served, or null), profile (the market profile's name, null when replaying)
     - ``connect``: t_ns, conn (index from 1), connection_id, peer
     - ``msg`` (one per frame sent; off with ``log_messages=False``): t_ns (= sent_ns), conn, seq
       (1.. per connection), channel (book|ticker|trade|heartbeat|status|subscribe|unsubscribe|
@@ -90,9 +93,11 @@ class SimLog:
       then, dropped (end); malformed -> seq, channel, ts_exchange, variant; bad_checksum -> seq,
       channel, ts_exchange, checksum_sent, checksum_true; maintenance -> phase, duration_s,
       connections. Frame faults are logged when the frame is actually sent.
+    - ``idle_close``: t_ns, conn, unsubscribed_s (the socket held no subscription that long)
     - ``disconnect``: t_ns, conn, code, reason, messages
     - ``latency_summary``: t_ns, conn (null = all connections), count, delay_ms and lag_ms
       (p50, p90, p95, p99, max, mean; lag = sent - ts_exchange), regime_share
+    - ``replay_end``: t_ns, model (counts) -- a replayed recording has been served to its end
     - ``stop``: t_ns, uptime_s, connections, messages, faults (counts by kind), model (counts)
     """
 
@@ -146,6 +151,7 @@ class _Conn:
         self.pending_malformed: Optional[str] = None
         self.pending_bad_checksum = False
         self.last_enqueued_ns = time.time_ns()
+        self.unsubscribed_since_ns = self.last_enqueued_ns  # 0 while it holds a subscription
         self.seq = 0
         self.stats = DelayStats()
         self.closed = False
@@ -168,7 +174,7 @@ class SimExchange:
         port: int = 0,
         *,
         seed: int = 0,
-        symbol: str = DEFAULT_SYMBOL,
+        symbol: Optional[str] = None,
         predictive: bool = True,
         latency: Optional[LatencyConfig] = LatencyConfig(),
         faults: Union[FaultPlan, str, None] = None,
@@ -178,8 +184,12 @@ class SimExchange:
         trades_per_second: Optional[float] = None,
         heartbeat_interval_s: float = 1.0,
         market: Optional[MarketParams] = None,
+        close_unsubscribed_s: Optional[float] = 60.0,
         clock_offset_ms: float = 0.0,
         private: Optional["PrivateConfig"] = None,
+        replay: Union[None, str, os.PathLike[str], RecordingMarket] = None,
+        replay_speed: float = 1.0,
+        profile_name: Optional[str] = None,
     ) -> None:
         self.host = host
         self.private_config = private
@@ -188,17 +198,27 @@ class SimExchange:
         self.clock_offset_ns = int(round(clock_offset_ms * 1e6))
         self.port = port
         self.seed = seed
-        self.symbol = symbol
+        self.replay: Optional[RecordingMarket] = None
+        if replay is not None:  # a recording is the market: read (and checked) now, paced from start()
+            self.replay = replay if isinstance(replay, RecordingMarket) else RecordingMarket(
+                replay, symbol=symbol, speed=replay_speed)
+            symbol = self.replay.symbol
+        self.symbol = symbol or DEFAULT_SYMBOL
         self.predictive = predictive
         self.latency = latency
         self.faults = faults if isinstance(faults, FaultPlan) else FaultPlan.parse(faults)
         self.market_params = market or MarketParams()
+        self.profile_name = profile_name or ("custom" if market is not None else "default")
         self._rates = (updates_per_second, trades_per_second)
         self.heartbeat_ns = int(heartbeat_interval_s * 1e9)
+        # Kraken closes sockets that hold no subscription (a 2018 launch note said ~60 s)
+        self.close_unsubscribed_ns = int(close_unsubscribed_s * 1e9) if close_unsubscribed_s else 0
         self.log = SimLog(log_path, log_messages)
         self.url = ""
         self.started_ns = 0
-        self.model: Optional[MarketModel] = None
+        self.model: Union[None, MarketModel, RecordingMarket] = None
+        self._book_limit = 0  # replay: the served book is truncated like the recording's client
+        self._first_subscription = asyncio.Event()  # replay: the recording plays from the first one
         self.book = LevelBook()
         self.ticker_stats = TickerStats(0)
         self.stats_all = DelayStats()
@@ -235,14 +255,19 @@ class SimExchange:
         """Bind, start the market, return the URL (``ws://host:port``)."""
         self.started_ns = time.time_ns() // 1000 * 1000
         ups, tps = self._rates
-        self.model = MarketModel(
-            self.seed,
-            self.predictive,
-            start_ns=self.started_ns,
-            params=self.market_params,
-            updates_per_second=ups,
-            trades_per_second=tps,
-        )
+        if self.replay is not None:
+            self.replay.start_ns = self.started_ns
+            self.model = self.replay
+            self._book_limit = self.replay.depth
+        else:
+            self.model = MarketModel(
+                self.seed,
+                self.predictive,
+                start_ns=self.started_ns,
+                params=self.market_params,
+                updates_per_second=ups,
+                trades_per_second=tps,
+            )
         self.book = self.model.book.copy()
         self._last_bbo = self.book.bbo()
         self.ticker_stats = TickerStats(self.model.open_ticks)
@@ -317,6 +342,8 @@ class SimExchange:
             "t_ns": self.started_ns,
             "url": self.url,
             "seed": self.seed,
+            "replay": str(self.replay.path) if self.replay is not None else None,
+            "profile": None if self.replay is not None else self.profile_name,
             "symbol": self.symbol,
             "predictive": self.predictive,
             "latency": self.latency.to_dict() if self.latency else None,
@@ -324,6 +351,7 @@ class SimExchange:
             "updates_per_second": ups if ups is not None else self.market_params.updates_per_second,
             "trades_per_second": tps if tps is not None else self.market_params.trades_per_second,
             "heartbeat_interval_s": self.heartbeat_ns / 1e9,
+            "close_unsubscribed_s": self.close_unsubscribed_ns / 1e9 or None,
             "clock_offset_ns": self.clock_offset_ns,
             "private": self.private_config is not None,
         }
@@ -460,14 +488,23 @@ class SimExchange:
             )
 
     async def _heartbeats(self) -> None:
-        """``{"channel":"heartbeat"}`` after ~1 s without any other frame, once subscribed."""
+        """``{"channel":"heartbeat"}`` after ~1 s without any other frame, once subscribed (also
+        during maintenance: the market pauses, the connection does not). A socket without any
+        subscription for ``close_unsubscribed_s`` is closed (1000), as Kraken does."""
         hb = self.heartbeat_ns
+        idle_limit = self.close_unsubscribed_ns
         while True:
             await asyncio.sleep(min(0.1, hb / 10e9))
             now = time.time_ns()
             for conn in list(self._conns.values()):
-                if conn.subscribed and now >= conn.stall_until_ns and now - conn.last_enqueued_ns >= hb:
-                    self._enqueue(conn, protocol.HEARTBEAT, now, "heartbeat", None, False)
+                if conn.subscribed:
+                    if now >= conn.stall_until_ns and now - conn.last_enqueued_ns >= hb:
+                        self._enqueue(conn, protocol.HEARTBEAT, now, "heartbeat", None, False)
+                elif idle_limit and conn.unsubscribed_since_ns and now - conn.unsubscribed_since_ns >= idle_limit:
+                    conn.unsubscribed_since_ns = 0  # once
+                    self.log.write({"kind": "idle_close", "t_ns": now, "conn": conn.index,
+                                    "unsubscribed_s": idle_limit / 1e9})
+                    asyncio.ensure_future(conn.ws.close(1000, "no subscriptions"))
 
     # ------------------------------------------------------------------ requests
 
@@ -534,6 +571,8 @@ class SimExchange:
         else:
             conn.trade = True
             self._trade_subs[conn.index] = conn
+        conn.unsubscribed_since_ns = 0
+        self._first_subscription.set()
         t_out = self._ack(conn, "subscribe", sub.result(symbol, "subscribe"), time_in, req_id)
         if sub.snapshot:
             self._send_snapshot(conn, channel, sub.depth, t_out)
@@ -562,6 +601,8 @@ class SimExchange:
         else:
             self._error(conn, "unsubscribe", "Subscription Not Found", time_in, req_id, symbol)
             return
+        if not conn.subscribed:
+            conn.unsubscribed_since_ns = time.time_ns()
         self._ack(conn, "unsubscribe", sub.result(symbol, "unsubscribe"), time_in, req_id)
 
     def _add_book(self, conn: _Conn, depth: int) -> None:
@@ -593,10 +634,13 @@ class SimExchange:
         wakes up to ~1 ms late, and that lateness must not show up as injected delay.
         """
         assert self.model is not None
+        if self.replay is not None:  # nobody would see the first events: play from the first subscription
+            await self._first_subscription.wait()
+            self.replay.start_ns = time.time_ns() // 1000 * 1000 - self._shift_ns
         events = self.model.events()
-        ev = next(events)
+        ev = next(events, None)
         trades: list[TradePrint] = []
-        while True:
+        while ev is not None:
             if self._maintenance_start_ns:
                 await self._resumed.wait()
                 continue
@@ -616,15 +660,22 @@ class SimExchange:
                         self._publish_trades(trades)
                         trades = []
                     self._publish_book(ev, ts)
-                ev = next(events)
+                ev = next(events, None)
+                if ev is None:
+                    break
                 due = ev.ts_ns + self._shift_ns
             if trades:
                 self._publish_trades(trades)
                 trades = []
+        # only a replayed recording ends: the market falls silent, connections stay (heartbeats)
+        self.log.write({"kind": "replay_end", "t_ns": time.time_ns(), "model": dict(self.model.counts)})
+        self.log.flush()
 
     def _publish_book(self, change: BookChange, ts: int) -> None:
         book = self.book
         book.apply(change)
+        if self._book_limit:
+            book.truncate(self._book_limit)
         checksum: Optional[int] = None
         for depth, view in self._views.items():
             bids, asks = view.update(book, change)
@@ -998,7 +1049,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--port", type=int, default=0, help="TCP port (0 = pick a free one and print it)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the market, latency and faults (default 0)")
-    p.add_argument("--symbol", default=DEFAULT_SYMBOL, help="the one supported pair (default BTC/EUR)")
+    p.add_argument("--symbol", help="the one supported pair (default BTC/EUR; with --replay: which of the "
+                   "recording's pairs, default its only one or its first BTC pair)")
+    p.add_argument("--replay", metavar="PATH", help="serve a recording instead of the model: our raw archive, a "
+                   "python-kraken-sdk fixture, a cryptofeed capture or a run directory (latency and faults on top)")
+    p.add_argument("--replay-speed", type=float, default=1.0, help="replay this many times faster than recorded")
     p.add_argument("--latency-median-ms", type=float, default=8.0, help="median one-way delay (default 8)")
     p.add_argument("--latency-sigma", type=float, default=0.35, help="lognormal shape of the delay (default 0.35)")
     p.add_argument("--no-latency-spells", action="store_true", help="no degraded/unsafe spells (exact tests)")
@@ -1006,10 +1061,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--log", type=Path, metavar="FILE", help="JSONL log of every frame, fault and latency summary")
     p.add_argument("--no-log-messages", action="store_true", help="log faults and summaries only, not every frame")
     p.add_argument("--no-predictive", action="store_true", help="book imbalance carries no information")
-    p.add_argument("--updates-per-second", type=float, default=10.0, help="book messages per second (default 10)")
-    p.add_argument("--trades-per-second", type=float, default=1.0, help="trades per second (default 1)")
+    p.add_argument("--profile", default="default", metavar="NAME|FILE",
+                   help="market profile: a name under config/sim-profiles (default, busy) or a .toml file "
+                        "(e.g. one written by mm fit-sim); default: default")
+    p.add_argument("--fit", metavar="RUN_DIR", help="fit a profile to this capture first (mm fit-sim; the report "
+                   "goes to stderr, the profile to fitted-<name>.toml here) and serve it")
+    p.add_argument("--updates-per-second", type=float, help="book messages per second (default: the profile's)")
+    p.add_argument("--trades-per-second", type=float, help="trades per second (default: the profile's)")
     p.add_argument("--rate-multiplier", type=float, default=1.0, help="multiply both rates (benchmarks)")
     p.add_argument("--heartbeat-s", type=float, default=1.0, help="idle time before a heartbeat (default 1)")
+    p.add_argument("--close-unsubscribed-s", type=float, default=60.0, metavar="S",
+                   help="close a socket that holds no subscription for S seconds, as Kraken does (0 = never; default 60)")
     p.add_argument("--clock-offset-ms", type=float, default=0.0, metavar="MS",
                    help="the exchange clock runs MS ahead (negative: behind); every timestamp it sends "
                         "is shifted by it (default 0)")
@@ -1039,13 +1101,24 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.rate_multiplier <= 0:
         raise ValueError("--rate-multiplier must be > 0")
     latency = LatencyConfig(median_ms=args.latency_median_ms, sigma=args.latency_sigma, spells=not args.no_latency_spells)
-    market = MarketParams(
-        updates_per_second=args.updates_per_second * args.rate_multiplier,
-        trades_per_second=args.trades_per_second * args.rate_multiplier,
-    )
+    if args.replay and args.fit:
+        raise ValueError("--replay serves a recording; --fit makes a model profile: give one of them")
+    replay = RecordingMarket(args.replay, symbol=args.symbol, speed=args.replay_speed) if args.replay else None
+    if args.fit:
+        from mm_core.simexchange.fit import fit_and_report
+
+        _, fitted = fit_and_report(args.fit, out=None, base=args.profile, stream=sys.stderr)
+        args.profile = str(fitted)
+    profile = load_profile(args.profile)
+    ups = args.updates_per_second if args.updates_per_second is not None else profile.params.updates_per_second
+    tps = args.trades_per_second if args.trades_per_second is not None else profile.params.trades_per_second
+    market = dataclasses.replace(profile.params, updates_per_second=ups * args.rate_multiplier,
+                                 trades_per_second=tps * args.rate_multiplier)
     if args.heartbeat_s <= 0:
         raise ValueError("--heartbeat-s must be > 0")
     private = _private_from_args(args, latency) if getattr(args, "private", False) else None
+    if args.close_unsubscribed_s < 0:
+        raise ValueError("--close-unsubscribed-s must be >= 0 (0 = never)")
     return {
         "host": args.host,
         "port": args.port,
@@ -1057,9 +1130,12 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "log_path": args.log,
         "log_messages": not args.no_log_messages,
         "heartbeat_interval_s": args.heartbeat_s,
+        "close_unsubscribed_s": args.close_unsubscribed_s or None,
         "market": market,
         "clock_offset_ms": args.clock_offset_ms,
         "private": private,
+        "replay": replay,
+        "profile_name": profile.name,
     }
 
 
@@ -1105,7 +1181,7 @@ def run(args: argparse.Namespace) -> int:
     """``mm simexchange``: serve until a signal or ``--max-seconds``; 0 on a clean stop."""
     try:
         kwargs = _config_from_args(args)
-    except (ValueError, FaultSpecError) as exc:
+    except (ValueError, FaultSpecError, ProfileError, OSError) as exc:
         print(f"mm simexchange: {exc}", file=sys.stderr)
         return 2
     try:
