@@ -40,6 +40,7 @@ class ReplayResult:
     manager: OrderManager
     venue: PaperVenue
     commands: list[Command] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)  # each command's order number (the engine's O_ID)
     log: np.ndarray = field(default_factory=lambda: np.zeros((0, 6), np.int64))
     decisions: int = 0
 
@@ -63,11 +64,14 @@ def run_replay(m: MarketArrays, timeline: FeedTimeline, pipeline: DecisionPipeli
     manager = OrderManager(symbol=m.symbol, base=base, quote=quote, clock_ns=now)
     sup = OrderSupervisor(manager, venue, clock_ns=now)
     commands: list[Command] = []
+    numbers: list[int] = []
     by_req: dict[int, Command] = {}
     logs: list[np.ndarray] = []
+    holder: list[TradingRunner] = []
 
     def send(cmd: Command) -> None:
         commands.append(cmd)
+        numbers.append(holder[0].working[cmd.cl_ord_id].num)
         msgs = venue.messages
         req = (msgs.add_order(cmd.request) if cmd.kind == "new" else msgs.amend_order(cmd.request)
                if cmd.kind == "amend" else msgs.cancel_order(cmd.request))
@@ -76,6 +80,7 @@ def run_replay(m: MarketArrays, timeline: FeedTimeline, pipeline: DecisionPipeli
     runner = TradingRunner(pipeline, manager, RunnerConfig(symbol=m.symbol, tick=m.tick_size, lot=m.lot_size,
                                                            requote_ms=requote_ms, fair=fair),
                            send=send, queue_ahead=venue.queue_ahead, on_transitions=logs.append, clock_ns=now)
+    holder.append(runner)
     starts, ends = _messages(m)
     loc = timeline.local_ts
     # heartbeats: confirmations that are not a message's own arrival
@@ -135,7 +140,7 @@ def run_replay(m: MarketArrays, timeline: FeedTimeline, pipeline: DecisionPipeli
         else:
             runner.decide(t, "timer" if t == runner.next_timer_ns else "deadline")
     log = np.concatenate(logs) if logs else np.zeros((0, 6), np.int64)
-    return ReplayResult(runner, manager, venue, commands, log, runner.counters.decisions)
+    return ReplayResult(runner, manager, venue, commands, numbers, log, runner.counters.decisions)
 
 
 def _exchange_message(venue: PaperVenue, m: MarketArrays, a: int, b: int) -> None:

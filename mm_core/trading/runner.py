@@ -175,6 +175,8 @@ class TradingRunner:
         self._fills_seen = len(manager.fills)
         self.base0: Optional[float] = None  # holdings at the first start (position is relative to them)
         self.quote0: Optional[float] = None
+        self._pos = 0.0  # position and cash since the baseline, from fills (see position)
+        self._cash = 0.0
         self.counters = RunnerCounters()
         self.next_timer_ns: Optional[int] = None
         self._dl_armed = False
@@ -195,14 +197,29 @@ class TradingRunner:
     def set_baseline(self, base: float, quote: float) -> None:
         """The account's holdings the position and PnL count from (first start; persisted after)."""
         self.base0, self.quote0 = float(base), float(quote)
+        self._sync_books()
 
     @property
     def position(self) -> float:
-        return self.manager.position - (self.base0 or 0.0)
+        """Base units since the baseline: a running sum of fills from 0, as the engine keeps it (the
+        account's balance minus its start would carry the balance's rounding, ~1e-13 of a 1000-unit
+        balance, and tip a quote across a tick boundary); re-based on the order manager's balance
+        whenever reconciliation corrects it."""
+        return self._pos
 
     def equity(self, fair: float) -> float:
         """Cash + position x fair since the start, after fees (the engine's V_EQUITY)."""
-        return (self.manager.cash - (self.quote0 or 0.0)) + self.position * fair
+        return self._cash + self._pos * fair
+
+    def _sync_books(self) -> None:
+        """Follow a correction the order manager made without a fill (a reconciled balance)."""
+        m = self.manager
+        pos = m.position - (self.base0 or 0.0)
+        cash = m.cash - (self.quote0 or 0.0)
+        if abs(pos - self._pos) > 1e-9:
+            self._pos = pos
+        if abs(cash - self._cash) > 1e-6:
+            self._cash = cash
 
     # ------------------------------------------------------------------ market input
 
@@ -273,6 +290,7 @@ class TradingRunner:
             for f in m.fills[self._fills_seen:]:
                 self._on_fill(f, t_ns)
             self._fills_seen = len(m.fills)
+        self._sync_books()
         # orders the manager closed (a cancel we did not send, the dead man's switch, reconciliation),
         # and orders the venue shows live while their reply is missing (a lost reply: "maybe placed")
         for cid in list(self.rows):
@@ -288,6 +306,10 @@ class TradingRunner:
 
     def _on_fill(self, f: Fill, t_ns: int) -> None:
         self.counters.fills += 1
+        cost = f.cost if f.cost is not None else f.qty * f.price
+        fee = sum(q for a, q in (f.fees or ((f.fee_asset, f.fee),)) if a == self.manager.quote)
+        self._pos += f.side * f.qty
+        self._cash += -f.side * cost - fee
         key = f.cl_ord_id if f.cl_ord_id in self.working else None
         if key is None:
             o = self.manager.find(f.order_id, f.cl_ord_id)
@@ -543,12 +565,14 @@ class TradingRunner:
 
     def state(self) -> dict[str, Any]:
         """What to persist besides the pipeline's arrays (see mm_core.trading.runner_state)."""
-        return {"base0": self.base0, "quote0": self.quote0, "num": self._num, "kill_seen": self._kill_seen,
+        return {"base0": self.base0, "quote0": self.quote0, "pos": self._pos, "cash": self._cash, "num": self._num, "kill_seen": self._kill_seen,
                 "resume_token": self._resume_token, "day_start": list(self.day_start) if self.day_start else None,
                 "halted_daily_loss": self.halted_daily_loss, "counters": {k: v for k, v in vars(self.counters).items()}}
 
     def restore(self, st: dict[str, Any]) -> None:
         self.base0, self.quote0 = st.get("base0"), st.get("quote0")
+        self._pos = float(st.get("pos", 0.0))
+        self._cash = float(st.get("cash", 0.0))
         self._num = int(st.get("num", 0))
         self._kill_seen = bool(st.get("kill_seen", False))
         self._resume_token = st.get("resume_token", self._resume_token)
