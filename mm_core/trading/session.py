@@ -49,7 +49,7 @@ from mm_core.events import (BookSnapshot, BookUpdate, ChecksumMismatch, ClockEst
 from mm_core.strategy import risk as _risk
 from mm_core.strategy.pipeline import DecisionPipeline
 from mm_core.strategy.transitions import records as transition_records
-from mm_core.strategy.view import MARKET_CODES
+from mm_core.strategy.view import MARKET_CODES, V_TICK
 from mm_core.trading import session_files as sf
 from mm_core.trading.runner import Caps, Command, RunnerConfig, TradingRunner
 
@@ -241,7 +241,7 @@ class TradingSession:
         elif isinstance(ev, Connected):
             runner.on_feed_status(ts, valid=False)  # valid again with the first verified snapshot
         elif isinstance(ev, ClockEstimate):
-            runner.on_feed_status(ts, fault=_risk.F_CLOCK_SKEW, value=ev.offset_ns / 1e6)
+            runner.on_feed_status(ts, fault=_risk.F_CLOCK_SKEW, value=proven_skew_ms(ev.offset_ns, ev.rtt_ns))
             if hasattr(self.venue, "set_latency"):
                 self.venue.set_latency(int(ev.rtt_ns))
 
@@ -440,6 +440,7 @@ class TradingSession:
                 self._say(f"metrics on {url}")
             self.venue = spec.venue_factory(self)
             pl = spec.pipeline_factory()
+            warm_up(pl)  # compile before the feed starts: a first-decision compile would age the data by seconds
             self.runner = TradingRunner(pl, self.manager, spec.runner_config, send=self._send, run_dir=self.run_dir,
                                         queue_ahead=getattr(self.venue, "queue_ahead", None),
                                         on_event=self._runner_event, on_transitions=self._transitions,
@@ -750,6 +751,31 @@ class TradingSession:
             out["tick_to_order_us"] = {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
                                        "n": int(a.size)}
         return out
+
+
+def proven_skew_ms(offset_ns: int, rtt_ns: int) -> float:
+    """The part of a clock offset estimate its round trip cannot explain (ms, signed).
+
+    An offset measured over a round trip of ``rtt`` is only known to within +-rtt/2: a slow first
+    round trip (the event loop busy at start) would otherwise read as a skew and trip the kill switch."""
+    off, half = offset_ns / 1e6, max(0.0, rtt_ns / 2e6)
+    return math.copysign(max(0.0, abs(off) - half), off)
+
+
+def warm_up(pl: DecisionPipeline) -> None:
+    """Run every compiled entry point once on a throwaway copy of the pipeline's arrays (the jitted
+    code compiles or loads from the disk cache here, not on the first book message)."""
+    w = copy.copy(pl)
+    for k, v in vars(pl).items():
+        if isinstance(v, np.ndarray):
+            setattr(w, k, v.copy())
+    t = time.time_ns()
+    w.on_book(t, 1.0)
+    w.on_fault(t, _risk.F_CLOCK_SKEW, 0.0)
+    tick = float(w.V[V_TICK]) or 0.1
+    w.decide(t, fair=1000.0, bid=1000.0 - tick, ask=1000.0 + tick, bid_qty=1.0, ask_qty=1.0, position=0.0,
+             equity=0.0, data_age_ms=1.0, data_valid=True, market=0)
+    w.drain_log()
 
 
 def run_session(spec: SessionSpec) -> dict[str, Any]:
