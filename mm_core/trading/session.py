@@ -457,6 +457,7 @@ class TradingSession:
             self.runner._fills_seen = len(self.manager.fills)
             if self.runner.base0 is None:
                 self.runner.set_baseline(self.manager.position, self.manager.cash)
+                self._save_state()  # at once: a kill -9 before the first periodic save must not lose the baseline
             self.runner.adopt_open_orders(time.time_ns())
             self.started_ns = time.time_ns()  # trading time starts with the market data
             if not restored:
