@@ -95,8 +95,14 @@ def test_paper_session_with_private_faults_ends_clean(session) -> None:
 
 
 def _sim_log(out: Path) -> list[dict]:
+    rows = []
     with open(out / "simulator.jsonl", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
+        for line in fh:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:  # the line being written while the session runs
+                pass
+    return rows
 
 
 def test_every_private_fault_fired_and_the_session_ends_on_the_exchanges_state(session) -> None:
@@ -212,3 +218,40 @@ def test_warm_up_compiles_without_touching_the_pipeline() -> None:
     warm_up(pl)
     for k, v in before.items():
         assert np.array_equal(getattr(pl, k), v, equal_nan=True), k
+
+
+def test_mm_kill_pulls_every_quote_of_a_running_paper_session(tmp_path) -> None:
+    """``mm kill RUN_DIR`` on a running paper session: its resting orders are cancelled within a
+    decision cycle or two and nothing new is placed after that (the simulator's own log says so)."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "mm_core.cli", "paper", "--sim-seconds", "20", "--out", str(out),
+                             "--json", "--half-spread-bps", "0.01", "--profile", "busy"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    killed_ns = None
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        log = _sim_log(out) if (out / "simulator.jsonl").exists() else []
+        if any(r.get("kind") == "private_reply" and r.get("method") == "add_order" and r.get("success") for r in log):
+            r = _mm("kill", str(out), timeout=60)
+            assert r.returncode == 0, r.stderr
+            killed_ns = time.time_ns()
+            break
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert killed_ns is not None, "no order was placed to pull"
+    summary = json.loads(stdout)
+    assert summary["open_orders_at_exit"] == 0
+    log = _sim_log(out)
+    # the runner polls the kill file once per decision (100 ms); 2 s covers a loaded machine
+    late = [r for r in log if r.get("kind") == "private_request" and r.get("method") == "add_order"
+            and r["t_ns"] > killed_ns + 2_000_000_000]
+    assert not late, "orders placed after the kill"
+    trans = [json.loads(x) for x in (out / "transitions.jsonl").read_text().splitlines()]
+    assert any(t["kind"] == "trading" and t["to"] == "halted" and "manual" in t["cause"] for t in trans), trans
+    # every order resting at the kill was cancelled well before the session's own exit
+    cancels = [r["t_ns"] for r in log if r.get("kind") == "private_reply" and r.get("method") in
+               ("cancel_order", "cancel_all") and r.get("success")]
+    stop = next(r for r in log if r.get("kind") == "private_stop")
+    assert stop["open_orders"] == 0
+    assert cancels and min(c for c in cancels if c > killed_ns - 1_000_000_000) < killed_ns + 2_000_000_000
