@@ -144,6 +144,7 @@ class Collector:
             instruments={config.symbol: config.make_instrument()},
         )
         self.adapter = adapter_class(config.exchange.adapter)(self.spec, exchange=config.exchange.name)
+        self._stopped_ns: int | None = None  # wall time the run was told to stop (max-seconds, signal)
         self.sample_source = "book" if "book" in feed.channels else "ticker"
         self.summary = RunSummary(
             exchange=config.exchange.name,
@@ -436,6 +437,7 @@ class Collector:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     self._stop_reason = EXIT_MAX_SECONDS
+                    self._stopped_ns = time.time_ns()
                     reason = "max_seconds"
                     break
                 silent = now - last_frame
@@ -556,7 +558,10 @@ class Collector:
         now = time.time_ns()
         s = self.summary
         self._sync_stats()
-        s.duration_s = round((now - s.started_ns) / 1e9, 3)
+        # the run's measured window ends when it was told to stop (deadline or signal): the close
+        # handshake and file flushes after that are shutdown, and must not read as downtime
+        end = self._stopped_ns if self._stopped_ns is not None else now
+        s.duration_s = round((end - s.started_ns) / 1e9, 3)
         connected = s.connected_s + (time.monotonic() - self._session_started if self._ws else 0.0)
         s.uptime_share = round(min(1.0, connected / s.duration_s), 6) if s.duration_s > 0 else 0.0
         if s.messages:  # an ongoing gap (even while disconnected) is already a gap
@@ -599,6 +604,7 @@ class Collector:
     def request_stop(self, reason: str = EXIT_SIGNAL) -> None:
         """Thread/signal-safe: ask the run to finish cleanly (flush and close everything)."""
         if self._stop_reason is None:
+            self._stopped_ns = time.time_ns()
             self._stop_reason = reason
         loop = self._loop
         if loop is not None and not loop.is_closed():
@@ -725,6 +731,7 @@ class Collector:
                 return
             if deadline is not None and time.monotonic() >= deadline:
                 self._stop_reason = EXIT_MAX_SECONDS
+                self._stopped_ns = time.time_ns()
                 return
             healthy = False
             try:
