@@ -375,7 +375,9 @@ class TradingRunner:
                           position=self.position, equity=equity, data_age_ms=self.view.age_ms(t_ns),
                           data_valid=self.view.valid, market=self.view.market)
         self.step_ns = time.perf_counter_ns() - s0
-        sent = self._execute(t_ns, n_act, n_ord, trigger_local_ns or top.local_ns)
+        # tick-to-order samples only for decisions a book message triggered: a timer decision acts on a
+        # message that may have arrived a requote interval (or a quiet second) earlier
+        sent = self._execute(t_ns, n_act, n_ord, (trigger_local_ns or top.local_ns) if trigger == "book" else 0)
         conf = self.view.conf_exch_at(t_ns)
         self._dl_armed = conf is not None and conf + self.stale_ns >= t_ns
         log = pl.drain_log()
