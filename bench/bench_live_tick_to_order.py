@@ -10,7 +10,7 @@ from the session's summary:
 - ``decision_latency_us``: the runner's whole ``decide()`` call (event in -> actions out);
 - ``step_latency_us``: the compiled pipeline step alone (regimes -> risk -> strategy -> requote).
 
-    python bench/bench_live_tick_to_order.py [--seconds 60] [--strategy baseline]
+    python bench/bench_live_tick_to_order.py [--seconds 60] [--strategy baseline] [--calibration params.json]
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--strategy", default="baseline")
+    ap.add_argument("--calibration", help="params.json from mm calibrate (avellaneda-stoikov, glft)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -73,7 +74,8 @@ def main() -> int:
             r = subprocess.run([sys.executable, "-m", "mm_core.cli", "live", "--config", str(cfg), "--feed-url", feed,
                                 "--out", str(tmp / "run"), "--json", "--decide-on-book", "--strategy", args.strategy,
                                 "--max-seconds", str(args.seconds),
-                                *(["--half-spread-bps", "0.01"] if args.strategy == "baseline" else [])],
+                                *(["--half-spread-bps", "0.01"] if args.strategy == "baseline" else []),
+                                *(["--calibration", args.calibration] if args.calibration else [])],
                                cwd=ROOT, capture_output=True, text=True)
         finally:
             if sim.poll() is None:
