@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -40,12 +41,87 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# one example per command, shown at the end of its --help (paths are the user's own)
+EXAMPLES: dict[str, str] = {
+    "demo": "mm demo --seconds 45 --out demo-runs",
+    "collect": "mm collect --symbol BTC/EUR --out runs/day1/samples.csv --max-seconds 86400",
+    "replay": "mm replay runs/day1/raw/raw-00000.jsonl.gz",
+    "repair": "mm repair runs/day1",
+    "simexchange": "mm simexchange --port 8765 --seed 1",
+    "fit-sim": "mm fit-sim runs/day1 --out profile.toml",
+    "realism": "mm realism runs/day1 --vs sim",
+    "qa": "mm qa runs/day1/samples.csv --strict",
+    "analyze": "mm analyze runs/day1/samples.csv --plot latency.png",
+    "gate": "mm gate runs/day1",
+    "daily": "mm daily runs/day1 runs/day2 --out daily.csv",
+    "research": "mm research --data runs/day1 --out research.html",
+    "backtest": "mm backtest runs/day1 --fair microprice --latency const:5",
+    "sweep": "mm sweep runs/day1 runs/day2 --spreads 0.1,0.2,0.5",
+    "calibrate": "mm calibrate runs/day1 --out params.json",
+    "kill": "mm kill --status",
+    "query": "mm query --store runs/day1 \"select count(*) from top_of_book\"",
+    "tca": "mm tca trading/session1",
+    "reconcile-day": "mm reconcile-day trading/session1",
+    "incidents": "mm incidents list trading/session1",
+    "rollout-check": "mm rollout-check trading/",
+    # subcommands of a command: "COMMAND SUB"
+    "incidents list": "mm incidents list trading/session1",
+    "incidents show": "mm incidents show trading/session1 1",
+    "incidents annotate": "mm incidents annotate trading/session1 1 --note \"feed stalled\"",
+    "incidents close": "mm incidents close trading/session1 1 --cause \"ISP outage\" --action \"second line\"",
+    "incidents review": "mm incidents review trading/session1 trading/session2",
+    "incidents scan": "mm incidents scan trading/session1",
+}
+
+
+class _ShowDefaults(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to a flag's help unless the text already says its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text.lower() or not action.option_strings or action.default is argparse.SUPPRESS:
+            return text
+        if action.default is None or action.default == []:
+            return text
+        if action.default is False or action.default is True:
+            if action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction):
+                return text  # a plain switch: off unless given
+            return f"{text} (default: {'on' if action.default else 'off'})"
+        return f"{text} (default: %(default)s)"
+
+
+def _polish(parser: argparse.ArgumentParser, example: str | None, path: str = "") -> None:
+    """Every command's help shows defaults and ends with an example; nested subcommands too."""
+    base = parser.formatter_class
+    if base is argparse.HelpFormatter:
+        base = argparse.RawDescriptionHelpFormatter  # keep the example's line breaks
+    if isinstance(base, type) and not issubclass(base, _ShowDefaults):
+        parser.formatter_class = type(f"Show{base.__name__}", (_ShowDefaults, base), {})
+    if example and "example" not in (parser.epilog or "").lower():
+        parser.epilog = f"{parser.epilog}\n\n" if parser.epilog else ""
+        parser.epilog += f"example:\n  {example}"
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                key = f"{path} {name}".strip()
+                _polish(child, EXAMPLES.get(key), key)
+
+
+def _version() -> str:
+    from mm_core import __version__
+
+    return f"mm_core {__version__}"
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser; with ``only`` set, just that subcommand's module is imported."""
     parser = argparse.ArgumentParser(
         prog="mm",
         description="mm_core: capture, verify, analyze and (soon) trade crypto market data.",
+        epilog="example:\n  mm demo\n\nmm COMMAND --help shows a command's flags, defaults and an example.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=_version(), help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         if only is not None and name != only:
@@ -59,6 +135,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+        _polish(sub.choices[name], EXAMPLES.get(name), name)
     return parser
 
 
@@ -76,6 +153,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` & co. that stopped reading: not an error to report
+        try:
+            sys.stdout = open(os.devnull, "w")  # the interpreter's final flush must not fail again
+        except OSError:
+            pass
+        return 141
 
 
 if __name__ == "__main__":

@@ -261,6 +261,10 @@ def _check_values(cfg: RuntimeConfig, where: str) -> None:
         problems.append("gate: need 0 < p50_max_ms <= p95_max_ms <= p99_max_ms")
     if g.clock_offset_max_ms <= 0:
         problems.append("gate.clock_offset_max_ms must be > 0")
+    for name in ("min_hours", "min_samples", "unsafe_ms", "max_gap_s", "reconnect_loop_count",
+                 "reconnect_loop_window_s"):
+        if getattr(g, name, 1) <= 0:
+            problems.append(f"gate.{name} must be > 0")
     if g.clock_min_estimates < 1:
         problems.append("gate.clock_min_estimates must be >= 1")
     if not 0 < g.clock_agreement_min_share <= 1:

@@ -106,45 +106,59 @@ def day_qa(s: Samples, day_df: pl.DataFrame, prev_ts: int | None, day: str, last
 
 
 def daily_rows(run_dirs: Sequence[str | Path], *, unsafe_ms: float = 80.0, max_gap_s: float = 60.0,
-               strict: bool = False, notes: list[str] | None = None) -> list[DayRow]:
-    """One row per UTC day over all runs; raises :class:`InputError` for an unreadable run."""
+               strict: bool = False, notes: list[str] | None = None, progress: bool = False) -> list[DayRow]:
+    """One row per UTC day over all runs; raises :class:`InputError` for an unreadable run.
+
+    ``progress``: a bar over the run directories on a terminal (many days take a while to read).
+    """
+    from mm_core.progress import TaskBar
+
     days: dict[str, _Day] = {}
     notes = notes if notes is not None else []
-    for rd in run_dirs:
-        rd = Path(rd)
-        if not rd.is_dir():
-            raise InputError(f"{rd}: no such run directory")
-        s = load_samples(rd)
-        if s.input.kind == "csv" and not s.header_ok:
-            notes.append(f"{rd}: header is {ascii(s.header[:80])}: no rows can be assigned to days (QA FAIL)")
-            continue
-        unplaced = [d for d in s.defects if d.ts_capture is None and d.kind != "torn"]
-        if unplaced:
-            notes.append(f"{rd}: {len(unplaced)} rows that are not samples have no usable capture time and are "
-                         f"in no day (first: {unplaced[0].reason})")
-        rejected = rejected_counts(s)
-        if rejected:
-            notes.append(f"{rd}: {sum(rejected.values())} rows are not samples ("
-                         + ", ".join(f"{k}: {v}" for k, v in rejected.items()) + "); `mm qa` names their lines")
-        df = s.df.filter(pl.col("ts_capture").is_not_null()).with_columns(
-            (pl.col("ts_capture") // _DAY_NS).alias("_day"))
-        day_ids = df["_day"].unique(maintain_order=True).to_list()
-        last_ts: int | None = None
-        for i, d_id in enumerate(day_ids):
-            day_df = df.filter(pl.col("_day") == d_id).drop("_day")
-            day = _day_of(d_id * _DAY_NS)
-            entry = days.setdefault(day, _Day())
-            entry.runs.add(str(rd))
-            ages = day_df["age_ms"].drop_nulls().to_numpy()
-            entry.ages.append(ages[np.isfinite(ages)])
-            checks = day_qa(s, day_df, last_ts, day, i == len(day_ids) - 1, max_gap_s, strict)
-            entry.statuses.append(worst([c.status for c in checks]))
-            entry.issues += [f"{c.name} {c.value}" for c in checks if c.status in (WARN, FAIL)]
-            last_ts = int(day_df["ts_capture"][-1]) if day_df.height else last_ts
-        for e in read_event_log(rd / EVENTS_NAME).of_kind("reconnecting"):
-            ts = e.get("ts_capture")
-            if isinstance(ts, int):
-                days.setdefault(_day_of(ts), _Day()).reconnects += 1
+    with TaskBar("daily", len(run_dirs), progress, unit="runs") as bar:
+        for rd in bar.each(run_dirs):
+            _read_run(Path(rd), days, notes, max_gap_s, strict)
+    return _rows_of(days, unsafe_ms)
+
+
+def _read_run(rd: Path, days: dict[str, "_Day"], notes: list[str], max_gap_s: float, strict: bool) -> None:
+    """One run directory's samples and reconnects, added to ``days``."""
+    if not rd.is_dir():
+        raise InputError(f"{rd}: no such run directory")
+    s = load_samples(rd)
+    if s.input.kind == "csv" and not s.header_ok:
+        notes.append(f"{rd}: header is {ascii(s.header[:80])}: no rows can be assigned to days (QA FAIL)")
+        return
+    unplaced = [d for d in s.defects if d.ts_capture is None and d.kind != "torn"]
+    if unplaced:
+        notes.append(f"{rd}: {len(unplaced)} rows that are not samples have no usable capture time and are "
+                     f"in no day (first: {unplaced[0].reason})")
+    rejected = rejected_counts(s)
+    if rejected:
+        notes.append(f"{rd}: {sum(rejected.values())} rows are not samples ("
+                     + ", ".join(f"{k}: {v}" for k, v in rejected.items()) + "); `mm qa` names their lines")
+    df = s.df.filter(pl.col("ts_capture").is_not_null()).with_columns(
+        (pl.col("ts_capture") // _DAY_NS).alias("_day"))
+    day_ids = df["_day"].unique(maintain_order=True).to_list()
+    last_ts: int | None = None
+    for i, d_id in enumerate(day_ids):
+        day_df = df.filter(pl.col("_day") == d_id).drop("_day")
+        day = _day_of(d_id * _DAY_NS)
+        entry = days.setdefault(day, _Day())
+        entry.runs.add(str(rd))
+        ages = day_df["age_ms"].drop_nulls().to_numpy()
+        entry.ages.append(ages[np.isfinite(ages)])
+        checks = day_qa(s, day_df, last_ts, day, i == len(day_ids) - 1, max_gap_s, strict)
+        entry.statuses.append(worst([c.status for c in checks]))
+        entry.issues += [f"{c.name} {c.value}" for c in checks if c.status in (WARN, FAIL)]
+        last_ts = int(day_df["ts_capture"][-1]) if day_df.height else last_ts
+    for e in read_event_log(rd / EVENTS_NAME).of_kind("reconnecting"):
+        ts = e.get("ts_capture")
+        if isinstance(ts, int):
+            days.setdefault(_day_of(ts), _Day()).reconnects += 1
+
+
+def _rows_of(days: dict[str, "_Day"], unsafe_ms: float) -> list[DayRow]:
     rows: list[DayRow] = []
     for day in sorted(days):
         e = days[day]
@@ -223,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
     notes: list[str] = []
     try:
         rows = daily_rows(args.run_dirs, unsafe_ms=unsafe, max_gap_s=gate.max_gap_s, strict=args.strict,
+                          progress=not args.json,
                           notes=notes)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

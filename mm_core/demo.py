@@ -9,10 +9,15 @@ and sample thresholds are scaled to the demo length -- said on screen -- and not
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from mm_core.arg_types import positive_float
 
 def simulator_args(seed: int, latency_median_ms: float | None, faults: str | None,
                    log: Path | None) -> list[str]:
@@ -63,10 +68,10 @@ def run(args: argparse.Namespace) -> int:
         return code
 
     _banner("2/4 data quality (strict)")
-    qa_code = mm(["qa", "--file", str(csv), "--strict"])
+    qa_code = mm(["qa", str(csv), "--strict"])
     _banner("3/4 latency analysis")
     plot = run_dir / "latency.png"
-    mm(["analyze", "--file", str(csv), "--normal-max-ms", str(cfg.latency.normal_max_ms),
+    mm(["analyze", str(csv), "--normal-max-ms", str(cfg.latency.normal_max_ms),
         "--degraded-max-ms", str(cfg.latency.degraded_max_ms), "--plot", str(plot)])
     _banner("4/4 decision gate")
     print(f"NOTE: this demo ran {seconds:.0f} s, not 24 h: the gate's duration and sample-count "
@@ -79,19 +84,53 @@ def run(args: argparse.Namespace) -> int:
     n_parquet = len(list(run_dir.rglob("*.parquet")))
     print(f"  {run_dir / 'parquet'}  ({n_parquet} Parquet files)")
     print(f"\nrun directory: {run_dir}")
-    print(f"re-run any step yourself: mm qa --file {csv} --strict | mm analyze --file {csv} | "
-          f"mm gate {run_dir} | mm replay {next(iter(sorted((run_dir / 'raw').glob('*.gz'))), '')}")
-    print(f"demo finished: QA exit {qa_code}, gate exit {gate_code} (0 = PASS/PROCEED)")
-    return 0
+    print("\nre-run any step yourself (one command per line):")
+    for line in rerun_commands(csv, run_dir):
+        print(f"  {line}")
+    print(f"\n{how_to_run_mm()}")
+    failed = [name for name, c in (("QA", qa_code), ("gate", gate_code)) if c != 0]
+    verdict = f"FAILED ({' and '.join(failed)} did not pass)" if failed else "passed"
+    print(f"demo {verdict}: QA exit {qa_code}, gate exit {gate_code} (0 = PASS/PROCEED)")
+    return 1 if failed else 0
+
+
+def _quote(path: Path) -> str:
+    """A path as a shell word: quoted only when it needs it (spaces on Windows, too)."""
+    text = str(path)
+    if os.name == "nt":
+        return f'"{text}"' if any(c in text for c in " &()^") else text
+    return shlex.quote(text)
+
+
+def rerun_commands(csv: Path, run_dir: Path) -> list[str]:
+    """The demo's steps as commands a user can paste, one per line."""
+    lines = [f"mm qa {_quote(csv)} --strict", f"mm analyze {_quote(csv)}", f"mm gate {_quote(run_dir)}"]
+    raw = next(iter(sorted((run_dir / "raw").glob("*.gz"))), None)
+    if raw is not None:
+        lines.append(f"mm replay {_quote(raw)}")
+    return lines
+
+
+def how_to_run_mm() -> str:
+    """Where the ``mm`` command lives when it is not on PATH (``make demo`` installs it in .venv)."""
+    if shutil.which("mm"):
+        return "the mm command is on your PATH: run the lines above as they are"
+    here = Path(sys.executable).parent
+    if os.name == "nt":
+        return (f"mm is not on your PATH: activate the environment first with {_quote(here / 'activate')} "
+                f"(or call {_quote(here / 'mm.exe')} instead of mm)")
+    return (f"mm is not on your PATH: activate the environment first with: source {_quote(here / 'activate')}  "
+            f"(or call {_quote(here / 'mm')} instead of mm)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="offline end-to-end demo on the local exchange simulator",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("--seconds", type=float, default=45.0, help="capture length (default 45)")
+    p.add_argument("--seconds", type=positive_float, default=45.0, help="capture length (default 45)")
     p.add_argument("--out", help="folder for the run directory (default: a new temp folder)")
-    p.add_argument("--seed", type=int, default=7, help="simulator seed")
-    p.add_argument("--latency-median-ms", type=float, default=None, help="simulator median latency")
+    p.add_argument("--seed", type=int, default=7, help="simulator seed (default 7)")
+    p.add_argument("--latency-median-ms", type=positive_float, default=None,
+                   help="simulator median latency (default: the simulator's, 8)")
     p.add_argument("--faults", default=None, help="simulator fault spec (see mm simexchange --help)")
     p.add_argument("--config", type=Path, default=None, help="runtime config TOML")
     p.set_defaults(func=run)

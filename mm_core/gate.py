@@ -28,6 +28,7 @@ Exit codes: 0 = PROCEED, 1 = FIX-AND-RERUN, 2 = unreadable input (no such run di
 from __future__ import annotations
 
 import argparse
+import textwrap
 import json
 import math
 import sys
@@ -543,13 +544,20 @@ def _fmt_threshold(c: GateCheck) -> str:
     return c.threshold
 
 
+TABLE_WIDTH = 100  # the human gate table fits a 100-column terminal
+
+
 def format_gate(r: GateResult) -> str:
     out = [f"Decision gate for {r.run_dir} (config {r.config})"]
     if r.scaled:
         out.append(r.notes[0])
-    out.append(format_table(("GROUP", "CHECK", "MEASURED", "THRESHOLD", "VERDICT", "DETAIL"),
-                            [(c.group, c.name, _fmt_val(c), _fmt_threshold(c), "PASS" if c.passed else "FAIL",
-                              c.detail) for c in r.checks], max_last=120))
+    table = format_table(("GROUP", "CHECK", "MEASURED", "THRESHOLD", "VERDICT"),
+                         [(c.group, c.name, _fmt_val(c), _fmt_threshold(c), "PASS" if c.passed else "FAIL")
+                          for c in r.checks], max_last=40).splitlines()
+    out += table[:2]
+    for line, c in zip(table[2:], r.checks):  # each check's detail under it, wrapped to the table's width
+        out.append(line)
+        out += textwrap.wrap(c.detail, TABLE_WIDTH, initial_indent="    ", subsequent_indent="    ")
     for n in r.notes[1:] if r.scaled else r.notes:
         out.append(n if n.startswith("WARNING") else f"note: {n}")
     out += describe_capture(r.capture)
@@ -560,7 +568,15 @@ def format_gate(r: GateResult) -> str:
     else:
         tail += f" (all {len(r.checks)} checks passed{'; SCALED demo thresholds' if r.scaled else ''})"
     out.append(tail)
-    return "\n".join(out)
+    return "\n".join(_fit(line) for line in out)
+
+
+def _fit(line: str) -> str:
+    """A line wrapped to TABLE_WIDTH, continuation lines indented (a path longer than that stays whole)."""
+    if len(line) <= TABLE_WIDTH:
+        return line
+    return "\n".join(textwrap.wrap(line, TABLE_WIDTH, subsequent_indent="    ", break_long_words=False,
+                                   break_on_hyphens=False))
 
 
 EXIT_HELP = "exit codes: 0 PROCEED, 1 FIX-AND-RERUN, 2 unreadable input (run dir or config)"

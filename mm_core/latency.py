@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
+from mm_core.arg_types import add_data_path, data_path
 from mm_core.capture.layout import EVENTS_NAME, SUMMARY_NAME
 from mm_core.clock_skew import CLOCK_SLACK_MS, ClockRule, judge_clock
 from mm_core.quality import (
@@ -546,7 +547,7 @@ EXIT_HELP = "exit codes: 0 analyzed, 2 missing/unreadable input or no samples"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--file", "-f", required=True, help="sample CSV, Parquet top_of_book file, or a run directory")
+    add_data_path(p, "sample CSV, Parquet top_of_book file, or a run directory")
     p.add_argument("--normal-max-ms", type=float, default=None,
                    help="normal regime: age <= this (default: config [latency], 20)")
     p.add_argument("--degraded-max-ms", type=float, default=None,
@@ -587,6 +588,11 @@ def run(args: argparse.Namespace) -> int:
     from mm_core.config import ConfigError
 
     t0 = time.perf_counter()
+    try:
+        args.file = data_path(args, "analyze")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         normal, degraded, rule = _thresholds(args)
         r = analyze_latency(args.file, normal, degraded, events_path=args.events, plot_path=args.plot,

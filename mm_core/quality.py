@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
+from mm_core.arg_types import add_data_path, data_path, positive_float
 from mm_core.capture.layout import (
     CSV_COLUMNS,
     EXIT_RUNNING,
@@ -723,7 +724,7 @@ def negative_age_check(s: Samples, rows: np.ndarray) -> Check:
     return Check("negative_ages", WARN if k else PASS, k,
                  f"{k} negative ages ({100 * share:.3f} %), min {min_age:.3f} ms: the local clock is behind "
                  f"the exchange's (clock skew); first at {_first(neg, rows, s)}" if k
-                 else f"no negative ages (min {min_age:.3f} ms)",
+                 else f"no negative ages (min {min_age:.3f} ms)" if age.size else "no ages to check",
                  {"min_age_ms": min_age, "share": share})
 
 
@@ -887,13 +888,14 @@ EXIT_HELP = ("exit codes: 0 PASS, 1 FAIL, 3 WARN (never with --strict: it turns 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--file", "-f", required=True,
-                   help="sample CSV, Parquet top_of_book file, or a run directory")
+    add_data_path(p, "sample CSV, Parquet top_of_book file, or a run directory")
     p.add_argument("--strict", action="store_true", help="any WARN is a FAIL (the gate's rule)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--summary", help="run summary.json to compare row counts with "
                                      "(default: the one beside the file)")
-    p.add_argument("--max-gap-s", type=float, default=60.0, help="longest allowed ts_capture gap (s)")
+    p.add_argument("--max-gap-s", type=positive_float, default=None,
+                   help="longest allowed ts_capture gap in s (default: config gate.max_gap_s, 60)")
+    p.add_argument("--config", help="runtime config with the [gate] max_gap_s (default: the shipped one)")
     p.add_argument("--source", choices=("auto", "csv", "parquet"), default="auto",
                    help="for a run directory: read its CSV (auto) or its Parquet top_of_book parts")
 
@@ -908,7 +910,21 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
-        r = run_qa(args.file, args.strict, summary_path=args.summary, max_gap_s=args.max_gap_s,
+        args.file = data_path(args, "qa")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    max_gap_s = getattr(args, "max_gap_s", None)
+    if max_gap_s is None:
+        from mm_core.config import ConfigError, load_config
+
+        try:
+            max_gap_s = load_config(getattr(args, "config", None)).gate.max_gap_s
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_INPUT
+    try:
+        r = run_qa(args.file, args.strict, summary_path=args.summary, max_gap_s=max_gap_s,
                    source=args.source)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

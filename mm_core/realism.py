@@ -30,6 +30,23 @@ the single most consequential figure for spread capture, within +-0.03 of the 1-
 the median and 90th percentile and x2.5 for the 10th; mid changes per second within x3 (the
 reference holds only 4, whose Poisson 95 % interval alone spans x2.6 either way). Trade rows
 (the reference has no trades) compare whenever both sides have trades.
+
+Volatility rows (added later, tolerances written here before the simulator was tuned against them):
+``rv_1s_bp`` and ``rv_60s_bp`` are realised volatilities of the mid (log returns sampled on a 1 s /
+60 s grid, ``sqrt(sum r^2 / T)``) in basis points per square-root second, so both horizons read on
+one scale; ``absret_acf_60s`` is vol clustering: the mean autocorrelation of absolute 60 s returns
+over lags 1-5. Volatility clusters (it varies tenfold between hours), so a short window measures one
+moment's regime, not the market's level: ``rv_1s_bp`` needs >= 600 s of data, ``rv_60s_bp`` >= 60
+returns, ``absret_acf_60s`` >= 300 returns; shorter sources show n/a. The long reference is Kraken's
+REST OHLC file in ``../shared/data/kraken-rest`` (721 one-minute bars, 12 h, XBT/USDT, close to
+close: 0.70 bp/sqrt(s); 5/15/60-minute returns give 0.71-0.79, so microstructure noise is small;
+|r| autocorrelation 0.094 at lag 1, lags 1-5 mean 0.060); that file's own standard error is ~5 %
+on the vol (720 returns, kurtosis 7.4) and ~0.025 on the mean autocorrelation, BTC's daily vol
+varies about x2 from day to day and the pair is XBT/USDT, not BTC/EUR: vol rows within x1.5,
+clustering within +-0.08. The 51 s book recording holds 4 one-tick mid changes (0.005 bp/sqrt(s)
+at 1 s): a quiet moment, 100x below the 12 h figure, too short to judge volatility. Kraken's REST
+trades file there (1,000 XBT/USDT trades, 6.8 h) is a trade-size reference; its rate (0.04/s) is
+a thin pair's, not BTC/EUR's.
 """
 
 from __future__ import annotations
@@ -128,7 +145,17 @@ ROWS: tuple[Row, ...] = (
     Row("trade_qty_p50", "trade size p50", "base", _r(3)),
     Row("trade_qty_p90", "trade size p90", "base", _r(3)),
     Row("trade_at_touch_share", "share of trades at the touch", "", _a(0.1)),
+    Row("rv_1s_bp", "realised vol of the mid, 1 s returns", "bp/sqrt(s)", _r(1.5)),
+    Row("rv_60s_bp", "realised vol of the mid, 60 s returns", "bp/sqrt(s)", _r(1.5)),
+    Row("absret_acf_60s", "vol clustering: acf of |60 s returns|, lags 1-5", "", _a(0.08)),
 )
+VOL_KEYS = ("rv_1s_bp", "rv_60s_bp", "absret_acf_60s")
+BOOK_KEYS = tuple(r.key for r in ROWS[:23])
+TRADE_KEYS = tuple(r.key for r in ROWS[23:31])
+RV_1S_MIN_SPAN_S = 600.0
+RV_60S_MIN_RETURNS = 60
+ACF_MIN_RETURNS = 300
+ACF_LAGS = 5
 ROW_KEYS = tuple(r.key for r in ROWS)
 
 
@@ -348,6 +375,7 @@ def _finish(c: _Collector, source: str, tick_size: Optional[float]) -> RealismSt
         s[f"level_qty_p{q}"] = v
     s["top_qty_p50"] = _quantiles(np.array(c.top_qty), (50,))[0]
     _trade_stats(c, s, tick)
+    _vol_stats(ts, (bid + ask) / 2.0, s)
     return RealismStats(source=source, symbol=c.symbol or "", depth=c.depth, tick_size=tick,
                         clock="capture" if c.capture_clock else "exchange", updates=n,
                         trades=len(c.trade_ts), snapshots=c.snapshots, span_s=span_s, stats=s)
@@ -384,7 +412,108 @@ def _trade_stats(c: _Collector, s: dict[str, Optional[float]], tick: float) -> N
     s["trade_at_touch_share"] = float(np.mean(np.abs(px[valid] - touch[valid]) < tick / 2)) if valid.any() else None
 
 
+def _grid_prices(ts_ns: np.ndarray, px: np.ndarray, step_s: float) -> np.ndarray:
+    """The last valid price at or before each point of a ``step_s`` grid from the first stamp."""
+    ok = ~np.isnan(px) & (px > 0)
+    ts_ns, px = ts_ns[ok], px[ok]
+    if ts_ns.size < 2:
+        return np.empty(0)
+    order = np.argsort(ts_ns, kind="stable")
+    ts_ns, px = ts_ns[order], px[order]
+    step = int(step_s * 1e9)
+    grid = np.arange(ts_ns[0], ts_ns[-1] + 1, step)
+    return px[np.searchsorted(ts_ns, grid, side="right") - 1]
+
+
+def _rv_bp(prices: np.ndarray, step_s: float) -> Optional[float]:
+    r = np.diff(np.log(prices))
+    if r.size == 0:
+        return None
+    return float(math.sqrt(float(np.sum(r * r)) / (r.size * step_s)) * 1e4)
+
+
+def _absret_acf(prices: np.ndarray) -> Optional[float]:
+    a = np.abs(np.diff(np.log(prices)))
+    if a.size < ACF_MIN_RETURNS or a.std() == 0:
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acf = float(np.mean([np.corrcoef(a[:-k], a[k:])[0, 1] for k in range(1, ACF_LAGS + 1)]))
+    return None if math.isnan(acf) else acf
+
+
+def _vol_stats(ts_ns: np.ndarray, px: np.ndarray, s: dict[str, Optional[float]]) -> None:
+    """Realised volatility at 1 s and 60 s and vol clustering (see the module docstring for the
+    minimum spans: below them the row is n/a, not a number from one quiet moment)."""
+    s.update({k: None for k in VOL_KEYS})
+    ok = ~np.isnan(px)
+    if ok.sum() < 2:
+        return
+    span = (ts_ns[ok].max() - ts_ns[ok].min()) / 1e9
+    if span >= RV_1S_MIN_SPAN_S:
+        s["rv_1s_bp"] = _rv_bp(_grid_prices(ts_ns, px, 1.0), 1.0)
+    p60 = _grid_prices(ts_ns, px, 60.0)
+    if p60.size - 1 >= RV_60S_MIN_RETURNS:
+        s["rv_60s_bp"] = _rv_bp(p60, 60.0)
+    s["absret_acf_60s"] = _absret_acf(p60)
+
+
 # ----------------------------------------------------------------------------- sources
+
+
+def _kraken_rest(path: Path) -> Optional[tuple[str, list[list[Any]]]]:
+    """``(pair, rows)`` of a Kraken REST ``OHLC`` or ``Trades`` response file, else None."""
+    if path.suffix.lower() != ".json" or path.stat().st_size > 200_000_000:
+        return None
+    import orjson
+
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("result"), dict) or "last" not in doc["result"]:
+        return None
+    pairs = [(k, v) for k, v in doc["result"].items() if k != "last" and isinstance(v, list)]
+    if len(pairs) != 1 or not pairs[0][1] or not isinstance(pairs[0][1][0], list):
+        return None
+    return pairs[0]
+
+
+def measure_kraken_rest(path: Path, pair: str, rows: list[list[Any]]) -> RealismStats:
+    """The statistics a Kraken REST file supports: OHLC bars (``[time, o, h, l, close, vwap, volume,
+    count]``) give the volatility rows from closes; Trades (``[price, volume, time, side, type,
+    misc, id]``) give the trade rows (no book: the share at the touch is n/a)."""
+    s: dict[str, Optional[float]] = {k: None for k in ROW_KEYS}
+    try:
+        if len(rows[0]) == 8 and isinstance(rows[0][0], int):  # OHLC
+            ts = np.array([int(r[0]) * 1_000_000_000 for r in rows], np.int64)
+            close = np.array([float(r[4]) for r in rows])
+            step = float(np.median(np.diff(ts))) / 1e9
+            if step < 60:
+                raise RealismInputError(f"{path}: OHLC bars of {step:g} s; the volatility rows need >= 60 s bars")
+            _vol_stats(ts, close, s)
+            s["rv_1s_bp"] = None  # bars say nothing about 1 s returns
+            if step > 60:  # only 60 s bars measure the 60 s row; a coarser grid says nothing about 1 s
+                s["rv_60s_bp"] = s["absret_acf_60s"] = None
+            kind, n_trades, span = "ohlc", 0, (ts[-1] - ts[0]) / 1e9
+        elif len(rows[0]) >= 4:  # Trades
+            c = _Collector(pair, None)
+            for r in rows:
+                c.trade_ts.append(int(round(float(r[2]) * 1e9)))
+                c.trade_px.append(float(r[0]))
+                c.trade_qty.append(float(r[1]))
+                c.trade_buy.append(r[3] == "b")
+            _trade_stats(c, s, math.nan)
+            kind, n_trades = "trades", len(rows)
+            span = (max(c.trade_ts) - min(c.trade_ts)) / 1e9
+        else:
+            raise RealismInputError(f"{path}: a Kraken REST result with rows of {len(rows[0])} fields; "
+                                    "expected OHLC or Trades")
+    except (TypeError, ValueError, IndexError) as exc:
+        if isinstance(exc, RealismInputError):
+            raise
+        raise RealismInputError(f"{path}: not a readable Kraken REST OHLC/Trades file ({exc})") from None
+    return RealismStats(source=f"{path} (Kraken REST {kind})", symbol=pair, depth=0, tick_size=math.nan,
+                        clock="exchange", updates=0, trades=n_trades, snapshots=0, span_s=float(span), stats=s)
 
 
 def _events_from_run_dir(path: Path, symbol: Optional[str]) -> Iterator[Event]:
@@ -463,7 +592,13 @@ def _recording_events(p: Path) -> Iterator[Event]:
 
 def measure_path(path: str | Path, *, symbol: Optional[str] = None, depth: Optional[int] = None,
                  tick_size: Optional[float] = None) -> RealismStats:
-    """The statistics of a run directory (its Parquet store) or a recording file."""
+    """The statistics of a run directory (its Parquet store), a recording file, or a Kraken REST
+    OHLC/Trades response file (volatility or trade rows only)."""
+    p = Path(path)
+    if p.is_file():
+        rest = _kraken_rest(p)
+        if rest is not None:
+            return measure_kraken_rest(p, *rest)
     return measure_events(events_from_path(path, symbol), source=str(path), symbol=symbol, depth=depth,
                           tick_size=tick_size)
 
@@ -560,7 +695,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "Measure how a feed looks: message rate, inter-update gaps, spread, top-of-book changes, level "
             "and trade sizes. With --vs, print a second source beside it and a verdict per row (is the second "
             "within tolerance of the first?). A source is a run directory, a recording file (own raw archive, "
-            "python-kraken-sdk fixture, cryptofeed capture), or sim:PROFILE[:SECONDS[:SEED]] for the offline "
+            "python-kraken-sdk fixture, cryptofeed capture), a Kraken REST OHLC/Trades response file (volatility "
+            "or trade rows only), or sim:PROFILE[:SECONDS[:SEED]] for the offline "
             "simulator (e.g. sim:default:600)."
         ),
         epilog="example: mm realism ../shared/data/kraken-spot-v2/orderbook-v2_BTCUSD_book10_2023-07-30.json "

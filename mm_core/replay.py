@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
@@ -237,17 +236,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``mm replay``: 0 = everything read and verified, 1 = something failed (named), 2 = unreadable."""
-    show = _progress_printer() if sys.stderr.isatty() else None
+    bar = _FileBar(enabled=not args.json)
     try:
         summary = replay_file(args.file, adapter=args.adapter, price_precision=args.price_precision,
-                              qty_precision=args.qty_precision, progress=show)
+                              qty_precision=args.qty_precision, progress=bar.show)
     except (RecordingError, ReplayError) as exc:
-        if show is not None:
-            sys.stderr.write("\n")
+        bar.close()
         print(f"mm replay: {exc}", file=sys.stderr)
         return 2
-    if show is not None:
-        sys.stderr.write("\r" + " " * 60 + "\r")
+    bar.close()
     if args.json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     else:
@@ -255,17 +252,30 @@ def run(args: argparse.Namespace) -> int:
     return 0 if summary["ok"] else 1
 
 
-def _progress_printer() -> Callable[[Recording, int], None]:
-    last = [0.0]
+class _FileBar:
+    """Progress through a big archive: KiB read of the file, rate and ETA (a terminal only, not --json)."""
 
-    def show(rec: Recording, frames: int) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 0.5:
-            last[0] = now
-            sys.stderr.write(f"\r{rec.path.name}: {rec.progress():6.1%}  {frames:,} frames")
-            sys.stderr.flush()
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+        self._done = 0
 
-    return show
+    def show(self, rec: Recording, frames: int) -> None:
+        if not self.enabled:
+            return
+        if self._bar is None:
+            from mm_core.progress import TaskBar
+
+            self._bar = TaskBar(f"replay {rec.path.name}", max(1, rec.size // 1024), True, unit="KiB")
+            self.enabled = self._bar.enabled
+        now = min(rec.bytes_read // 1024, self._bar.total)
+        if now > self._done:
+            self._bar.step(now - self._done)
+            self._done = now
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 def format_summary(s: dict[str, Any]) -> str:

@@ -58,24 +58,16 @@ def code_digest() -> str:
 
 
 class _Progress:
-    """``label: done/total`` on one stderr line, only on a terminal (and never with --json)."""
+    """The pool's bar: done/total, rate and ETA on stderr, only on a terminal (and never with --json)."""
 
     def __init__(self, label: str, total: int, enabled: bool) -> None:
-        self.label, self.total = label, total
-        self.enabled = enabled and sys.stderr.isatty() and total > 0
-        self.done = 0
-        self._last = 0.0
+        from mm_core.progress import TaskBar
+
+        self._bar = TaskBar(label, total, enabled)
+        self.enabled = self._bar.enabled
 
     def step(self) -> None:
-        self.done += 1
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self._last > 0.2 or self.done == self.total:
-            self._last = now
-            end = "\n" if self.done == self.total else ""
-            sys.stderr.write(f"\r{self.label}: {self.done}/{self.total}{end}")
-            sys.stderr.flush()
+        self._bar.step()
 
 
 def _failure(exc: BaseException) -> TaskFailed:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mm_core.backtest import queue as qm
-from mm_core.backtest.fees import KRAKEN_SPOT_TIERS, TradingValueFee, fee_model_from_spec, kraken_schedule
+from mm_core.backtest.fees import TradingValueFee, fee_model_from_spec, kraken_schedule, shipped_tiers
 from mm_core.backtest.latency import (CaptureLatency, ConstantLatency, LognormalLatency, Stressed,
                                       local_timestamps)
 from mm_core.backtest.rate_limit import TIERS, cancel_cost, decayed
@@ -34,7 +34,7 @@ def test_fee_tiers_by_30_day_volume_and_rebates(tmp_path):
     assert list(kraken_schedule(0).fees(p, q, mk)) == pytest.approx([0.25, 0.40])
     assert list(kraken_schedule(15_000).fees(p, q, mk)) == pytest.approx([0.20, 0.35])
     assert list(kraken_schedule(12_000_000).fees(p, q, mk)) == pytest.approx([0.0, 0.10])
-    assert kraken_schedule(0).tier == KRAKEN_SPOT_TIERS[0]
+    assert kraken_schedule(0).tier == shipped_tiers()[0]
     toml = tmp_path / "fees.toml"
     toml.write_text("[[fees.tiers]]\nmin_volume = 0\nmaker = 0.23\ntaker = 0.40\n"
                     "[[fees.tiers]]\nmin_volume = 10000000\nmaker = -0.02\ntaker = 0.10\n")

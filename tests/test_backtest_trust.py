@@ -126,8 +126,14 @@ def research_models(tmp_path_factory):
     return d / "r-models"
 
 
+def top_1s(models: Path) -> Path:
+    """The run's top 1 s model: "best" after a GO, "candidate" after a NO-GO (never called best)."""
+    best = models / "fair_mid_best_1s.json"
+    return best if best.exists() else models / "fair_mid_candidate_1s.json"
+
+
 def test_research_model_files_carry_their_training_window(research_models):
-    raw = json.loads((research_models / "fair_mid_best_1s.json").read_text(encoding="utf-8"))
+    raw = json.loads(top_1s(research_models).read_text(encoding="utf-8"))
     t = raw["trained"]
     assert t["source"]["kind"] == "simulator" and t["source"]["seed"] == 3 and t["source"]["predictive"] is True
     assert t["source"]["seconds"] == 600.0
@@ -137,7 +143,7 @@ def test_research_model_files_carry_their_training_window(research_models):
 def test_backtest_refuses_the_data_a_research_model_was_trained_on(research_models, tmp_path, capsys,
                                                                    monkeypatch):
     monkeypatch.setenv("MM_CACHE_DIR", str(tmp_path / "cache"))
-    model = str(research_models / "fair_mid_best_1s.json")
+    model = str(top_1s(research_models))
     rc = main(["backtest", "--sim-seconds", "600", "--seed", "3", "--fair", model])
     err = capsys.readouterr().err
     assert rc == 2 and "in-sample" in err and "simulator seed 3" in err and "--allow-in-sample" in err
@@ -152,7 +158,7 @@ def test_backtest_refuses_the_data_a_research_model_was_trained_on(research_mode
 
 def test_allow_in_sample_marks_every_output(research_models, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MM_CACHE_DIR", str(tmp_path / "cache"))
-    model = str(research_models / "fair_mid_best_1s.json")
+    model = str(top_1s(research_models))
     html = tmp_path / "bt.html"
     argv = ["backtest", "--sim-seconds", "600", "--seed", "3", "--fair", model, "--allow-in-sample"]
     assert main(argv + ["--json", "--html", str(html)]) == 0

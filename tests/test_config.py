@@ -88,8 +88,9 @@ def test_missing_section_is_reported(tmp_path: Path) -> None:
 def test_shipped_fees_and_backtest_sections() -> None:
     cfg = load_config()
     assert cfg.fees is not None and cfg.backtest is not None
-    assert [(t.volume_usd, t.maker, t.taker) for t in cfg.fees.tiers] == [
-        (0, 0.25, 0.40), (10_000, 0.20, 0.35), (10_000_000, 0.0, 0.10)]  # only the tiers the protocol notes list
+    rows = [(t.volume_usd, t.maker, t.taker) for t in cfg.fees.tiers]  # every tier of the schedule
+    assert rows[0] == (0, 0.25, 0.40) and rows[1] == (10_000, 0.20, 0.35) and rows[-1] == (10_000_000, 0.0, 0.10)
+    assert len(rows) == 10
     assert cfg.fees.volume_30d_usd == 0 and cfg.fees.volume_growth == "off"
     assert cfg.backtest.requote_ms == 100 and cfg.backtest.queue == "risk_averse" and cfg.backtest.latency == "const:5"
 

@@ -30,7 +30,8 @@ def test_sim_run_produces_a_self_contained_report_json_and_models(tmp_path: Path
     assert "[research]" in captured.err  # progress on stderr
     models = sorted(p.name for p in (tmp_path / "report-models").glob("*.json"))
     assert "fair_mid_linear_1s.json" in models and "fair_mid_microprice_5s.json" in models
-    assert load_model(tmp_path / "report-models" / "fair_mid_best_1s.json").horizon_s == 1.0
+    name = "best" if doc["go"] else "candidate"  # a NO-GO run has no "best" model
+    assert load_model(tmp_path / "report-models" / f"fair_mid_{name}_1s.json").horizon_s == 1.0
 
 
 def test_run_directory_input_and_text_output(tmp_path: Path, capsys) -> None:
@@ -40,6 +41,10 @@ def test_run_directory_input_and_text_output(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert code == 1 and "verdict: NO-GO" in out and "BTC/EUR" in out
     assert (tmp_path / "r.html").exists() and list((tmp_path / "m").glob("*.json"))
+    # NO-GO: no model is called best, on screen or on disk; the top ones are saved as candidates
+    assert not list((tmp_path / "m").glob("fair_mid_best_*.json"))
+    assert list((tmp_path / "m").glob("fair_mid_candidate_*.json"))
+    assert "best model" not in out.lower() or "best model: none" in out.lower()
 
 
 def test_a_short_real_recording_is_refused_with_the_reason(tmp_path: Path, capsys) -> None:

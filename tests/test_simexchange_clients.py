@@ -41,13 +41,14 @@ class _OfflineMarket:
         return {name: {"pair_decimals": 1, "lot_decimals": 8}}
 
 
-async def _run_sdk_book_client(depth: int, seconds: float, updates_per_second: float) -> dict[str, int]:
+async def _run_sdk_book_client(depth: int, seconds: float, updates_per_second: float,
+                               market: Any = None) -> dict[str, int]:
     import kraken.spot.orderbook as sdk_orderbook
     from kraken.spot import SpotOrderBookClient
 
     counts = {"verified": 0, "checksum_failures": 0}
     async with SimExchange(seed=11, latency=FAST, updates_per_second=updates_per_second,
-                           trades_per_second=1.0) as sim:
+                           trades_per_second=1.0, market=market) as sim:
 
         class LocalBookClient(SpotOrderBookClient):
             WS_URL = sim.url  # the SDK appends "/v2"; the simulator serves any path
@@ -73,6 +74,19 @@ async def _run_sdk_book_client(depth: int, seconds: float, updates_per_second: f
 def test_python_kraken_sdk_book_client_verifies_every_simulator_checksum(depth: int) -> None:
     """At 150 updates/s for 6 s the old level order failed this client's checksum within seconds."""
     counts = asyncio.run(asyncio.wait_for(_run_sdk_book_client(depth, 6.0, 150.0), 60))
+    assert counts["checksum_failures"] == 0, counts
+    assert counts["verified"] > 400, counts
+
+
+def test_python_kraken_sdk_book_client_verifies_repricing_jumps() -> None:
+    """Jumps are two-sided messages that replace the whole top 10 (the volatile profile's, here 10 a
+    second so 6 s hold ~60): the third-party client still verifies every checksum."""
+    from dataclasses import replace
+
+    from mm_core.simexchange.profiles import load_profile
+
+    market = replace(load_profile("volatile").params, jumps_per_hour=36_000.0)
+    counts = asyncio.run(asyncio.wait_for(_run_sdk_book_client(10, 6.0, 150.0, market), 60))
     assert counts["checksum_failures"] == 0, counts
     assert counts["verified"] > 400, counts
 

@@ -5,6 +5,8 @@ Kraken-style depth views that stay exact for clients that truncate per message o
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import math
 import time
 
@@ -175,10 +177,11 @@ def test_params_are_validated() -> None:
         MarketParams(imbalance_weight=0.9)
 
 
+@pytest.mark.parametrize("jumps", [0.0, 600.0])  # 600/h: repricing jumps (two-sided messages) too
 @pytest.mark.parametrize("depth", [10, 25, 100])
-def test_depth_view_reproduces_the_top_n_like_a_kraken_client(depth: int) -> None:
+def test_depth_view_reproduces_the_top_n_like_a_kraken_client(depth: int, jumps: float) -> None:
     """Apply the view's levels in order, delete on qty 0, truncate to depth: equals the top N."""
-    m = MarketModel(9)
+    m = MarketModel(9, params=replace(MarketParams(), jumps_per_hour=jumps))
     view = DepthView(depth)
     bids, asks = view.snapshot(m.book)
     client = {"b": dict(bids), "a": dict(asks)}
@@ -209,12 +212,13 @@ def test_depth_view_reproduces_the_top_n_like_a_kraken_client(depth: int) -> Non
         assert reentries > 0  # levels re-entering scope are sent as inserts
 
 
+@pytest.mark.parametrize("jumps", [0.0, 600.0])
 @pytest.mark.parametrize("depth", [10, 25])
-def test_depth_view_lists_deletions_first_so_per_level_truncating_clients_stay_exact(depth: int) -> None:
+def test_depth_view_lists_deletions_first_so_per_level_truncating_clients_stay_exact(depth: int, jumps: float) -> None:
     """python-kraken-sdk truncates to its depth after every single level; real Kraken lists a side's
     deletions before its insertions (116 of 116 mixed messages in the shared recording). With that
     order such a client holds exactly the top N after every message too."""
-    m = MarketModel(9)
+    m = MarketModel(9, params=replace(MarketParams(), jumps_per_hour=jumps))
     view = DepthView(depth)
     bids, asks = view.snapshot(m.book)
     client = {"b": dict(bids), "a": dict(asks)}
@@ -308,3 +312,24 @@ def test_low_update_and_trade_rates_can_be_set_together() -> None:
 
     m = MarketModel(seed=1, updates_per_second=1.0, trades_per_second=0.2)
     assert sum(1 for _ in m.events(120)) > 0
+
+
+def test_jumps_move_the_top_of_the_book_at_once_and_keep_one_tick() -> None:
+    """A repricing jump is one two-sided message: afterwards the book is uncrossed, the spread is one
+    tick and the mid has moved by about ``jump_bp``; without jumps the seeded stream is unchanged."""
+    from dataclasses import replace
+
+    from mm_core.simexchange.market import MarketModel, MarketParams
+
+    p = replace(MarketParams(), jumps_per_hour=3600.0, jump_bp=3.0)
+    model = MarketModel(seed=3, params=p)
+    moves = []
+    for ev in model.events(600):
+        if getattr(ev, "kind", None) == "move" and ev.bids and ev.asks:
+            bb, bq, ba, aq = model.book.bbo()
+            moves.append(ba - bb)
+    assert model.counts["jumps"] == len(moves) and 450 <= len(moves) <= 750
+    assert max(moves) == 1 and not model.book.crossed()
+    a = [ev for ev in MarketModel(seed=5).events(60)]
+    b = [ev for ev in MarketModel(seed=5, params=replace(MarketParams(), jump_bp=9.0)).events(60)]
+    assert a == b  # jumps_per_hour = 0: other jump knobs draw nothing

@@ -45,6 +45,7 @@ import sys
 import time
 from pathlib import Path
 
+from mm_core.arg_types import non_negative_float, positive_float
 from mm_core.backtest.fees import fee_model_from_spec
 from mm_core.backtest.latency import Stressed, model_from_spec
 
@@ -57,11 +58,12 @@ def add_data_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     else:
         src.add_argument("run_dir", nargs="?", help="run directory or Parquet folder of canonical events")
     src.add_argument("--arrays", help="prebuilt rows (.npz written by a previous run's cache)")
-    src.add_argument("--sim-seconds", type=float, help="use N seconds of the offline market simulator")
+    src.add_argument("--sim-seconds", type=positive_float, help="use N seconds (> 0) of the offline market simulator")
     src.add_argument("--seed", type=int, default=0, help="simulator seed (and latency sampling seed)")
-    src.add_argument("--predictive", action="store_true", help="simulator book imbalance predicts moves")
-    src.add_argument("--updates-per-second", type=float, default=10.0, help="simulator book message rate")
-    src.add_argument("--trades-per-second", type=float, default=1.0, help="simulator trade rate")
+    src.add_argument("--predictive", action=argparse.BooleanOptionalAction, default=False,
+                     help="simulator book imbalance predicts moves (default: off)")
+    src.add_argument("--updates-per-second", type=positive_float, default=10.0, help="simulator book message rate")
+    src.add_argument("--trades-per-second", type=positive_float, default=1.0, help="simulator trade rate")
     src.add_argument("--config", help="runtime TOML for instrument rules (default: shipped BTC/EUR)")
     src.add_argument("--depth", type=int, help="book depth to truncate to (default: from the data)")
     src.add_argument("--refresh-cache", action="store_true", help="rebuild cached rows")
@@ -89,7 +91,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--latency", help="const:MS | const:FEED,ENTRY,RESP | lognormal:FEED,ORDER,SIGMA | "
                                      "sim[:MEDIAN_MS] (the simulator's latency spells) | capture:CSV[,FACTOR] "
                                      "(default: config [backtest], else const:5)")
-    g.add_argument("--latency-scale", type=float, default=1.0, help="multiply every latency (stress)")
+    g.add_argument("--latency-scale", type=non_negative_float, default=1.0, help="multiply every latency (stress)")
     g.add_argument("--capture-ts", action="store_true",
                    help="feed latency = the capture's own ts_capture - ts_exchange (real runs)")
     g.add_argument("--queue", help="risk_averse, power, log, power2, log2, power3 (default: config, else risk_averse)")
@@ -97,7 +99,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rate-tier", help="starter, intermediate, pro, off (default: config, else starter)")
     g.add_argument("--rate-guard", type=float, default=0.9, help="share of the rate threshold the bot uses")
     g.add_argument("--fees", default="kraken",
-                   help="kraken (tiers from config [fees], else built in) | kraken:TIERS.toml | "
+                   help="kraken (tiers from config [fees]) | kraken:TIERS.toml | "
                         "value:MAKER%%,TAKER%% | none")
     g.add_argument("--volume-30d", type=float, help="30-day USD volume selecting the fee tier "
                                                     "(default: config fees.volume_30d_usd, else 0)")
@@ -105,7 +107,7 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
                    help="the run's own traded value raises the 30-day volume: re-evaluate the tier per "
                         "fill or per UTC day (default: config fees.volume_growth, else off)")
     g.add_argument("--quote-usd", type=float, help="USD per unit of quote currency for tier volume "
-                                                   "(default: config fees.quote_usd, else 1)")
+                                                   "(default: config fees.quote_usd)")
 
 
 def register(subparsers) -> None:
@@ -340,7 +342,8 @@ def config_from_args(args, **overrides):
     if args.latency_scale != 1.0:
         latency = Stressed(latency, factor=args.latency_scale)
     fees = fee_model_from_spec(args.fees, volume_30d=r["volume_30d"], growth=r["fee_volume_growth"],
-                               quote_usd=r["quote_usd"], tiers=config_tiers(args))
+                               quote_usd=r["quote_usd"], tiers=config_tiers(args),
+                               quote=runtime_config(args).instrument.quote)
     spikes = _tuples(getattr(args, "spikes", ""), 3, "--spikes") if hasattr(args, "kill_at") else ()
     if spikes:
         latency = Stressed(latency, spikes=spikes)
@@ -377,7 +380,10 @@ def run(args) -> int:
 
         market = vol_shock(market, list(shocks))
     if not args.json:
-        print(f"data: {market.describe()} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        d = market.describe()
+        print(f"data: {d['symbol']}, {d['span_s']:,.1f} s, {d['rows']:,} rows ({d['book_rows']:,} book, "
+              f"{d['trades']:,} trades, {d['messages']:,} messages), depth {d['depth']} "
+              f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     result = run_backtest(market, config)
     result.add_load(load_clock)
     if args.html:

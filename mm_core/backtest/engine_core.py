@@ -55,16 +55,17 @@ from numba.core import types as nbtypes
 from numba.extending import intrinsic
 
 from mm_core.backtest import jit_cache
+from mm_core.backtest.jit_compile import loop_code
 
 jit_cache.install()  # before the jitted functions below are defined (see jit_cache)
 
 from mm_core.backtest import matching as mx  # noqa: E402
 from mm_core.backtest.event_arrays import CLEAR, DEPTH, NO_ASK, NO_BID, TRADE  # noqa: E402
-from mm_core.backtest.matching import (FI_LOCAL, FI_OID, FILL_ROOM, N_FI, N_OF_X, N_OI_X, N_X, N_XF, OF_FRONT,
-                                       OF_QTY, OF_LEAVES, OI_RESULT, OI_SIDE, OI_TICK, OI_XSTATE, OI_N_AMENDS,
-                                       RES_OPEN, RSP_ACCEPTED, RSP_AMEND_REJECTED, RSP_AMEND_TOO_LATE, RSP_AMENDED,
-                                       RSP_CANCEL_REJECTED, RSP_FILL, RSP_REJECTED, X_MARKET, X_MAX_BUY,
-                                       X_MIN_SELL, X_N_FILLS, XS_IN_FLIGHT)
+from mm_core.backtest.matching import (FI_LOCAL, FI_OID, FILL_ROOM, N_FI, N_OF_X, N_OI_X, N_XF, OF_FRONT, OF_QTY,
+                                       OF_LEAVES, OI_RESULT, OI_SIDE, OI_TICK, OI_XSTATE, OI_N_AMENDS, RES_OPEN,
+                                       RSP_ACCEPTED, RSP_AMEND_REJECTED, RSP_AMEND_TOO_LATE, RSP_AMENDED,
+                                       RSP_CANCEL_REJECTED, RSP_FILL, RSP_REJECTED, X_MARKET, X_N_FILLS,
+                                       XS_IN_FLIGHT)
 from mm_core.strategy import pipeline as pl  # noqa: E402
 from mm_core.strategy.requote import A_ID, A_KIND, A_QTY, A_SIDE, A_TICK, ACT_CANCEL, ACT_NEW, PI_N_LOG  # noqa: E402
 from mm_core.strategy.view import (O_AGE_MS, O_FILLED, O_ID, O_LEAVES, O_PRICE, O_QUEUE_AHEAD, O_SIDE, O_STATE,
@@ -73,7 +74,16 @@ from mm_core.strategy.view import (O_AGE_MS, O_FILLED, O_ID, O_LEAVES, O_PRICE, 
                                    V_FAIR, V_MARKET, V_POSITION, V_TICK)
 
 # helpers are only called from jitted code: no CPython/cfunc wrappers to generate, numpy error model
-_helper = njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+_njit_helper = njit(cache=True, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+
+
+def _helper(fn):
+    return _njit_helper(loop_code(fn))
+
+
+def _inline_helper(fn):
+    return njit(cache=True, nogil=True, error_model="numpy", forceinline=True, no_cpython_wrapper=True,
+                no_cfunc_wrapper=True)(loop_code(fn))
 
 BIG = np.int64(1) << np.int64(62)
 
@@ -120,6 +130,7 @@ REQ_CANCEL = 2
 REQ_AMEND = 3
 
 RING = 1 << 16
+_RING_MASK = RING - 1  # queue positions are never negative: & is % here, without the signed fix-up
 
 # integer loop state
 S_RS_HEAD = 0
@@ -197,14 +208,14 @@ def read_cycles():
     return cycles()
 
 
-@_helper
+@_inline_helper
 def _respond(S, rs_i, rs_q, now, kind, oid, qty, lat_ts, lat_resp):
     """Queue a response produced at exchange time ``now``; returns its local arrival time."""
     # latency in force: step function of time (pointer advances monotonically) or the k-th sample
     k = S[S_N_RSP]
     S[S_N_RSP] = k + 1
     if lat_ts.shape[0] == 0:
-        lat = lat_resp[k % lat_resp.shape[0]]
+        lat = lat_resp[0] if lat_resp.shape[0] == 1 else lat_resp[k % lat_resp.shape[0]]
     else:
         p = S[S_P_RESP]
         while p + 1 < lat_ts.shape[0] and lat_ts[p + 1] <= now:
@@ -216,7 +227,7 @@ def _respond(S, rs_i, rs_q, now, kind, oid, qty, lat_ts, lat_resp):
     if S[S_RS_TAIL] - S[S_RS_HEAD] >= RING:
         S[S_OVERFLOW] = 1
         return arr
-    slot = S[S_RS_TAIL] % RING
+    slot = S[S_RS_TAIL] & _RING_MASK
     rs_i[0, slot] = arr
     rs_i[1, slot] = kind
     rs_i[2, slot] = oid
@@ -225,13 +236,13 @@ def _respond(S, rs_i, rs_q, now, kind, oid, qty, lat_ts, lat_resp):
     return arr
 
 
-@_helper
+@_inline_helper
 def _request(S, rq, now, kind, oid, lat_ts, lat_entry):
     """Send a request at local time ``now``; it reaches the exchange after the entry latency."""
     k = S[S_N_REQ]  # latency in force, as in _respond
     S[S_N_REQ] = k + 1
     if lat_ts.shape[0] == 0:
-        lat = lat_entry[k % lat_entry.shape[0]]
+        lat = lat_entry[0] if lat_entry.shape[0] == 1 else lat_entry[k % lat_entry.shape[0]]
     else:
         p = S[S_P_ENTRY]
         while p + 1 < lat_ts.shape[0] and lat_ts[p + 1] <= now:
@@ -243,7 +254,7 @@ def _request(S, rq, now, kind, oid, lat_ts, lat_entry):
     if S[S_RQ_TAIL] - S[S_RQ_HEAD] >= RING:
         S[S_OVERFLOW] = 1
         return
-    slot = S[S_RQ_TAIL] % RING
+    slot = S[S_RQ_TAIL] & _RING_MASK
     rq[0, slot] = arr
     rq[1, slot] = kind
     rq[2, slot] = oid
@@ -270,9 +281,9 @@ class LoopState:
         S[S_NEXT_TIMER] = BIG if first_local_ts is None else (first_local_ts // requote_ns + 1) * requote_ns
         S[S_DEADLINE] = BIG
         S[S_VALID] = 1
-        self.X = np.zeros(N_X, np.int64)
-        self.X[X_MAX_BUY] = -1
-        self.X[X_MIN_SELL] = BIG
+        self.X = np.zeros(mx.N_X, np.int64)
+        self.X[mx.X_MAX_BUY] = -1
+        self.X[mx.X_MIN_SELL] = BIG
         self.XF = np.zeros(N_XF, np.float64)
         self.bq = np.zeros(n_ticks, np.float64)
         self.aq = np.zeros(n_ticks, np.float64)
@@ -354,12 +365,12 @@ def run_core_for(spec, queue_kind):
         py = types.FunctionType(_run_core.__code__, g, "run_core")
         py.__qualname__ = f"run_core_{spec.key}" + ("_ra" if ra else "_prob")
         py.__doc__ = _run_core.__doc__
+        loop_code(py)
         fn = _CORES[key] = njit(cache=True, nogil=True, error_model="numpy")(py)
     return fn
 
 
-@njit(cache=True, nogil=True, error_model="numpy", forceinline=True, no_cpython_wrapper=True,
-      no_cfunc_wrapper=True)
+@_inline_helper
 def _ord_row(ORD, a, oi, of, o, tick_size):
     """Row ``a`` of the strategy's order table from order ``o`` (all but what changes with time)."""
     ls = oi[o, OI_LSTATE]
@@ -373,8 +384,7 @@ def _ord_row(ORD, a, oi, of, o, tick_size):
                        else OS_CANCEL_PENDING if ls == LS_CANCEL_PENDING else OS_AMEND_PENDING)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", forceinline=True, no_cpython_wrapper=True,
-      no_cfunc_wrapper=True)
+@_inline_helper
 def _ord_index(lopen, n_open, o):
     for a in range(n_open):
         if lopen[a] == o:
@@ -437,8 +447,8 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
             S[S_J] = j
             S[S_NEXT_TIMER] = next_timer
             return NEED_ROOM
-        t_req = rq[0, S[S_RQ_HEAD] % RING] if S[S_RQ_HEAD] < S[S_RQ_TAIL] else BIG
-        t_rsp = rs_i[0, S[S_RS_HEAD] % RING] if S[S_RS_HEAD] < S[S_RS_TAIL] else BIG
+        t_req = rq[0, S[S_RQ_HEAD] & _RING_MASK] if S[S_RQ_HEAD] < S[S_RQ_TAIL] else BIG
+        t_rsp = rs_i[0, S[S_RS_HEAD] & _RING_MASK] if S[S_RS_HEAD] < S[S_RS_TAIL] else BIG
         t_tmr = next_timer if next_timer <= end_ts else BIG
         t_st = st_ts[S[S_P_ST]] if S[S_P_ST] < n_st and st_ts[S[S_P_ST]] <= end_ts else BIG
         t_dl = S[S_DEADLINE] if S[S_DEADLINE] <= end_ts else BIG
@@ -456,7 +466,7 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
                     S[S_NEXT_TIMER] = next_timer
                     return NEED_ROOM
                 n_fills = X[X_N_FILLS]
-                t_rsp = rs_i[0, S[S_RS_HEAD] % RING]
+                t_rsp = rs_i[0, S[S_RS_HEAD] & _RING_MASK]
                 if t_rsp < t_other:
                     t_other = t_rsp
                     if exch_ts[i] > t_other:
@@ -476,14 +486,14 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
                                            lat_ts, lat_resp)
             i += 1
         if X[X_N_FILLS] != n_fills:
-            t_rsp = rs_i[0, S[S_RS_HEAD] % RING]
+            t_rsp = rs_i[0, S[S_RS_HEAD] & _RING_MASK]
             t_other = min(t_other, t_rsp)
 
         if t_other == BIG:
             break
         if t_rsp <= t_req and t_rsp <= t_dec:
             # a response reaches the strategy
-            slot = S[S_RS_HEAD] % RING
+            slot = S[S_RS_HEAD] & _RING_MASK
             S[S_RS_HEAD] += 1
             now = rs_i[0, slot]
             rk = rs_i[1, slot]
@@ -540,7 +550,7 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
                 else:
                     _ord_row(ORD, a, oi, of, o, tick_size)
         elif t_req <= t_dec:  # an order request reaches the matching engine
-            slot = S[S_RQ_HEAD] % RING
+            slot = S[S_RQ_HEAD] & _RING_MASK
             S[S_RQ_HEAD] += 1
             now = rq[0, slot]
             o = rq[2, slot]
@@ -560,7 +570,7 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
             # a decision: the timer, a feed-status event and/or the staleness deadline
             now = t_dec
             c0 = np.int64(0)
-            sample = counters[C_DECISIONS] % LAT_EVERY == 0
+            sample = (counters[C_DECISIONS] & (LAT_EVERY - 1)) == 0
             if sample:
                 c0 = cycles()
             counters[C_DECISIONS] += 1
@@ -684,7 +694,7 @@ def _run_core(kind, side, tick, qty, exch_ts, local_ts, bb_tick, ba_tick, bb_qty
                 S[S_DEADLINE] = d + 1 if (d >= now and d + 1 < next_timer) else BIG
             if sample:
                 ls_n = S[S_LAT_N]
-                lat_samples[ls_n % lat_samples.shape[0]] = cycles() - c0
+                lat_samples[ls_n & (lat_samples.shape[0] - 1)] = cycles() - c0  # a power of two
                 S[S_LAT_N] = ls_n + 1
 
     counters[C_ROWS] = i

@@ -8,7 +8,8 @@ tier of a fill depends only on the fills before it.
 Kraken's spot schedule is tiered by 30-day USD volume (kraken-protocol.md section 5): the lowest
 tier pays 0.25 % maker / 0.40 % taker; $10M+ pays 0 / 0.10 %. Some pairs have maker rebates
 (-0.02 % at the top tier); BTC/EUR very likely does not. :func:`kraken_schedule` reads the tiers
-from a TOML ``[[fees.tiers]]`` table when one is given, else uses the built-in schedule below.
+from a TOML ``[[fees.tiers]]`` table when one is given, else the runtime config's ``[fees]`` (the
+shipped config holds every tier: one schedule, not a second built-in copy).
 """
 
 from __future__ import annotations
@@ -53,19 +54,14 @@ class FeeTier:
     taker: float  # percent
 
 
-KRAKEN_SPOT_TIERS: tuple[FeeTier, ...] = (
-    FeeTier(0, 0.25, 0.40),
-    FeeTier(10_000, 0.20, 0.35),
-    FeeTier(50_000, 0.14, 0.24),
-    FeeTier(100_000, 0.12, 0.22),
-    FeeTier(250_000, 0.10, 0.20),
-    FeeTier(500_000, 0.08, 0.18),
-    FeeTier(1_000_000, 0.06, 0.16),
-    FeeTier(2_500_000, 0.04, 0.14),
-    FeeTier(5_000_000, 0.02, 0.12),
-    FeeTier(10_000_000, 0.00, 0.10),
-)
-"""Kraken Pro spot schedule (endpoints from AssetPairs ``fees``/``fees_maker``; check ``TradeVolume``)."""
+def shipped_tiers() -> tuple[FeeTier, ...]:
+    """The shipped runtime config's ``[fees]`` tiers: the one Kraken schedule (no second table here)."""
+    from mm_core.config import load_config
+
+    fees = load_config().fees
+    if fees is None or not fees.tiers:
+        raise ValueError("the shipped config has no [fees] tiers")
+    return tuple(FeeTier(t.volume_usd, t.maker, t.taker) for t in fees.tiers)
 
 
 GROWTH_MODES = ("off", "fill", "daily")
@@ -90,6 +86,7 @@ class TieredFee:
     name: str = "kraken_tiered"
     growth: str = "off"
     quote_usd: float = 1.0
+    quote: str = "quote"  # currency of the fill values, named in describe() beside quote_usd
 
     def __post_init__(self) -> None:
         if self.growth not in GROWTH_MODES:
@@ -139,7 +136,7 @@ class TieredFee:
         t = self.tier
         grow = "" if self.growth == "off" else f", growing with the run's volume ({self.growth})"
         return (f"{self.name}: 30d volume {self.volume_30d:,.0f} USD -> maker {t.maker:.2f} %, "
-                f"taker {t.taker:.2f} %{grow}")
+                f"taker {t.taker:.2f} %{grow}; tier volume at {self.quote}->USD {self.quote_usd:g}")
 
 
 def tiers_from_rows(rows, where: str) -> tuple[FeeTier, ...]:
@@ -152,11 +149,12 @@ def tiers_from_rows(rows, where: str) -> tuple[FeeTier, ...]:
 
 
 def kraken_schedule(volume_30d: float = 0.0, path: Optional[Path] = None, *, growth: str = "off",
-                    quote_usd: float = 1.0, tiers: Optional[Sequence[FeeTier]] = None) -> TieredFee:
+                    quote_usd: float = 1.0, tiers: Optional[Sequence[FeeTier]] = None,
+                    quote: str = "quote") -> TieredFee:
     """Kraken's tiers at ``volume_30d``; ``path`` = TOML with ``[[fees.tiers]]`` rows
     (``volume_usd`` or ``min_volume``, ``maker``, ``taker`` in percent; negative maker = rebate) to
     override them; ``tiers`` = rows already parsed (the runtime config's ``[fees]``)."""
-    rows: Sequence[FeeTier] = KRAKEN_SPOT_TIERS if tiers is None else tuple(tiers)
+    rows: Sequence[FeeTier] = shipped_tiers() if tiers is None else tuple(tiers)
     if path is not None:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         found = raw.get("fees", {}).get("tiers")
@@ -164,18 +162,18 @@ def kraken_schedule(volume_30d: float = 0.0, path: Optional[Path] = None, *, gro
             raise ValueError(f"{path}: no [[fees.tiers]] rows (volume_usd, maker, taker in percent)")
         rows = tiers_from_rows(found, str(path))
     return TieredFee(tuple(sorted(rows, key=lambda t: t.min_volume)), volume_30d, growth=growth,
-                     quote_usd=quote_usd)
+                     quote_usd=quote_usd, quote=quote)
 
 
 def fee_model_from_spec(spec: str, *, volume_30d: float = 0.0, growth: str = "off", quote_usd: float = 1.0,
-                        tiers: Optional[Sequence[FeeTier]] = None) -> FeeModel:
+                        tiers: Optional[Sequence[FeeTier]] = None, quote: str = "quote") -> FeeModel:
     """CLI ``--fees``: ``kraken`` (tier by ``--volume-30d``; ``tiers`` from the runtime config if it
     has ``[fees]``), ``kraken:PATH.toml``, ``value:MAKER_PCT,TAKER_PCT`` (negative maker = rebate) or
     ``none``. ``growth``/``quote_usd``: see :class:`TieredFee`."""
     kind, _, rest = spec.partition(":")
     if kind == "kraken":
         return kraken_schedule(volume_30d, Path(rest) if rest else None, growth=growth, quote_usd=quote_usd,
-                               tiers=tiers)
+                               tiers=tiers, quote=quote)
     if kind == "value":
         m, _, t = rest.partition(",")
         return TradingValueFee(float(m) / 100.0, float(t or m) / 100.0)

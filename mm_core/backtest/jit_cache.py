@@ -31,7 +31,7 @@ _PKG = Path(__file__).resolve().parent.parent
 _BACKTEST = _PKG / "backtest"
 TRACKED: set[Path] = {
     _BACKTEST / "engine_core.py", _BACKTEST / "matching.py", _BACKTEST / "queue.py", _BACKTEST / "rate_limit.py",
-    _BACKTEST / "event_arrays.py", _BACKTEST / "stress.py",
+    _BACKTEST / "event_arrays.py", _BACKTEST / "stress.py", _BACKTEST / "jit_compile.py",
     *(_PKG / "strategy").glob("*.py"),  # the decision step: pipeline, requote, regimes, risk, view, strategies
 }
 _digest: Optional[str] = None
@@ -73,6 +73,9 @@ def install() -> bool:
     global _installed
     if _installed:
         return True
+    from mm_core.backtest import jit_compile
+
+    jit_compile.install(_is_tracked)  # cold-start compile cost (see jit_compile)
     try:
         from numba.core import caching
         from numba.core.registry import CPUDispatcher

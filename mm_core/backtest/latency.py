@@ -301,6 +301,10 @@ def model_from_spec(spec: str, *, seed: int = 0) -> LatencyModel:
     ``capture:PATH.csv[,ORDER_FACTOR]`` or ``measured:PATH.csv`` (a session's ``order_latency.csv``)."""
     kind, _, rest = spec.partition(":")
     try:
+        if kind in ("const", "lognormal", "sim") and rest:
+            bad = [v for v in rest.split(",") if not float(v) >= 0]  # also catches nan
+            if bad:
+                raise ValueError(f"latencies must be >= 0 ms, got {', '.join(bad)}")
         if kind == "const":
             vals = [float(v) for v in rest.split(",")] if rest else [5.0]
             if len(vals) == 1:

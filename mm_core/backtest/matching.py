@@ -42,6 +42,7 @@ from mm_core.backtest import jit_cache
 
 jit_cache.install()  # before the jitted functions below are defined (see jit_cache)
 
+from mm_core.backtest.jit_compile import loop_code  # noqa: E402
 from mm_core.backtest.queue import RISK_AVERSE, on_depth  # noqa: E402
 from mm_core.backtest.rate_limit import amend_cost, cancel_cost, decayed  # noqa: E402
 
@@ -446,6 +447,8 @@ def _compile_family(**opts):
         py = types.FunctionType(fn.__code__, g, fn.__name__)
         py.__qualname__ = fn.__name__ + ("_inl" if opts.get("forceinline") else "_py")
         py.__doc__ = fn.__doc__
+        if opts.get("forceinline"):
+            loop_code(py)  # only the loop's copies: Python callers may pass any arrays
         fam[name] = njit(cache=True, nogil=True, error_model="numpy", **opts)(py)
     # the sources call each other by their module names: point those at this family's members
     g.update({"_refresh": fam["refresh"], "_fill_side": fam["fill_side"], "_spend": fam["spend"],

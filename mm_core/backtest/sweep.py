@@ -96,7 +96,7 @@ def register(subparsers) -> None:
                    help="fewest fills a run needs to be judged; sets below it in the selection period are "
                         "flagged, not selected")
     g.add_argument("--workers", type=int, default=2, help="processes of the pool or of the --scheduler local cluster")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
 

@@ -37,7 +37,9 @@ import asyncio
 import collections
 import gc
 import random
+import shutil
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -51,6 +53,7 @@ from mm_core.capture.loop_lag import LoopLagProbe
 from mm_core.capture.run_summary import RunSummary
 from mm_core.capture.wsclient import ClientConnection, ConnectionClosed, InvalidHandshake, InvalidURI
 from mm_core.capture.wsclient import connect_function, resolve as resolve_ws_client
+from mm_core.arg_types import non_negative_float, positive_float, tcp_port, websocket_url
 from mm_core.config import ConfigError, RuntimeConfig, load_config
 from mm_core.events import (
     BookSnapshot,
@@ -175,6 +178,8 @@ class Collector:
         self.writer: RunWriter | None = None
         self._put: Callable[[tuple], None] = lambda item: None
         self.lag = LoopLagProbe()
+        self._last_failure: str | None = None  # why the latest connection attempt failed (for the final error)
+        self._created_run_dir = not self.run_dir.exists()
 
     # ------------------------------------------------------------------ files
 
@@ -713,7 +718,28 @@ class Collector:
             self._print_final()
         if self.summary.exit_reason == EXIT_FATAL:
             code = 1  # also when the run's last write failed after it had ended cleanly
+        elif self.summary.messages == 0:
+            # a run that never received anything failed, whatever stopped it (max-seconds, a signal)
+            why = f": the last attempt failed with {self._last_failure}" if self._last_failure else ""
+            print(f"error: no data received from {self.url} in the whole run{why}", file=sys.stderr, flush=True)
+            code = 1
         return code
+
+    def remove_empty_run_dir(self) -> None:
+        """After a failed run that captured nothing: remove the run directory, if this run created it.
+
+        The command (``mm collect``) calls this: its events and summary only repeat the error already
+        on screen. A library caller keeps them to inspect; a directory that existed before (the
+        user's, or an earlier run's) is always left alone.
+        """
+        if self.summary.samples or not self._created_run_dir or not self.run_dir.is_dir():
+            return
+        try:
+            shutil.rmtree(self.run_dir)
+        except OSError as exc:
+            self._say(f"could not remove the empty run directory {self.run_dir}: {exc}")
+        else:
+            self._say(f"nothing captured: removed {self.run_dir.resolve()}")
 
     async def _reconnect_loop(self, deadline: float | None) -> None:
         """Sessions until the deadline, a stop or a fatal error (raised as FatalCaptureError).
@@ -738,8 +764,11 @@ class Collector:
                 self._session_started = time.monotonic()
                 _, healthy = await self._session(attempt, deadline)
             except _ConnectFailed as exc:
-                self._emit(Disconnected(**self._header(), reason=f"connect failed: {exc.cause}"[:200]))
+                why = connect_failure_text(exc.cause)
+                self._last_failure = why
+                self._emit(Disconnected(**self._header(), reason=f"connect failed: {why}"[:200]))
                 self.summary.disconnects += 1
+                self._say(f"connect to {self.url} failed: {why}")
             except InvalidURI as exc:
                 raise FatalCaptureError(f"bad endpoint URL {self.url!r}: {exc}") from None
             if self._fatal:
@@ -805,6 +834,15 @@ def _freeze_startup_heap() -> bool:
     return True
 
 
+def connect_failure_text(exc: BaseException) -> str:
+    """One line saying why a connection attempt failed (DNS, refused, timeout, TLS, handshake)."""
+    if isinstance(exc, socket.gaierror):
+        return f"DNS lookup failed ({exc.strerror or exc})"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 async def _close_quietly(ws: ClientConnection) -> None:
     try:
         await asyncio.wait_for(ws.close(), 3)
@@ -819,16 +857,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--symbol", help="pair to capture, e.g. BTC/EUR (default: the config's)")
     p.add_argument("--out", required=True, type=Path,
                    help="sample CSV to write; its folder becomes the run directory")
-    p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--url", help="WebSocket endpoint (default: the config's, e.g. wss://ws.kraken.com/v2)")
+    p.add_argument("--max-seconds", type=positive_float, default=None,
+                   help="stop after this many seconds (> 0; default: run until Ctrl+C)")
+    p.add_argument("--url", type=websocket_url,
+                   help="WebSocket endpoint ws://... or wss://... (default: the config's, e.g. wss://ws.kraken.com/v2)")
     p.add_argument("--config", type=Path, help="runtime config TOML (default: config/kraken-btc-eur.toml)")
     p.add_argument("--run-dir", type=Path, help="run directory (default: the folder of --out)")
-    p.add_argument("--depth", type=int, help="book depth override (10, 25, 100, 500, 1000)")
-    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (opt-in)")
-    p.add_argument("--metrics-host", default="127.0.0.1", help="metrics bind address (default 127.0.0.1)")
-    p.add_argument("--status-every", type=float, default=10.0, help="status line period in seconds")
-    p.add_argument("--parquet-flush-s", type=float, default=60.0, help="Parquet part period in seconds")
-    p.add_argument("--quiet", action="store_true", help="no status lines")
+    p.add_argument("--depth", type=int, choices=(10, 25, 100, 500, 1000),
+                   help="book depth override (default: the config's [feed] book_depth)")
+    p.add_argument("--metrics-port", type=tcp_port, help="serve Prometheus metrics on this port (default: off)")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="metrics bind address (default: 127.0.0.1)")
+    p.add_argument("--status-every", type=non_negative_float, default=10.0,
+                   help="status line period in seconds, 0 = none (default: 10)")
+    p.add_argument("--parquet-flush-s", type=positive_float, default=60.0,
+                   help="Parquet part period in seconds (default: 60)")
+    p.add_argument("--quiet", action="store_true", help="no status lines (default: off)")
     p.add_argument("--ws-client", choices=("auto", "picows", "websockets"), default=None,
                    help="WebSocket client library (default: $MM_WS_CLIENT, else picows if installed)")
 
@@ -858,7 +901,10 @@ def run(args: argparse.Namespace) -> int:
         ws_client=getattr(args, "ws_client", None),
     )
     try:
-        return collector.run()
+        code = collector.run()
+        if code:
+            collector.remove_empty_run_dir()
+        return code
     except FatalCaptureError as exc:  # raised before the loop started (e.g. run dir in use)
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -27,9 +27,11 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from typing import TYPE_CHECKING
+
+from mm_core.progress import TaskBar
 
 if TYPE_CHECKING:  # the heavy modules (numba, polars) load only when the command runs: `mm --help` stays fast
     from mm_core.research.book_frames import EventColumns
@@ -44,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "research", help="features, fair-mid models scored out of sample, HTML report",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None)
-    src = p.add_mutually_exclusive_group(required=True)
+    p.add_argument("run_dirs", type=Path, nargs="*", metavar="RUN_DIR",
+                   help="collector run directories, as with every command (the same as --data)")
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--data", type=Path, nargs="+", metavar="DIR",
                      help="collector run directory (or its parquet/ folder); several: one study per day")
     src.add_argument("--store", type=Path, metavar="ROOT",
@@ -52,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--recording", type=Path, metavar="FILE", help="recorded raw feed (replayed through the adapter)")
     src.add_argument("--sim-seconds", type=float, metavar="N", help="generate N seconds of simulator data instead")
     p.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
-    p.add_argument("--no-predictive", action="store_true", help="simulator without predictive imbalance (no edge exists)")
+    p.add_argument("--predictive", action=argparse.BooleanOptionalAction, default=True,
+                   help="simulator book imbalance predicts moves; --no-predictive: no edge exists (default: on)")
     p.add_argument("--sim-out", type=Path, metavar="DIR", help="also write the simulated run directory here")
     p.add_argument("--symbol", help="symbol to study (default: the one with the most book data)")
     p.add_argument("--clock", choices=CLOCKS, default="exchange", help="event time: exchange (default) or capture stamps")
@@ -73,6 +78,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _fold_counter(say: Callable[[str], None], bar: TaskBar) -> Callable[[str], None]:
+    """The study's progress messages; each finished walk-forward fold also moves the bar."""
+    def progress(msg: str) -> None:
+        if bar.enabled and ": fold " in msg:
+            bar.step()
+            return  # the bar says it (a printed line would break the bar)
+        say(msg)
+    return progress
+
+
 def _load(args: argparse.Namespace, say) -> tuple["EventColumns", float | None, dict[str, Any]]:
     """The data, its tick size (None: infer) and its identity for the models' training window."""
     from mm_core.research.book_frames import ResearchDataError, columns_from_parquet, columns_from_recording
@@ -84,8 +99,8 @@ def _load(args: argparse.Namespace, say) -> tuple["EventColumns", float | None, 
 
         if not args.sim_seconds > 0:
             raise ResearchDataError("--sim-seconds must be > 0")
-        predictive = not args.no_predictive
-        say(f"simulating {args.sim_seconds:g} s (seed {args.seed}, predictive={predictive})")
+        predictive = args.predictive
+        say(f"simulating {args.sim_seconds:g} s (seed {args.seed}, {'predictive' if predictive else 'no'} imbalance edge)")
         defaults = MarketParams()  # the rates sim_events runs with
         source = simulator_source(args.seed, predictive=predictive, seconds=args.sim_seconds,
                                   updates_per_second=defaults.updates_per_second,
@@ -138,6 +153,16 @@ def run(args: argparse.Namespace) -> int:
     from mm_core.research.study import StudyConfig, run_study, save_models
 
     say = stderr_progress
+    given = [x for x in (args.data, args.store, args.recording, args.sim_seconds) if x is not None]
+    if args.run_dirs and given:
+        print("mm research: give the data once: RUN_DIR..., --data, --store, --recording or --sim-seconds",
+              file=sys.stderr)
+        return 2
+    if args.run_dirs:
+        args.data = list(args.run_dirs)
+    elif not given:
+        print("mm research: no data: mm research RUN_DIR... (or --store, --recording, --sim-seconds)", file=sys.stderr)
+        return 2
     try:
         horizons = tuple(float(h) for h in str(args.horizons).split(",") if h.strip())
         if not horizons or any(h <= 0 for h in horizons):
@@ -158,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         cols, tick, source = _load(args, say)
         cfg = StudyConfig(step_ms=args.step_ms, horizons=horizons, n_blocks=args.blocks, alpha=args.alpha)
-        res = run_study(cols, cfg, tick_size=tick, progress=say)
+        with TaskBar("research folds", len(horizons) * (args.blocks - 1), not args.json, unit="folds") as bar:
+            res = run_study(cols, cfg, tick_size=tick, progress=_fold_counter(say, bar))
     except (ValueError, OSError) as exc:  # ResearchDataError is a ValueError; both name the input
         print(f"mm research: {exc}", file=sys.stderr)
         return 2

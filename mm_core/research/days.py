@@ -59,9 +59,11 @@ def study_task(task: dict[str, Any]) -> dict[str, Any]:
         for kind, model in by_kind.items():
             model.trained = {**model.trained, "source": dict(source)}
             models[f"fair_mid_{kind}_{h:g}s.json"] = model.to_dict()
-        best = res.verdict.best.get(h)
+        best = res.verdict.best.get(h) if res.verdict.go else None
         if best is not None:
             models[f"fair_mid_best_{h:g}s.json"] = by_kind[best].to_dict()
+        elif res.verdict.candidate.get(h) is not None:  # NO-GO: never under the "best" name
+            models[f"fair_mid_candidate_{h:g}s.json"] = by_kind[res.verdict.candidate[h]].to_dict()
     passing = {}
     if res.evaluation is not None:
         passing = {f"{s.model}@{s.horizon_s:g}": not model_failures(s, cfg) for s in res.evaluation.scores

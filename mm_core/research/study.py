@@ -51,7 +51,9 @@ class StudyConfig:
 class Verdict:
     go: bool
     reasons: list[str]
-    best: dict[float, str] = field(default_factory=dict)
+    best: dict[float, str] = field(default_factory=dict)  # horizon -> a model that passes every GO condition
+    # horizon -> the top model by out-of-sample gain, passing or not: what NO-GO runs save as candidates
+    candidate: dict[float, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -59,7 +61,8 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {"verdict": self.label, "go": self.go, "reasons": self.reasons,
-                "best_model": {f"{h:g}s": m for h, m in self.best.items()}}
+                "best_model": {f"{h:g}s": m for h, m in self.best.items()},
+                "candidate_model": {f"{h:g}s": m for h, m in self.candidate.items()}}
 
 
 @dataclass
@@ -128,6 +131,7 @@ def decide(qa: QAReport, ev: Optional[Evaluation], cfg: StudyConfig) -> Verdict:
     """GO / NO-GO with reasons (module docstring)."""
     reasons: list[str] = []
     best: dict[float, str] = {}
+    candidate: dict[float, str] = {}
     if not qa.passed:
         return Verdict(False, ["feature QA failed, nothing was fitted: " + r for r in qa.reasons])
     if ev is None:
@@ -141,17 +145,17 @@ def decide(qa: QAReport, ev: Optional[Evaluation], cfg: StudyConfig) -> Verdict:
         cands.sort(key=lambda c: -c.mse_gain_pct)
         passing = [c for c in cands if not model_failures(c, cfg)]
         if passing:
-            best[h] = passing[0].model
+            best[h] = candidate[h] = passing[0].model
             continue
         s = cands[0]
-        best[h] = s.model
-        reasons += [f"{h:g} s, best model {s.model}: {f}" for f in model_failures(s, cfg)]
+        candidate[h] = s.model  # top by gain, but it fails a GO condition: not "best"
+        reasons += [f"{h:g} s, top model {s.model}: {f}" for f in model_failures(s, cfg)]
     go = not reasons
     if go:
         reasons = [f"{h:g} s: {best[h]} beats the naive mid out of sample (MSE gain {ev.score(best[h], h).mse_gain_pct:.2f} %, "
                    f"DM p = {_fmt_p(ev.score(best[h], h).dm_p)}, hit rate {ev.score(best[h], h).hit_rate:.3f}, "
                    f"slope {ev.score(best[h], h).calib_slope:.2f})" for h in ev.horizons]
-    return Verdict(go, reasons, best)
+    return Verdict(go, reasons, best, candidate)
 
 
 def model_failures(s: Any, cfg: StudyConfig) -> list[str]:
@@ -221,6 +225,10 @@ def run_study(cols: EventColumns, cfg: StudyConfig = StudyConfig(), *, tick_size
 def save_models(result: StudyResult, out_dir: Path, data_source: Optional[dict[str, Any]] = None) -> list[Path]:
     """Write every final model as ``fair_mid_<kind>_<h>s.json`` plus ``fair_mid_best_<h>s.json``.
 
+    Only a GO run has a best model; a NO-GO run saves its top model per horizon as
+    ``fair_mid_candidate_<h>s.json`` instead, so a script picking up ``fair_mid_best_*`` never
+    trades a model that failed the verdict.
+
     ``data_source`` (:mod:`mm_core.research.training_window`) is stored in each model's
     ``trained.source`` beside its time span: the final models are fitted on all of the data, and a
     backtest refuses to score them on data that overlaps it. Without it the files carry no source
@@ -233,8 +241,11 @@ def save_models(result: StudyResult, out_dir: Path, data_source: Optional[dict[s
             if data_source is not None:
                 model.trained = {**model.trained, "source": dict(data_source)}
             paths.append(save_model(model, out_dir / f"fair_mid_{kind}_{h:g}s.json"))
-        best = result.verdict.best.get(h)
+        v = result.verdict
+        best = v.best.get(h) if v.go else None
         if best is not None:
             paths.append(save_model(models[best], out_dir / f"fair_mid_best_{h:g}s.json"))
+        elif v.candidate.get(h) is not None:
+            paths.append(save_model(models[v.candidate[h]], out_dir / f"fair_mid_candidate_{h:g}s.json"))
     result.model_paths = [str(p) for p in paths]
     return paths

@@ -326,6 +326,12 @@ class MarketParams:
     spell_move_share: float = 0.04
     spell_close_share: float = 0.75
     spell_sweep_levels_mean: float = 1.4
+    # repricing jumps: the whole top of the book moves at once (news, a large taker, a market move
+    # elsewhere), self-exciting so volatility clusters; 0 = none (the quiet market of the reference)
+    jumps_per_hour: float = 0.0  # long-run rate
+    jump_bp: float = 3.0  # root-mean-square jump of the mid (bp); sizes are Laplace (heavy-tailed)
+    jump_branching: float = 0.0  # share of jumps triggered by earlier ones (Hawkes)
+    jump_decay_s: float = 300.0  # how long a jump raises the odds of the next one
     # direction of best-price moves (predictive models only)
     imbalance_weight: float = 0.45  # P(up) = 0.5 + weight * L1 imbalance
     start_price: Optional[float] = None  # None: drawn from the seed in [65000, 85000)
@@ -381,6 +387,8 @@ def _param_problems(p: MarketParams) -> list[str]:
     need(p.sweep_levels_mean >= 1 and p.spell_sweep_levels_mean >= 1, "sweep levels means must be >= 1")
     need(p.spells_per_hour >= 0 and p.spell_mean_s > 0, "spells_per_hour >= 0 and spell_mean_s > 0")
     need(p.spell_rate_factor > 0, "spell_rate_factor must be > 0")
+    need(p.jumps_per_hour >= 0 and 0 < p.jump_bp <= 100, "need jumps_per_hour >= 0 and 0 < jump_bp <= 100")
+    need(0 <= p.jump_branching < 1 and p.jump_decay_s > 0, "need 0 <= jump_branching < 1 and jump_decay_s > 0")
     need(0 <= p.imbalance_weight <= 0.45, "imbalance_weight must be in [0, 0.45]")
     need(0 < p.price_floor < p.price_cap, "need 0 < price_floor < price_cap")
     return out
@@ -506,7 +514,7 @@ class MarketModel:
         self._d = _Draws(rng)
         self.book = LevelBook()
         self.trade_id = int(rng.integers(10_000_000, 90_000_000))
-        self.counts = {"book_changes": 0, "trades": 0, "moves": 0, "spells": 0}
+        self.counts = {"book_changes": 0, "trades": 0, "moves": 0, "spells": 0, "jumps": 0}
         self._clock = 0.0  # end of the last generated window
         self._t = 0.0  # time of the last book arrival (Hawkes clock)
         self._next_book: Optional[float] = None
@@ -518,6 +526,12 @@ class MarketModel:
         self._sweep_share = p.sweep_share if p.trades_per_second > 0 else 0.0  # 0 trades/s: none at all
         self._in_spell = False
         self._regime = self._calm
+        # jumps draw from their own stream: a profile without them keeps the book stream of old
+        self._jr = np.random.default_rng([seed, 0x6A756D70]) if p.jumps_per_hour > 0 else None
+        self._jump_mu = p.jumps_per_hour / 3600.0 * (1.0 - p.jump_branching)
+        self._jump_beta = 1.0 / p.jump_decay_s
+        self._jump_excess = 0.0
+        self._next_jump = self._jump_arrival(0.0) if self._jr is not None else _INF
         self._switch_at = self._d.exp() * 3600.0 / p.spells_per_hour if p.spells_per_hour > 0 else _INF
         self._qty_cum = _cumulative(p.qty_rank_weights)
         self._del_cum = _cumulative(p.delete_rank_weights)
@@ -558,12 +572,18 @@ class MarketModel:
             deep = self._next_deep < t
             if deep:
                 t = self._next_deep
+            jump = self._next_jump < t
+            if jump:
+                t = self._next_jump
             if t > end:
                 self._clock = end
                 return
             self._clock = t
             ts_ns = start_ns + int(t * 1e6) * 1000
-            if deep:
+            if jump:
+                self._next_jump = self._jump_arrival(t)
+                yield from self._jump(ts_ns)
+            elif deep:
                 self._next_deep = t + self._d.exp() / self.params.deep_updates_per_second
                 yield from self._deep(ts_ns)
             else:
@@ -630,6 +650,59 @@ class MarketModel:
                 excess[i] = excess[i] * math.exp(-beta[i] * s) + self._alpha[i]
             self._t += s
             return self._t
+
+    def _jump_arrival(self, t: float) -> float:
+        """Next jump after ``t``: exact one-kernel Hawkes simulation on the jump stream."""
+        jr, beta = self._jr, self._jump_beta
+        assert jr is not None
+        s = jr.exponential() / self._jump_mu
+        e = self._jump_excess
+        if e > 1e-15:
+            dd = 1.0 + beta * math.log(1.0 - jr.random()) / e
+            if dd > 0.0:
+                s = min(s, -math.log(dd) / beta)
+        self._jump_excess = e * math.exp(-beta * s) + self.params.jump_branching * beta
+        return t + s
+
+    def _jump(self, ts_ns: int) -> list[ModelEvent]:
+        """The top of the book moves at once, in one two-sided message: the side in the way is
+        cleared up to the new price (its far end refilled), the other side quotes a fresh ladder
+        right behind it -- the spread stays one tick, the mid moves by a Laplace-sized jump."""
+        jr, p, book = self._jr, self.params, self.book
+        assert jr is not None
+        p_up = 0.5
+        mid2 = book.mid2_ticks()
+        if mid2 < self._floor_ticks2:
+            p_up += 0.1
+        elif mid2 > self._cap_ticks2:
+            p_up -= 0.1
+        up = jr.random() < p_up
+        ticks = abs(jr.laplace(0.0, p.jump_bp / math.sqrt(2.0))) * 1e-4 * mid2 / 2.0
+        n = max(1, int(round(ticks)))
+        cleared, other = (book.asks, book.bids) if up else (book.bids, book.asks)
+        out_c: list[Level] = []
+        out_o: list[Level] = []
+        target = cleared.keys[0] + n
+        while cleared.keys and cleared.keys[0] < target:
+            self._set(cleared, cleared.keys[0], 0, out_c)
+        far = cleared.keys[-1] if cleared.keys else target
+        while len(cleared.keys) < p.levels_per_side:
+            far += self._gap()
+            self._set(cleared, far, self._level_qty(), out_c)
+        key = 1 - cleared.keys[0]  # one tick inside the new best of the cleared side
+        old_best = other.keys[0]
+        for i in range(_RANKS + 1):
+            if key >= old_best:
+                break
+            self._set(other, key, self._level_qty(p.top_large_share if i == 0 else None), out_o)
+            key += self._gap()
+        while len(other.keys) > p.levels_per_side + 10:
+            self._set(other, other.keys[-1], 0, out_o)
+        self._refill[cleared.sign] = self._refill[other.sign] = 0
+        self.counts["jumps"] += 1
+        self.counts["book_changes"] += 1
+        bids, asks = (out_o, out_c) if up else (out_c, out_o)
+        return [BookChange(ts_ns, tuple(bids), tuple(asks), "move")]
 
     def _step(self, ts_ns: int) -> list[ModelEvent]:
         d, r, book = self._d, self._regime, self.book

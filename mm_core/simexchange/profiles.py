@@ -40,6 +40,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "trades": ("trades_per_second", "trade_qty_median", "trade_qty_sigma", "sweep_share", "sweep_levels_mean"),
     "spells": ("spells_per_hour", "spell_mean_s", "spell_rate_factor", "spell_move_share", "spell_close_share",
                "spell_sweep_levels_mean"),
+    "jumps": ("jumps_per_hour", "jump_bp", "jump_branching", "jump_decay_s"),
     "direction": ("imbalance_weight",),
     "price": ("start_price", "price_floor", "price_cap"),
 }

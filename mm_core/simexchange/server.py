@@ -48,6 +48,7 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from mm_core.arg_types import tcp_port
 from mm_core.simexchange import protocol
 from mm_core.simexchange.faults import PRIVATE_KINDS, FaultDice, FaultPlan, FaultRule, FaultSpecError
 from mm_core.simexchange.latency import DelayStats, InOrderDelivery, LatencyConfig, make_latency
@@ -1046,7 +1047,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "bad_checksum:rate=0.005,maintenance:at=60s:duration=10s' (see mm_core/simexchange/faults.py)."
         ),
     )
-    p.add_argument("--port", type=int, default=0, help="TCP port (0 = pick a free one and print it)")
+    p.add_argument("--port", type=tcp_port, default=0, help="TCP port (0 = pick a free one and print it)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the market, latency and faults (default 0)")
     p.add_argument("--symbol", help="the one supported pair (default BTC/EUR; with --replay: which of the "

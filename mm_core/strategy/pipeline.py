@@ -33,12 +33,15 @@ import numpy as np
 from numba import njit
 
 from mm_core.backtest import jit_cache
+from mm_core.backtest.jit_compile import loop_code
 
 jit_cache.install()  # the step's cache notices edits in regimes/risk/requote/strategies (see jit_cache)
 
 from mm_core.strategy import requote as _rq  # noqa: E402
 from mm_core.strategy.base import StrategySpec
-from mm_core.strategy.requote import (A_KIND, N_A, N_PF, N_PI, PF_SIGMA, PF_VAR, PF_VOL_MID, PI_DECISIONS,
+from mm_core.strategy.requote import (A_KIND, N_A, N_PF, N_PI, PF_M_AQ, PF_M_AQ_IN, PF_M_APX, PF_M_ASK, PF_M_AT,
+                                      PF_M_BA, PF_M_BB, PF_M_BID, PF_M_BPX, PF_M_BQ, PF_M_BQ_IN, PF_M_BT, PF_M_LOT,
+                                      PF_M_TICK, PF_MEMO_KEYS, PF_SIGMA, PF_VAR, PF_VOL_MID, PI_DECISIONS,
                                       PI_N_LOG, PI_REASONS, PI_RULE_SKIPS, PI_STALE, PI_VOL_N, PI_VOL_NEXT,
                                       PI_VOL_SEC, QC_VOL_ALPHA, RequoteConfig)
 from mm_core.strategy.view import (MKT_CANCEL_ONLY, MKT_MAINTENANCE, N_L, N_O, N_Q, N_V, O_AGE_MS, O_ID, O_LEAVES,
@@ -61,12 +64,16 @@ VOL_MIN_SAMPLES = 30  # 1-second returns before the realised vol is reported (Na
 _S = 1_000_000_000
 
 
-def _inline(fn):
+def _inline(fn, loop: bool = True):
     """The same function re-jitted with ``forceinline`` (LLVM inlines it into its callers). A copy
-    with its own qualified name, so its on-disk cache entry never collides with the original's."""
+    with its own qualified name, so its on-disk cache entry never collides with the original's.
+    ``loop``: compiled as loop code (:func:`~mm_core.backtest.jit_compile.loop_code`); not for a
+    strategy's ``decide``, which may allocate."""
     src = getattr(fn, "py_func", fn)
     py = types.FunctionType(src.__code__, src.__globals__, src.__name__, src.__defaults__, src.__closure__)
     py.__qualname__ = src.__qualname__ + "_inl"
+    if loop:
+        loop_code(py)
     return njit(cache=True, nogil=True, error_model="numpy", forceinline=True, no_cpython_wrapper=True,
                 no_cfunc_wrapper=True)(py)
 
@@ -176,16 +183,45 @@ def _step(t, V, ORD, n_ord, P, ST, OUT, RS, RC, KS, KC, QC, PF, PI, LOG, ACT):
     bq = 0.0
     aq = 0.0
     if two_sided:
-        bb = float(round(bid / tick))
-        ba = float(round(ask / tick))
-        bt = float(math.floor(OUT[Q_BID_PX] / tick + 1e-9))
-        at = float(math.ceil(OUT[Q_ASK_PX] / tick - 1e-9))
+        # the divisions below are memoised (PF_M_*): recomputed only when an input changed
+        if tick != PF[PF_M_TICK]:
+            PF[PF_M_TICK] = tick
+            PF[PF_M_BID] = math.nan
+            PF[PF_M_ASK] = math.nan
+            PF[PF_M_BPX] = math.nan
+            PF[PF_M_APX] = math.nan
+        if bid != PF[PF_M_BID]:
+            PF[PF_M_BB] = float(round(bid / tick))
+            PF[PF_M_BID] = bid
+        if ask != PF[PF_M_ASK]:
+            PF[PF_M_BA] = float(round(ask / tick))
+            PF[PF_M_ASK] = ask
+        if OUT[Q_BID_PX] != PF[PF_M_BPX]:
+            PF[PF_M_BT] = float(math.floor(OUT[Q_BID_PX] / tick + 1e-9))
+            PF[PF_M_BPX] = OUT[Q_BID_PX]
+        if OUT[Q_ASK_PX] != PF[PF_M_APX]:
+            PF[PF_M_AT] = float(math.ceil(OUT[Q_ASK_PX] / tick - 1e-9))
+            PF[PF_M_APX] = OUT[Q_ASK_PX]
+        bb = PF[PF_M_BB]
+        ba = PF[PF_M_BA]
+        bt = PF[PF_M_BT]
+        at = PF[PF_M_AT]
         if bt >= ba:
             bt = ba - 1.0
         if at <= bb:
             at = bb + 1.0
-        bq = np.floor(OUT[Q_BID_QTY] / lot + 1e-9) * lot
-        aq = np.floor(OUT[Q_ASK_QTY] / lot + 1e-9) * lot
+        if lot != PF[PF_M_LOT]:
+            PF[PF_M_LOT] = lot
+            PF[PF_M_BQ_IN] = math.nan
+            PF[PF_M_AQ_IN] = math.nan
+        if OUT[Q_BID_QTY] != PF[PF_M_BQ_IN]:
+            PF[PF_M_BQ] = np.floor(OUT[Q_BID_QTY] / lot + 1e-9) * lot
+            PF[PF_M_BQ_IN] = OUT[Q_BID_QTY]
+        if OUT[Q_ASK_QTY] != PF[PF_M_AQ_IN]:
+            PF[PF_M_AQ] = np.floor(OUT[Q_ASK_QTY] / lot + 1e-9) * lot
+            PF[PF_M_AQ_IN] = OUT[Q_ASK_QTY]
+        bq = PF[PF_M_BQ]
+        aq = PF[PF_M_AQ]
         if bq > 0.0 and (bq < V[V_MIN_QTY] or bq * bt * tick < V[V_MIN_COST] or bt <= 0.0):
             PI[PI_RULE_SKIPS] += 1
             bq = 0.0
@@ -246,11 +282,12 @@ def compile_step(spec: StrategySpec, *, for_loop: bool = False):
     fn = _COMPILED.get(key)
     if fn is not None:
         return fn
-    decide = _inline(spec.decide)
+    decide = _inline(spec.decide, loop=False)
     g = dict(globals(), _decide=decide)
     py = types.FunctionType(_step.__code__, g, "step")
     py.__qualname__ = f"step_{spec.key}" + ("_loop" if for_loop else "")
     py.__doc__ = _step.__doc__
+    loop_code(py)
     if for_loop:
         fn = njit(cache=True, nogil=True, error_model="numpy", forceinline=True, no_cpython_wrapper=True,
                   no_cfunc_wrapper=True)(py)
@@ -299,6 +336,7 @@ class DecisionPipeline:
         self.PI = np.zeros(N_PI, np.int64)
         self.PI[PI_VOL_SEC] = -1
         self.PF[PF_SIGMA] = math.nan
+        self.PF[list(PF_MEMO_KEYS)] = math.nan
         self.LOG = np.zeros((log_capacity, N_L), np.int64)
         self.ACT = np.zeros((max_orders + 4, N_A), np.float64)
 

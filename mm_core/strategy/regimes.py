@@ -377,7 +377,7 @@ def _latency_target(cur, RS, quantile):
     ``n - ceil(quantile * n)`` samples are above ``T``.
     """
     n = RS[RS_WIN_N]
-    k = n - math.ceil(quantile * n - 1e-9)
+    k = n - np.ceil(quantile * n - 1e-9)  # in float: the same value, without two int conversions
     g = RS_WIN_GT
     if cur == LAT_NORMAL:
         if RS[g + 3] > k:

@@ -72,7 +72,27 @@ PF_RC = 0  # own estimate of the rate counter after its last action
 PF_VAR = 1  # EWMA of squared 1 s relative mid returns
 PF_VOL_MID = 2
 PF_SIGMA = 3
-N_PF = 4
+# memos of divisions whose inputs rarely change between decisions (key slot, then the result): the
+# step recomputes only when the key differs, so every result is bit-identical to computing it
+PF_M_TICK = 4  # tick size the tick memos below were computed with
+PF_M_BID = 5  # best bid -> its tick
+PF_M_BB = 6
+PF_M_ASK = 7
+PF_M_BA = 8
+PF_M_BPX = 9  # the strategy's bid price -> tick (outwards)
+PF_M_BT = 10
+PF_M_APX = 11
+PF_M_AT = 12
+PF_M_LOT = 13  # lot the size memos were computed with
+PF_M_BQ_IN = 14  # the bid size after the risk clamp -> on the lot grid
+PF_M_BQ = 15
+PF_M_AQ_IN = 16
+PF_M_AQ = 17
+PF_M_DB_FAIR = 18  # fair mid -> the deadband in ticks of deadband_bps (requote plan)
+PF_M_DB_TICK = 19
+PF_M_DB = 20
+N_PF = 21
+PF_MEMO_KEYS = (PF_M_TICK, PF_M_LOT, PF_M_DB_FAIR)  # NaN at the start: nothing memoised yet
 # pipeline int state
 PI_RC_T = 0
 PI_VOL_SEC = 1
@@ -218,7 +238,11 @@ def plan(t, orders, n_orders, work_bid_row, work_ask_row, bid_tick, bid_qty, ask
     n = 0
     n_new = 0
     db = QC[QC_DEADBAND_TICKS]
-    db_bps = QC[QC_DEADBAND_BPS] * 1e-4 * fair / tick
+    if fair != PF[PF_M_DB_FAIR] or tick != PF[PF_M_DB_TICK]:  # memo: see PF_M_*
+        PF[PF_M_DB] = QC[QC_DEADBAND_BPS] * 1e-4 * fair / tick
+        PF[PF_M_DB_FAIR] = fair
+        PF[PF_M_DB_TICK] = tick
+    db_bps = PF[PF_M_DB]
     if db_bps > db:
         db = db_bps
     work_bid = -1  # the working row per side after this decision (-1: none, or a new order)

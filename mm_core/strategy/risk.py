@@ -135,6 +135,9 @@ KS_RATE_BAD = 9
 KS_SKEW_BAD = 10
 KS_TRIGGERS = 11  # kill-switch triggers so far
 KS_MARK = 12  # last mark price
+KS_M_LOT = 13  # memo of _side_cap's lot floor: lot, size in, size out (no behaviour of its own)
+KS_M_QIN = 14
+KS_M_QOUT = 15
 KS_RINGS = 16
 N_RISK_STATE = KS_RINGS + _N_STORMS * _RING_W
 
@@ -399,8 +402,13 @@ def risk_update(KS, KC, t_ns, position, equity, mark, data_age_ms, data_valid, r
 
 
 @njit(cache=True)
-def _side_cap(qty, room, px, KC, lot):
-    """``qty`` limited by inventory room, order size and notional, floored to the lot; 0 if unusable."""
+def _side_cap(qty, room, px, KC, lot, KS):
+    """``qty`` limited by inventory room, order size and notional, floored to the lot; 0 if unusable.
+
+    Two divisions per side and decision made this the costliest line of the decision step; both
+    are skipped only where the result is known to be identical: the notional cap cannot bind when
+    ``q * px`` is clearly below it (a margin of 1e-6 covers every rounding), and the lot floor of
+    the same ``q`` is remembered in ``KS[KS_M_*]`` (a pure function of ``q`` and ``lot``)."""
     if not (qty > 0.0) or not (px > 0.0) or not math.isfinite(px):
         return 0.0
     q = qty
@@ -408,11 +416,19 @@ def _side_cap(qty, room, px, KC, lot):
         q = room
     if KC[KC_MAX_ORDER_QTY] < q:
         q = KC[KC_MAX_ORDER_QTY]
-    cap = KC[KC_MAX_NOTIONAL] / px
-    if cap < q:
-        q = cap
+    m = KC[KC_MAX_NOTIONAL]
+    if not (q * px < m * 0.999999):
+        cap = m / px
+        if cap < q:
+            q = cap
     if lot > 0.0:
-        q = math.floor(q / lot) * lot
+        if q == KS[KS_M_QIN] and lot == KS[KS_M_LOT]:
+            q = KS[KS_M_QOUT]
+        else:
+            KS[KS_M_QIN] = q
+            KS[KS_M_LOT] = lot
+            q = math.floor(q / lot) * lot
+            KS[KS_M_QOUT] = q
     if not (q > 0.0):
         return 0.0
     return q
@@ -471,8 +487,8 @@ def risk_clamp(KS, KC, view, out):
     lot = view[V_LOT]
     qb0 = out[Q_BID_QTY]
     qa0 = out[Q_ASK_QTY]
-    qb = _side_cap(qb0, room_buy, out[Q_BID_PX], KC, lot)
-    qa = _side_cap(qa0, room_sell, out[Q_ASK_PX], KC, lot)
+    qb = _side_cap(qb0, room_buy, out[Q_BID_PX], KC, lot, KS)
+    qa = _side_cap(qa0, room_sell, out[Q_ASK_PX], KC, lot, KS)
     if (qb0 > 0.0 and room_buy < qb0) or (qa0 > 0.0 and room_sell < qa0):
         out[Q_REASON] = R_REDUCING if np.int64(KS[KS_TRADING]) == TRADING_REDUCING else R_INVENTORY
     out[Q_BID_QTY] = qb
