@@ -37,12 +37,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reconcile-day": ("mm_core.trading.reconcile_day", "compare a session with its backtest replay order by order"),
     "incidents": ("mm_core.trading.incidents", "incident review: list, show, annotate, close"),
     "rollout-check": ("mm_core.trading.rollout", "Phase 5 go/no-go on recorded sessions (PROCEED / NOT YET)"),
+    "paper": ("mm_core.trading.paper", "paper trading: the live trader with simulated fills (offline with --sim-seconds)"),
+    "live": ("mm_core.trading.live", "live trading on the configured venue with hard caps (refuses to start without them)"),
 }
 
 
 # one example per command, shown at the end of its --help (paths are the user's own)
 EXAMPLES: dict[str, str] = {
     "demo": "mm demo --seconds 45 --out demo-runs",
+    "paper": "mm paper --sim-seconds 60 --out runs/paper1",
+    "live": "mm live --config my-live.toml --out runs/live1",
+    "composite": "mm composite runs/day1/kraken-BTC-EUR runs/day1/bitstamp-BTC-EUR --tick 0.1",
     "collect": "mm collect --symbol BTC/EUR --out runs/day1/samples.csv --max-seconds 86400",
     "replay": "mm replay runs/day1/raw/raw-00000.jsonl.gz",
     "repair": "mm repair runs/day1",

@@ -182,6 +182,30 @@ class RolloutConfig(_Strict):
     min_fill_match_rate: float = 0.95
 
 
+class LiveConfig(_Strict):
+    """``[live]``: what ``mm live`` needs besides the strategy -- hard caps, endpoints, key file.
+
+    No cap has a default: ``mm live`` refuses to start until every one is written here (the shipped
+    config has no ``[live]`` section on purpose)."""
+
+    max_order_qty: Optional[float] = None  # base units per order
+    max_notional: Optional[float] = None  # quote currency per order
+    max_inventory: Optional[float] = None  # base units, |position| incl. resting orders on the growing side
+    max_daily_loss: Optional[float] = None  # quote currency since the UTC day's start -> HALTED
+    max_order_rate: Optional[float] = None  # order actions (new/amend/cancel) per second
+    key_file: str = ""  # TOML with api_key/api_secret, mode 0600; relative to this file; else the environment
+    private_url: str = ""  # authenticated trading socket; "" = the venue's
+    rest_url: str = ""  # REST base; "" = the venue's
+    warmup_s: float = 30.0  # orders go out validate-only this long after the start
+    reconcile_every_s: float = 300.0
+    id_prefix: str = "mm"
+
+    CAPS = ("max_order_qty", "max_notional", "max_inventory", "max_daily_loss", "max_order_rate")
+
+    def missing_caps(self) -> list[str]:
+        return [c for c in self.CAPS if getattr(self, c) is None]
+
+
 class RuntimeConfig(_Strict):
     exchange: ExchangeConfig
     instrument: InstrumentConfig
@@ -197,6 +221,7 @@ class RuntimeConfig(_Strict):
     tca: TcaConfig = TcaConfig()
     incidents: IncidentsConfig = IncidentsConfig()
     rollout: RolloutConfig = RolloutConfig()
+    live: Optional[LiveConfig] = None  # [live]: mm live's caps (absent = mm live refuses to start)
     source: Optional[str] = None
 
     @property
@@ -272,6 +297,14 @@ def _check_values(cfg: RuntimeConfig, where: str) -> None:
     problems += _trading_analysis_problems(cfg)
     if cfg.exchange.rest_endpoint and not cfg.exchange.rest_endpoint.startswith(("http://", "https://")):
         problems.append(f"exchange.rest_endpoint must be an http:// or https:// URL, got {cfg.exchange.rest_endpoint!r}")
+    if cfg.live is not None:
+        lv = cfg.live
+        for c in lv.CAPS:
+            v = getattr(lv, c)
+            if v is not None and not (0 < v < float("inf")):
+                problems.append(f"live.{c} must be > 0 and finite")
+        if lv.warmup_s < 0 or lv.reconcile_every_s <= 0:
+            problems.append("live.warmup_s must be >= 0 and live.reconcile_every_s > 0")
     if not cfg.exchange.endpoint.startswith(("ws://", "wss://")):
         problems.append(f"exchange.endpoint must be a ws:// or wss:// URL, got {cfg.exchange.endpoint!r}")
     if problems:
@@ -322,12 +355,7 @@ def load_config(
     """
     p = Path(path) if path is not None else default_config_path()
     where = str(p)
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: config file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    raw = _read_raw(p, ())
     if symbol is not None:
         raw.setdefault("instrument", {})["symbol"] = symbol
     if depth is not None:
@@ -391,6 +419,35 @@ def _merge_rules_file(raw: dict[str, Any], path: Path, where: str) -> None:
         raise ConfigError(f"{where}: [instrument] disagrees with the venue's published rules "
                           f"({rules}): " + "; ".join(differ) + ". Fix the config (or drop the key to use "
                           "the published value), or point rules_file at current rules.")
+
+
+def _read_raw(p: Path, seen: tuple[str, ...]) -> dict[str, Any]:
+    """The TOML of ``p``; with ``extends = "OTHER.toml"`` (relative to ``p``) laid over that file:
+    tables merge key by key, values here win. Lets a small file change a few settings of the
+    shipped config (e.g. a paper rehearsal's ``[risk] resume = "auto"``) without copying it."""
+    where = str(p)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{where}: extends must be the path of another config file")
+    bp = Path(base) if Path(base).is_absolute() else p.parent / base
+    if str(bp.resolve()) in seen or len(seen) > 8:
+        raise ConfigError(f"{where}: extends {base!r} loops back to a file that extends it")
+    return _merge(_read_raw(bp, seen + (str(p.resolve()),)), raw)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _strategy_module(name: str) -> Any:

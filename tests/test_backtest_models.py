@@ -9,7 +9,8 @@ import pytest
 
 from mm_core.backtest import queue as qm
 from mm_core.adapters import RateCounterSpec, rate_counter, venue_rules
-from mm_core.backtest.fees import TradingValueFee, fee_model_from_spec, shipped_tiers, venue_schedule
+from mm_core.backtest.fees import FeeTier, TradingValueFee, fee_model_from_spec, venue_schedule
+from mm_core.config import load_config
 from mm_core.backtest.latency import (CaptureLatency, ConstantLatency, LognormalLatency, Stressed,
                                       local_timestamps)
 from mm_core.backtest.rate_limit import amend_cost, cancel_cost, cost_vector, decayed, new_cost
@@ -55,7 +56,8 @@ def test_fee_tiers_by_30_day_volume_and_rebates(tmp_path):
     assert list(venue_schedule(KRAKEN, 15_000).fees(p, q, mk)) == pytest.approx([0.20, 0.35])
     assert list(venue_schedule(KRAKEN, 12_000_000).fees(p, q, mk)) == pytest.approx([0.0, 0.10])
     assert KRAKEN.fee_tiers == ()  # one schedule: the shipped config's, no copy in the venue
-    assert venue_schedule(KRAKEN, 0).tier == shipped_tiers()[0]
+    t0 = load_config().fees.tiers[0]
+    assert venue_schedule(KRAKEN, 0).tier == FeeTier(t0.volume_usd, t0.maker, t0.taker)
     assert fee_model_from_spec("kraken").name == fee_model_from_spec("venue", venue=KRAKEN).name == "kraken_tiered"
     toml = tmp_path / "fees.toml"
     toml.write_text("[[fees.tiers]]\nmin_volume = 0\nmaker = 0.23\ntaker = 0.40\n"

@@ -351,11 +351,15 @@ def test_lost_diffs_are_caught_by_re_snapshot_and_reconnect_requests_are_obeyed(
 
 @pytest.mark.slow
 def test_mm_demo_runs_on_the_bitstamp_config(tmp_path: Path, capsys) -> None:
-    """``mm demo --config`` starts the simulator in the config's venue dialect and pair."""
-    assert main(["demo", "--config", str(ROOT / "config" / "bitstamp-btc-eur.toml"), "--seconds", "5",
-                 "--out", str(tmp_path)]) == 0
+    """``mm demo --config`` starts the simulator in the config's venue dialect and pair. The venue has
+    no ping/pong with a server time, so the gate cannot verify the local clock: its one failed check
+    is clock_offset (FIX-AND-RERUN, never PROCEED on an unverified clock) and the demo says so."""
+    code = main(["demo", "--config", str(ROOT / "config" / "bitstamp-btc-eur.toml"), "--seconds", "5",
+                 "--out", str(tmp_path)])
     out = capsys.readouterr().out
-    assert "local bitstamp simulator" in out and "demo finished: QA exit 0" in out
+    assert "local bitstamp simulator" in out
+    assert code == 1 and "demo FAILED (gate did not pass): QA exit 0, gate exit 1" in out
+    assert "DECISION: FIX-AND-RERUN (1 of 14 checks failed: clock_offset)" in out
     run = next(p for p in tmp_path.glob("run-*") if p.is_dir())  # beside it: run-*-simulator.jsonl
     rows = (run / "demo.csv").read_text().splitlines()[1:]
     assert len(rows) > 20 and rows[0].startswith("bitstamp,BTC/EUR,")

@@ -88,6 +88,15 @@ def history_file(path: Path) -> Optional[HistorySeries]:
     return None
 
 
+def trading_rules(name: str) -> VenueRules:
+    """The venue's rules, checked to have a trading client (``load_credentials``, ``connect_trading``,
+    ``private_ws_url``, ``private_rest_url``, ``credentials_help``); ValueError names the gap."""
+    v = venue_rules(name)
+    if not all(hasattr(v, a) for a in ("load_credentials", "connect_trading", "private_ws_url", "private_rest_url")):
+        raise ValueError(f"venue {name!r} has no trading client yet (capture, research and backtest only)")
+    return v
+
+
 def rate_counter(venue: VenueRules, tier: str) -> RateCounterSpec:
     """Tier ``tier`` of the venue's order-rate counter (``off``: none at all, on every venue)."""
     if tier == "off":
@@ -101,4 +110,4 @@ def rate_counter(venue: VenueRules, tier: str) -> RateCounterSpec:
 
 __all__ = ["DEFAULT_CONFIG_NAME", "DEFAULT_VENUE", "FeedAdapter", "FeedSpec", "RateCounterSpec", "VenueRules",
            "HistorySeries", "adapter_class", "adapter_names", "default_venue", "history_file", "known_venues", "rate_counter",
-           "recording_adapter", "venue_rules"]
+           "recording_adapter", "trading_rules", "venue_rules"]

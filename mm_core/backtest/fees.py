@@ -142,16 +142,6 @@ def tiers_from_rows(rows, where: str) -> tuple[FeeTier, ...]:
         raise ValueError(f"{where}: bad [[fees.tiers]] row (volume_usd, maker, taker in percent): {exc}") from None
 
 
-def shipped_tiers() -> tuple[FeeTier, ...]:
-    """The shipped runtime config's ``[fees]`` tiers: the default venue's one schedule."""
-    from mm_core.config import load_config
-
-    fees = load_config().fees
-    if fees is None or not fees.tiers:
-        raise ValueError("the shipped config has no [fees] tiers")
-    return tuple(FeeTier(t.volume_usd, t.maker, t.taker) for t in fees.tiers)
-
-
 def venue_tiers(venue: VenueRules) -> tuple[FeeTier, ...]:
     """The venue's one schedule: its own rows, or (a venue whose schedule lives in the shipped
     config) the shipped config's ``[fees]`` when that config is this venue's."""

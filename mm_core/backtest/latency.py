@@ -236,6 +236,47 @@ class Stressed:
         return OrderLatencyTable(ts, entry + extra, resp + extra)
 
 
+@dataclass(frozen=True)
+class MeasuredOrderLatency:
+    """Order entry and response latencies measured request by request in a paper/live session
+    (``order_latency.csv``, written by ``mm paper`` / ``mm live``: ``send_ns, entry_ns, response_ns``
+    with entry = the exchange's ``time_in`` - send and response = receipt - ``time_out``), replayed
+    as a step function of send time -- the latency each order actually had. ``mm reconcile-day``
+    replays a session with it and ``--capture-ts`` (the feed lane: the recording's own receipt
+    times); ``feed_ms`` is the feed lane's constant when the replay runs without ``--capture-ts``."""
+
+    ts: np.ndarray
+    entry: np.ndarray
+    response: np.ndarray
+    feed_ms: float = 5.0
+    source: str = ""
+
+    @classmethod
+    def from_csv(cls, path: Path) -> "MeasuredOrderLatency":
+        rows: list[tuple[int, int, int]] = []
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"send_ns", "entry_ns", "response_ns"} - set(reader.fieldnames or ())
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected the order latency log "
+                                 "of a paper/live session (send_ns,entry_ns,response_ns,kind)")
+            for line, row in enumerate(reader, start=2):
+                try:
+                    rows.append((int(row["send_ns"]), int(row["entry_ns"]), int(row["response_ns"])))
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path}:{line}: bad numbers {row!r}") from None
+        if not rows:
+            raise ValueError(f"{path}: no requests measured")
+        a = np.asarray(sorted(rows), np.int64)
+        return cls(a[:, 0], np.maximum(a[:, 1], 0), np.maximum(a[:, 2], 0), source=str(path))
+
+    def feed_delays(self, msg_ts: np.ndarray) -> np.ndarray:
+        return np.full(msg_ts.shape[0], int(round(self.feed_ms * _MS)), np.int64)
+
+    def order_table(self, start_ns: int, end_ns: int) -> OrderLatencyTable:
+        return OrderLatencyTable(self.ts.copy(), self.entry.copy(), self.response.copy())
+
+
 def local_timestamps(exch_ts: np.ndarray, msg: np.ndarray, model: LatencyModel) -> np.ndarray:
     """Strategy-visible time of every row: one feed delay per message, delivered in order."""
     n = exch_ts.shape[0]
@@ -257,7 +298,7 @@ def capture_local_timestamps(exch_ts: np.ndarray, capture_ts: np.ndarray) -> np.
 def model_from_spec(spec: str, *, seed: int = 0) -> LatencyModel:
     """Parse the CLI's ``--latency``: ``const:FEED,ENTRY,RESP`` (ms), ``const:MS``,
     ``lognormal:FEED_MEDIAN,ORDER_MEDIAN,SIGMA``, ``sim[:MEDIAN_MS]`` (the simulator's spells) or
-    ``capture:PATH.csv[,ORDER_FACTOR]``."""
+    ``capture:PATH.csv[,ORDER_FACTOR]`` or ``measured:PATH.csv`` (a session's ``order_latency.csv``)."""
     kind, _, rest = spec.partition(":")
     try:
         if kind in ("const", "lognormal", "sim") and rest:
@@ -277,6 +318,9 @@ def model_from_spec(spec: str, *, seed: int = 0) -> LatencyModel:
         if kind == "capture":
             path, _, factor = rest.partition(",")
             return CaptureLatency.from_csv(Path(path), order_factor=float(factor) if factor else 1.0)
-    except (TypeError, ValueError) as exc:
+        if kind == "measured":
+            return MeasuredOrderLatency.from_csv(Path(rest))
+    except (TypeError, ValueError, OSError) as exc:
         raise ValueError(f"--latency {spec!r}: {exc}") from None
-    raise ValueError(f"--latency {spec!r}: expected const:..., lognormal:..., sim[:MS] or capture:PATH")
+    raise ValueError(f"--latency {spec!r}: expected const:..., lognormal:..., sim[:MS], capture:PATH or "
+                     "measured:PATH")

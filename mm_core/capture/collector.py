@@ -123,8 +123,15 @@ class Collector:
         rest_url: str | None = None,
         lag: LoopLagProbe | None = None,
         label: str = "",
+        listener: Any = None,
+        handle_signals: bool = True,
     ) -> None:
         self.config = config
+        # a trader riding on this capture (mm_core/trading/session.py): listener.on_frame(ts_capture,
+        # market_events, health_events, heartbeat) after each frame is parsed, listener.on_event(event)
+        # for the collector's own events (connected, disconnected, ...). It must not block.
+        self.listener = listener
+        self.handle_signals = handle_signals
         self.url = url or config.exchange.endpoint
         self.rest_url = rest_endpoint(config, url, rest_url)
         self.run_dir = run_dir if run_dir is not None else out_csv.parent  # Path("F.csv").parent == Path(".")
@@ -257,6 +264,8 @@ class Collector:
     def _emit(self, event: Event) -> None:
         """A health event produced by the collector itself (not parsed from the feed)."""
         self._put((LOG, event))
+        if self.listener is not None:
+            self.listener.on_event(event)
 
     def _header(self, ts: int | None = None) -> dict[str, Any]:
         return {
@@ -285,6 +294,7 @@ class Collector:
         if self._metrics:
             self._metrics["messages"].inc()
         feed_frame = False
+        heartbeat = False
         sampled_update: Event | None = None
         routes = self._routes
         market: list[Event] = []
@@ -317,6 +327,7 @@ class Collector:
                     self._healthy = True
             elif route == _R_HEARTBEAT:
                 feed_frame = True
+                heartbeat = True
                 summary.heartbeats += 1
             elif route == _R_PONG:
                 self._on_pong(ev, ts_capture)
@@ -346,6 +357,8 @@ class Collector:
             if top is not None:
                 sample = (top, sampled_update.ts_exchange)
         self._put((FRAME, ts_capture, frame, market, health, sample))
+        if self.listener is not None:
+            self.listener.on_frame(ts_capture, market, health, heartbeat)
         if sample is not None:
             self._count_sample(sample[1], ts_capture)  # type: ignore[arg-type]
         return feed_frame
@@ -873,7 +886,9 @@ async def run_feeds(collectors: list[Collector]) -> list[int]:
             c._close_files()
             c._stop_metrics()
         raise
-    restore_signals = _install_signals(collectors)
+    # a caller that owns the process's signals (a trading session riding on the capture) opts out
+    handlers = [c for c in collectors if c.handle_signals]
+    restore_signals = _install_signals(handlers) if handlers else (lambda: None)
     frozen = _freeze_startup_heap()
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)

@@ -31,6 +31,23 @@ What each kind does (timed kinds hit every open connection at once):
                  must resync (unsubscribe + subscribe), which yields a fresh snapshot
     maintenance  duration=DURATION (default 10s): ``status`` -> "maintenance", the market pauses
                  (heartbeats continue), then ``status`` -> "online"
+    market_status status=post_only|cancel_only|limit_only (default cancel_only), duration=DURATION
+                 (default 30s): the exchange's status channel says so (public and private sockets)
+                 and the private side's matching follows it, then "online" again
+
+Private side (``mm simexchange --private``; :mod:`mm_core.simexchange.private`); timed rules arm
+the fault for the next eligible request or message, ``rate=P`` rolls seeded dice for each:
+
+    reject       the next ``burst=N`` (default 1) add_order/batch_add requests are refused with
+                 ``error=NAME`` (insufficient_funds (default), order_minimum, invalid_price,
+                 invalid_arguments, unavailable, unexplained -- the last two mean "maybe placed")
+    rate_limit   the next ``burst=N`` order actions are refused with EOrder:Rate limit exceeded
+    lost_reply   the next order is placed, its reply is never sent (the client's request times out)
+    amend_disconnect  the next amend_order is applied, then the connection drops before its reply
+                 and its ``amended`` execution leave
+    dup_exec     the next executions update is delivered twice (same sequence number)
+    reorder_exec the next order-completing fill: ``filled`` (sequence n+1) arrives before ``trade`` (n)
+    private_disconnect  mode=abort (default) | close: every private connection drops
 
 Example: ``disconnect:every=20s,stall:every=30s:duration=12s,malformed:rate=0.01,``
 ``bad_checksum:rate=0.005,maintenance:at=60s:duration=10s``.
@@ -46,8 +63,13 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-KINDS = ("disconnect", "stall", "malformed", "bad_checksum", "maintenance")
-RATE_KINDS = ("malformed", "bad_checksum")
+PRIVATE_KINDS = ("reject", "rate_limit", "lost_reply", "amend_disconnect", "dup_exec", "reorder_exec",
+                 "private_disconnect")
+KINDS = ("disconnect", "stall", "malformed", "bad_checksum", "maintenance", "market_status") + PRIVATE_KINDS
+RATE_KINDS = ("malformed", "bad_checksum", "reject", "rate_limit", "lost_reply", "amend_disconnect", "dup_exec",
+              "reorder_exec")
+REJECT_ERROR_NAMES = ("insufficient_funds", "order_minimum", "invalid_price", "invalid_arguments", "unavailable",
+                      "unexplained")
 MALFORMED_VARIANTS = ("truncated", "garbage", "missing_fields")
 
 _TIMING = ("every", "at", "start", "jitter", "count")
@@ -57,13 +79,23 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
     "malformed": _TIMING + ("rate", "variant"),
     "bad_checksum": _TIMING + ("rate",),
     "maintenance": _TIMING + ("duration",),
+    "market_status": _TIMING + ("status", "duration"),
+    "reject": _TIMING + ("rate", "burst", "error"),
+    "rate_limit": _TIMING + ("rate", "burst"),
+    "lost_reply": _TIMING + ("rate",),
+    "amend_disconnect": _TIMING + ("rate",),
+    "dup_exec": _TIMING + ("rate",),
+    "reorder_exec": _TIMING + ("rate",),
+    "private_disconnect": _TIMING + ("mode",),
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("abort", "close"),
     "then": ("flush", "drop", "close"),
     "variant": ("mixed",) + MALFORMED_VARIANTS,
+    "status": ("post_only", "cancel_only", "limit_only"),
+    "error": REJECT_ERROR_NAMES,
 }
-_DEFAULT_DURATION_S = {"stall": 12.0, "maintenance": 10.0}
+_DEFAULT_DURATION_S = {"stall": 12.0, "maintenance": 10.0, "market_status": 30.0}
 _DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
 
@@ -88,6 +120,9 @@ class FaultRule:
     mode: str = "abort"
     then: str = "flush"
     variant: str = "mixed"
+    status: str = "cancel_only"
+    burst: int = 1
+    error: str = ""
 
     @property
     def timed(self) -> bool:
@@ -263,6 +298,9 @@ def _build_rule(kind: str, text: str, v: dict[str, str]) -> FaultRule:
         mode=v.get("mode", "abort").lower(),
         then=v.get("then", "flush").lower(),
         variant=v.get("variant", "mixed").lower(),
+        status=v.get("status", "cancel_only").lower(),
+        burst=_count(v, where, "burst") or 1,
+        error=v.get("error", "").lower(),
     )
 
 
@@ -282,15 +320,15 @@ def _positive_duration(v: dict[str, str], name: str, where: str) -> Optional[flo
     return value
 
 
-def _count(v: dict[str, str], where: str) -> Optional[int]:
-    if "count" not in v:
+def _count(v: dict[str, str], where: str, name: str = "count") -> Optional[int]:
+    if name not in v:
         return None
     try:
-        n = int(v["count"])
+        n = int(v[name])
     except ValueError:
-        raise FaultSpecError(f"{where}: count={v['count']!r} must be a whole number") from None
+        raise FaultSpecError(f"{where}: {name}={v[name]!r} must be a whole number") from None
     if n < 1:
-        raise FaultSpecError(f"{where}: count must be >= 1")
+        raise FaultSpecError(f"{where}: {name} must be >= 1")
     return n
 
 

@@ -41,7 +41,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import numpy as np
 import orjson
@@ -50,7 +50,7 @@ from websockets.exceptions import ConnectionClosed
 
 from mm_core.arg_types import tcp_port
 from mm_core.simexchange import protocol
-from mm_core.simexchange.faults import FaultDice, FaultPlan, FaultRule, FaultSpecError
+from mm_core.simexchange.faults import PRIVATE_KINDS, FaultDice, FaultPlan, FaultRule, FaultSpecError
 from mm_core.simexchange.latency import DelayStats, InOrderDelivery, LatencyConfig, make_latency
 from mm_core.simexchange.profiles import ProfileError, load_profile
 from mm_core.simexchange.replay_market import RecordingMarket, ReplayError
@@ -64,6 +64,9 @@ from mm_core.simexchange.market import (
     TickerStats,
     TradePrint,
 )
+
+if TYPE_CHECKING:
+    from mm_core.simexchange.private import PrivateConfig, PrivateSide
 
 DEFAULT_SYMBOL = "BTC/EUR"
 LISTENING_PREFIX = "listening on "
@@ -185,12 +188,15 @@ class SimExchange:
         market: Optional[MarketParams] = None,
         close_unsubscribed_s: Optional[float] = 60.0,
         clock_offset_ms: float = 0.0,
+        private: Optional["PrivateConfig"] = None,
         replay: Union[None, str, os.PathLike[str], RecordingMarket] = None,
         replay_speed: float = 1.0,
         profile_name: Optional[str] = None,
         price_precision: int = protocol.PRICE_PRECISION,
     ) -> None:
         self.host = host
+        self.private_config = private
+        self.private: Optional["PrivateSide"] = None  # the private side (mm_core/simexchange/private.py)
         # the exchange clock minus the true clock: added to every timestamp put on the wire
         self.clock_offset_ns = int(round(clock_offset_ms * 1e6))
         self.port = port
@@ -286,6 +292,12 @@ class SimExchange:
         self.url = f"ws://{self.host}:{self.port}"
         self.log.open()
         self.log.write(self._start_record())
+        if self.private_config is not None:
+            from mm_core.simexchange.private import PrivateSide
+
+            self.private = PrivateSide(self, self.private_config)
+            await self.private.start(self.host)
+            self.private.on_snapshot(self.book, self.started_ns)
         self.log.flush()
         self._tasks = [
             asyncio.create_task(self._pump()),
@@ -309,6 +321,8 @@ class SimExchange:
         self._server.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), 5.0)
+        if self.private is not None:
+            await self.private.stop()
         now = time.time_ns()
         self.log.write({"kind": "latency_summary", "t_ns": now, "conn": None, **self.stats_all.summary()})
         self.log.write(self._stop_record(now))
@@ -324,6 +338,8 @@ class SimExchange:
             "messages": self.messages_sent,
             "faults": dict(self.fault_counts),
             "model": dict(self.model.counts) if self.model else {},
+            **({"private_rest_url": self.private.rest_url, "private_ws_url": self.private.ws_url}
+               if self.private is not None else {}),
         }
 
     def _start_record(self) -> dict[str, Any]:
@@ -345,6 +361,7 @@ class SimExchange:
             "heartbeat_interval_s": self.heartbeat_ns / 1e9,
             "close_unsubscribed_s": self.close_unsubscribed_ns / 1e9 or None,
             "clock_offset_ns": self.clock_offset_ns,
+            "private": self.private_config is not None,
         }
 
     def _stop_record(self, now: int) -> dict[str, Any]:
@@ -684,6 +701,8 @@ class SimExchange:
                     self._send_data(conn, bad, ts, "book", "update", fault=fault)
                 else:
                     self._send_data(conn, payload, ts, "book", "update")
+        if self.private is not None:
+            self.private.on_book(book, change, ts)
         bbo = book.bbo()
         if bbo != self._last_bbo:
             self._last_bbo = bbo
@@ -694,6 +713,8 @@ class SimExchange:
                     self._send_data(conn, payload, ts, "ticker", "update")
 
     def _publish_trades(self, prints: list[TradePrint]) -> None:
+        if self.private is not None:
+            self.private.on_trades(prints)
         for p in prints:
             self.ticker_stats.on_trade(p)
             self._recent_trades.append(p)
@@ -756,6 +777,15 @@ class SimExchange:
     def _apply_fault(self, rule: FaultRule, only: Optional[int] = None) -> None:
         if rule.kind == "maintenance":
             self._begin_maintenance(rule)
+            return
+        if rule.kind == "market_status":
+            self._market_status(rule)
+            return
+        if rule.kind in PRIVATE_KINDS:
+            if self.private is None:
+                self._fault_record({"fault": rule.kind, "conn": None, "note": "no private side (--private)"})
+            else:
+                self.private.arm(rule, only)
             return
         conns = [c for c in self._conns.values() if only is None or c.index == only]
         if not conns:
@@ -829,8 +859,27 @@ class SimExchange:
         )
         self._resumed.set()
 
+    def _market_status(self, rule: FaultRule) -> None:
+        """The exchange's status channel says ``rule.status`` for ``rule.duration_s``, then online."""
+        if self._maintenance_start_ns or self._system != "online":
+            return  # one status spell at a time
+        now = time.time_ns()
+        self._broadcast_status(rule.status, now)
+        self._fault_record({"fault": "market_status", "phase": "start", "conn": None, "status": rule.status,
+                            "duration_s": rule.duration_s}, now)
+
+        def end() -> None:
+            t = time.time_ns()
+            self._broadcast_status("online", t)
+            self.log.write({"kind": "fault", "t_ns": t, "fault": "market_status", "phase": "end", "conn": None,
+                            "status": rule.status, "duration_s": rule.duration_s})
+
+        asyncio.get_running_loop().call_later(rule.duration_s, end)
+
     def _broadcast_status(self, system: str, now: int) -> None:
         self._system = system
+        if self.private is not None:
+            self.private.on_status(system, now)
         for conn in list(self._conns.values()):
             self._enqueue(conn, protocol.status(system, conn.connection_id), now, "status", "update", False)
 
@@ -923,11 +972,15 @@ def run_in_background(**sim_kwargs: Any) -> BackgroundSim:
 
 
 class SimProcess:
-    """A simulator in a child process (``mm simexchange``), e.g. for end-to-end CLI tests."""
+    """A simulator in a child process (``mm simexchange``), e.g. for end-to-end CLI tests.
 
-    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+    With ``--private``: ``rest_url`` and ``private_url`` of its private side (else empty)."""
+
+    def __init__(self, proc: subprocess.Popen[str], url: str, rest_url: str = "", private_url: str = "") -> None:
         self.proc = proc
         self.url = url
+        self.rest_url = rest_url
+        self.private_url = private_url
 
     def stop(self, timeout_s: float = 10.0) -> int:
         """SIGINT (CTRL_BREAK on Windows), then kill if it does not exit; returns the exit code."""
@@ -951,21 +1004,35 @@ class SimProcess:
 
 
 def spawn_process(args: Sequence[str] = (), timeout_s: float = 20.0) -> SimProcess:
-    """Run ``python -m mm_core simexchange --port 0 ARGS...`` and wait for its listening line."""
+    """Run ``python -m mm_core simexchange --port 0 ARGS...`` and wait for its listening line
+    (and, with ``--private``, the ``private on REST_URL WS_URL`` line after it)."""
     cmd = [sys.executable, "-m", "mm_core", "simexchange", "--port", "0", *args]
     flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, creationflags=flags)
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout_s
+    want = 2 if "--private" in args else 1
     result: list[str] = []
-    reader = threading.Thread(target=lambda: result.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+
+    def read() -> None:
+        for _ in range(want):
+            result.append(proc.stdout.readline())  # type: ignore[union-attr]
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     reader.join(max(0.0, deadline - time.monotonic()))
     line = result[0] if result else ""
-    if not line.startswith(LISTENING_PREFIX):
+    if not line.startswith(LISTENING_PREFIX) or len(result) < want:
         proc.kill()
-        raise RuntimeError(f"simexchange did not start (first line: {line!r}, exit code {proc.poll()})")
-    return SimProcess(proc, line[len(LISTENING_PREFIX) :].strip())
+        raise RuntimeError(f"simexchange did not start (output: {result!r}, exit code {proc.poll()})")
+    rest = ws = ""
+    if want == 2:
+        parts = result[1].split()
+        if len(parts) != 4 or parts[:2] != ["private", "on"]:
+            proc.kill()
+            raise RuntimeError(f"simexchange --private did not say where its private side is: {result[1]!r}")
+        rest, ws = parts[2], parts[3]
+    return SimProcess(proc, line[len(LISTENING_PREFIX) :].strip(), rest, ws)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -1024,6 +1091,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         "is shifted by it (default 0)")
     p.add_argument("--max-seconds", type=float, help="stop by itself after this many seconds")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    g = p.add_argument_group("private side (--private): Kraken's REST token endpoint and authenticated WS v2 "
+                             "trading socket, matched with the backtest's queue model (mm_core/simexchange/private.py)")
+    g.add_argument("--private", action="store_true", help="serve the private side too; prints "
+                   "'private on REST_URL WS_URL' after the listening line")
+    g.add_argument("--api-key-file", type=Path, metavar="FILE", help="TOML with api_key and api_secret the private "
+                   "side accepts (mode 0600); created with a fresh random test key if it does not exist")
+    g.add_argument("--private-port", type=int, default=0, help="port of the private side (default 0: a free one)")
+    g.add_argument("--balances", default="BTC=1,EUR=100000", metavar="A=X,...",
+                   help="starting balances of the account (default BTC=1,EUR=100000)")
+    g.add_argument("--maker-fee-pct", type=float, default=0.25, help="maker fee in percent (default 0.25)")
+    g.add_argument("--rate-tier", default="starter", help="Kraken rate-counter tier: starter, intermediate, pro "
+                   "(default starter)")
+    g.add_argument("--private-depth", type=int, default=10, help="book depth the private side matches on: the "
+                   "client's subscription (default 10)")
+    g.add_argument("--private-queue", default="risk_averse", help="queue model of the private side's matching "
+                   "(the backtest's: risk_averse, power, log, power2, log2, power3; default risk_averse)")
     p.set_defaults(func=run)
 
 
@@ -1069,6 +1152,7 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
                                  trades_per_second=tps * args.rate_multiplier)
     if args.heartbeat_s <= 0:
         raise ValueError("--heartbeat-s must be > 0")
+    private = _private_from_args(args, latency) if getattr(args, "private", False) else None
     if args.close_unsubscribed_s < 0:
         raise ValueError("--close-unsubscribed-s must be >= 0 (0 = never)")
     return {
@@ -1085,6 +1169,7 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "close_unsubscribed_s": args.close_unsubscribed_s or None,
         "market": market,
         "clock_offset_ms": args.clock_offset_ms,
+        "private": private,
         "replay": replay,
         "profile_name": profile.name,
         "price_precision": price_precision,
@@ -1099,6 +1184,46 @@ def dialects() -> list[str]:
 
     found = {m.name[: -len("_dialect")] for m in pkgutil.iter_modules(pkg.__path__) if m.name.endswith("_dialect")}
     return ["kraken", *sorted(found - {"kraken"})]
+
+
+def _private_from_args(args: argparse.Namespace, latency: LatencyConfig) -> "PrivateConfig":
+    """The private side's config from the CLI; raises ValueError with a reason."""
+    from mm_core.adapters.kraken.credentials import CredentialsError, load_credentials
+    from mm_core.backtest.rate_limit import rate_tier
+    from mm_core.simexchange.account import AccountConfig
+    from mm_core.simexchange.private import PrivateConfig, write_test_key
+
+    if args.api_key_file is None:
+        raise ValueError("--private needs --api-key-file FILE (created with a fresh test key if missing)")
+    if not args.api_key_file.exists():
+        write_test_key(args.api_key_file)
+    try:
+        creds = load_credentials(args.api_key_file, env={})
+    except CredentialsError as exc:
+        raise ValueError(str(exc)) from None
+    balances = []
+    for part in args.balances.split(","):
+        asset, sep, value = part.partition("=")
+        try:
+            balances.append((asset.strip(), float(value)))
+        except ValueError:
+            raise ValueError(f"--balances {args.balances!r}: expected ASSET=AMOUNT,...") from None
+        if not sep or not asset.strip():
+            raise ValueError(f"--balances {args.balances!r}: expected ASSET=AMOUNT,...")
+    from mm_core.adapters import rate_counter, venue_rules
+
+    tier = rate_tier(rate_counter(venue_rules("kraken"), args.rate_tier))
+    if not 0 <= args.maker_fee_pct < 5:
+        raise ValueError("--maker-fee-pct must be in [0, 5)")
+    if args.private_depth < 1:
+        raise ValueError("--private-depth must be >= 1")
+    from mm_core.backtest.queue import queue_kind
+
+    account = AccountConfig(balances=tuple(balances), maker_fee=args.maker_fee_pct / 100.0,
+                            rate_threshold=tier.threshold, rate_decay=tier.decay_per_s, depth=args.private_depth,
+                            queue_kind=queue_kind(args.private_queue))
+    return PrivateConfig(api_key=creds.key.reveal(), api_secret=creds.secret.reveal(), account=account,
+                         latency=latency, port=args.private_port)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -1135,6 +1260,8 @@ async def _serve(kwargs: dict[str, Any], max_seconds: Optional[float]) -> dict[s
     sim = SimExchange(**kwargs)
     await sim.start()
     print(f"{LISTENING_PREFIX}{sim.url}", flush=True)
+    if sim.private is not None:
+        print(f"private on {sim.private.rest_url} {sim.private.ws_url}", flush=True)
     stop = asyncio.Event()
     _install_stop_signals(stop)
     try:

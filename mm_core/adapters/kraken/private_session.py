@@ -95,6 +95,9 @@ class KrakenPrivateSession:
         self.timeouts = 0
         self.token_refreshes = 0
         self.late_replies = 0
+        # called as sent_hook(request, req_id, time_ns) right after a frame left (tick-to-order
+        # measurement); never given the frame itself, which carries the token
+        self.sent_hook: Optional[Any] = None
 
     def __repr__(self) -> str:
         return (f"KrakenPrivateSession(url={self.url!r}, connects={self.connects}, "
@@ -169,6 +172,8 @@ class KrakenPrivateSession:
         except Exception as exc:  # the connection died while sending: bytes may have left
             self._pending.pop(req_id, None)
             return timeout_outcome(req, req_id, f"connection lost while sending ({type(exc).__name__})")
+        if self.sent_hook is not None:
+            self.sent_hook(req, req_id, time.time_ns())
         # one timer handle instead of wait_for(shield(...)): the same promise for a fraction of the
         # cost on the order path (no extra task or future per request)
         timer = asyncio.get_running_loop().call_later(timeout_s or self.request_timeout_s, self._expire, req_id)

@@ -69,6 +69,28 @@ class KrakenRules:
     idle_heartbeat_s: Optional[float] = 1.0
     client_order_id_max_len: int = 18
 
+    private_ws_url: str = "wss://ws-auth.kraken.com/v2"  # authenticated WS v2 (trading)
+    private_rest_url: str = "https://api.kraken.com"  # REST base (GetWebSocketsToken, reconciliation)
+    credentials_help: str = ("$MM_KRAKEN_KEY_FILE (TOML api_key/api_secret, mode 0600), else "
+                             "$MM_KRAKEN_API_KEY + $MM_KRAKEN_API_SECRET")
+
+    def load_credentials(self, key_file: Any = None, env: Optional[Mapping[str, str]] = None) -> Any:
+        """The API key from ``key_file`` or the environment (ValueError with a one-line reason; the
+        key itself never appears in it)."""
+        from mm_core.adapters.kraken.credentials import load_credentials
+
+        return load_credentials(key_file, env)
+
+    def connect_trading(self, credentials: Any, *, symbol: str, instrument: Instrument, nonce_file: Any,
+                        ws_url: str = "", rest_url: str = "") -> Any:
+        """A :class:`~mm_core.trading.venue.TradingVenue` for these credentials (nothing sent yet)."""
+        from mm_core.adapters.kraken.trading import KrakenTradingMessages
+        from mm_core.adapters.kraken.venue import KrakenVenue
+
+        return KrakenVenue.connect(credentials, symbol=symbol, nonce_file=nonce_file,
+                                   ws_url=ws_url or self.private_ws_url, rest_url=rest_url or self.private_rest_url,
+                                   messages=KrakenTradingMessages({symbol: instrument}))
+
     def duplicate_subscription(self, error: str) -> bool:
         return "already subscribed" in str(error).lower()
 
