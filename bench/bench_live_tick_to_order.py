@@ -10,7 +10,7 @@ from the session's summary:
 - ``decision_latency_us``: the runner's whole ``decide()`` call (event in -> actions out);
 - ``step_latency_us``: the compiled pipeline step alone (regimes -> risk -> strategy -> requote).
 
-    python bench/bench_live_tick_to_order.py [--seconds 60] [--strategy baseline] [--calibration params.json]
+    python bench/bench_live_tick_to_order.py [--seconds 60] [--strategy baseline] [--profile busy] [--calibration params.json]
 """
 
 from __future__ import annotations
@@ -54,12 +54,15 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--strategy", default="baseline")
     ap.add_argument("--calibration", help="params.json from mm calibrate (avellaneda-stoikov, glft)")
+    ap.add_argument("--profile", default="busy",
+                    help="simulator market profile (default busy: ~70 updates/s, so quotes move often enough "
+                         "for a p99; the default market's 1-tick book rarely moves a quote)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         key = tmp / "key.toml"
         sim = subprocess.Popen([sys.executable, "-m", "mm_core.cli", "simexchange", "--private", "--api-key-file",
-                                str(key), "--no-latency-spells", "--latency-median-ms", "0.2",
+                                str(key), "--no-latency-spells", "--latency-median-ms", "0.2", "--profile", args.profile,
                                 "--max-seconds", str(args.seconds + 120)],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
@@ -87,7 +90,7 @@ def main() -> int:
         s = json.loads(r.stdout)
     t = s.get("telemetry", {})
     tto = s.get("tick_to_order_us")
-    out = {"seconds": args.seconds, "strategy": args.strategy, "orders": s["orders"], "amends": s["amends"],
+    out = {"seconds": args.seconds, "strategy": args.strategy, "profile": args.profile, "orders": s["orders"], "amends": s["amends"],
            "cancels": s["cancels"], "tick_to_order_us": tto, "decision_latency_us": t.get("decision_latency_us"),
            "step_latency_us": t.get("step_latency_us"), "decisions": t.get("decisions")}
     print(json.dumps(out, indent=2))

@@ -47,7 +47,7 @@ EXAMPLES: dict[str, str] = {
     "demo": "mm demo --seconds 45 --out demo-runs",
     "paper": "mm paper --sim-seconds 60 --out runs/paper1",
     "live": "mm live --config my-live.toml --out runs/live1",
-    "composite": "mm composite runs/day1/kraken-BTC-EUR runs/day1/bitstamp-BTC-EUR --tick 0.1",
+    "composite": "mm composite runs/day1/venueA-BTC-EUR runs/day1/venueB-BTC-EUR --tick 0.1",
     "collect": "mm collect --symbol BTC/EUR --out runs/day1/samples.csv --max-seconds 86400",
     "replay": "mm replay runs/day1/raw/raw-00000.jsonl.gz",
     "repair": "mm repair runs/day1",
